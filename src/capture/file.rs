@@ -1,0 +1,518 @@
+//! Reading `.pcap` and `.pcapng` files (or standard input) frame by frame.
+//!
+//! The container is recognised by its magic number, never by the file name. Records are parsed
+//! with `pcap-parser` in a large reusable buffer (no copy per packet); this module adds what an
+//! analyser needs around it: frame numbering, per-interface link types and timestamp resolution
+//! for pcapng, and a precise account of how reading ended (cleanly, cut off mid-record, damaged).
+
+use super::{Frame, LinkType, TimestampNs};
+use pcap_parser::pcapng::Block;
+use pcap_parser::traits::PcapReaderIterator;
+use pcap_parser::{PcapBlockOwned, PcapError};
+use std::fmt;
+use std::io::{self, Read};
+
+/// Largest record accepted in a pcap file; Wireshark refuses larger ones too
+/// (`WTAP_MAX_PACKET_SIZE_STANDARD`).
+pub const MAX_RECORD_LEN: u32 = 256 * 1024;
+/// Largest pcapng block accepted (a packet block of `MAX_RECORD_LEN` plus options, or a large
+/// name-resolution block).
+pub const MAX_BLOCK_LEN: u32 = 16 * 1024 * 1024;
+/// Read buffer: large reads, one allocation for the whole file.
+const BUFFER_LEN: usize = 4 * 1024 * 1024;
+
+const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+
+/// The container format of a capture, as found from its magic number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Pcap { big_endian: bool, nanosecond: bool },
+    PcapNg,
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Format::Pcap {
+                big_endian,
+                nanosecond,
+            } => write!(
+                f,
+                "pcap ({}, {})",
+                if *big_endian {
+                    "big-endian"
+                } else {
+                    "little-endian"
+                },
+                if *nanosecond {
+                    "nanosecond timestamps"
+                } else {
+                    "microsecond timestamps"
+                }
+            ),
+            Format::PcapNg => write!(f, "pcapng"),
+        }
+    }
+}
+
+/// Why a capture could not be read at all.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("empty file: no capture header")]
+    Empty,
+    #[error("file too short to be a capture ({0} bytes)")]
+    TooShort(usize),
+    #[error("not a pcap or pcapng capture (it starts with {0}){1}")]
+    NotACapture(String, &'static str),
+    #[error("damaged pcapng section header: {0}")]
+    BadSectionHeader(&'static str),
+}
+
+/// How reading a capture ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadEnd {
+    /// Every record was read.
+    Complete,
+    /// The file ends in the middle of a record (a capture cut off when tcpdump was killed).
+    CutOff { offset: u64 },
+    /// A record or block could not be parsed; nothing after it can be trusted.
+    Damaged { offset: u64, reason: String },
+    /// The operating system reported an error while reading.
+    ReadFailed { offset: u64 },
+}
+
+impl fmt::Display for ReadEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadEnd::Complete => write!(f, "complete"),
+            ReadEnd::CutOff { offset } => write!(
+                f,
+                "the file is cut off in the middle of a record at byte {offset}; that last partial record was skipped"
+            ),
+            ReadEnd::Damaged { offset, reason } => write!(
+                f,
+                "the file is damaged at byte {offset} ({reason}); reading stopped there"
+            ),
+            ReadEnd::ReadFailed { offset } => {
+                write!(
+                    f,
+                    "a read error occurred at byte {offset}; reading stopped there"
+                )
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Interface {
+    link_type: LinkType,
+    /// Timestamp units per second.
+    resolution: u64,
+    offset_secs: i64,
+}
+
+/// Reads frames from one capture.
+pub struct CaptureReader {
+    inner: Box<dyn PcapReaderIterator + Send>,
+    format: Format,
+    /// pcap: the file's link type; pcapng: interfaces of the current section.
+    pcap_link: LinkType,
+    interfaces: Vec<Interface>,
+    pcapng_big_endian: bool,
+    next_number: u64,
+    /// Link types seen, in order of first appearance (pcapng interfaces, or the pcap header).
+    link_types: Vec<LinkType>,
+    /// Packet blocks naming an interface that was never described (counted, skipped).
+    pub orphan_packets: u64,
+}
+
+impl fmt::Debug for CaptureReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CaptureReader")
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads `buf.len()` bytes unless the input ends first; returns how many were read.
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+fn hex_prefix(b: &[u8]) -> String {
+    b.iter()
+        .take(4)
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl CaptureReader {
+    /// Opens a capture from any byte source (a file, standard input). The header is read and
+    /// checked here, so that "not a capture" is an error before any frame is produced.
+    pub fn new<R: Read + Send + 'static>(mut input: R) -> Result<CaptureReader, OpenError> {
+        // Read exactly the file header first, so the probe sees a whole header even when the
+        // input is a pipe that delivers a few bytes at a time.
+        let mut head = vec![0u8; 24];
+        let n = read_up_to(&mut input, &mut head[..4])?;
+        if n == 0 {
+            return Err(OpenError::Empty);
+        }
+        if n < 4 {
+            return Err(OpenError::TooShort(n));
+        }
+        let magic = [head[0], head[1], head[2], head[3]];
+        let format = if magic == PCAPNG_MAGIC {
+            // Section header block: type, total length, byte-order magic.
+            let mut fixed = [0u8; 8];
+            let k = read_up_to(&mut input, &mut fixed)?;
+            if k < 8 {
+                return Err(OpenError::TooShort(4 + k));
+            }
+            let bom = [fixed[4], fixed[5], fixed[6], fixed[7]];
+            let big_endian = match bom {
+                [0x1a, 0x2b, 0x3c, 0x4d] => true,
+                [0x4d, 0x3c, 0x2b, 0x1a] => false,
+                _ => return Err(OpenError::BadSectionHeader("unknown byte-order magic")),
+            };
+            let len_bytes = [fixed[0], fixed[1], fixed[2], fixed[3]];
+            let total = if big_endian {
+                u32::from_be_bytes(len_bytes)
+            } else {
+                u32::from_le_bytes(len_bytes)
+            };
+            if !(28..=MAX_BLOCK_LEN).contains(&total) || total % 4 != 0 {
+                return Err(OpenError::BadSectionHeader("impossible block length"));
+            }
+            head.truncate(4);
+            head.extend_from_slice(&fixed);
+            let rest = total as usize - 12;
+            let start = head.len();
+            head.resize(start + rest, 0);
+            let k = read_up_to(&mut input, &mut head[start..])?;
+            if k < rest {
+                return Err(OpenError::TooShort(start + k));
+            }
+            Format::PcapNg
+        } else {
+            let format = match magic {
+                [0xd4, 0xc3, 0xb2, 0xa1] => Format::Pcap {
+                    big_endian: false,
+                    nanosecond: false,
+                },
+                [0xa1, 0xb2, 0xc3, 0xd4] => Format::Pcap {
+                    big_endian: true,
+                    nanosecond: false,
+                },
+                [0x4d, 0x3c, 0xb2, 0xa1] => Format::Pcap {
+                    big_endian: false,
+                    nanosecond: true,
+                },
+                [0xa1, 0xb2, 0x3c, 0x4d] => Format::Pcap {
+                    big_endian: true,
+                    nanosecond: true,
+                },
+                _ => {
+                    let hint = match magic {
+                        [0x1f, 0x8b, ..] => " — gzip-compressed? decompress it first",
+                        [0x28, 0xb5, 0x2f, 0xfd] => " — zstd-compressed? decompress it first",
+                        [0x34, 0xcd, 0xb2, 0xa1] | [0xa1, 0xb2, 0xcd, 0x34] => {
+                            " — a Kuznetzov 'modified pcap', which is not supported"
+                        }
+                        _ => "",
+                    };
+                    return Err(OpenError::NotACapture(hex_prefix(&magic), hint));
+                }
+            };
+            let k = read_up_to(&mut input, &mut head[4..24])?;
+            if k < 20 {
+                return Err(OpenError::TooShort(4 + k));
+            }
+            format
+        };
+        let chained = io::Cursor::new(head).chain(input);
+        let inner = pcap_parser::create_reader(BUFFER_LEN, chained).map_err(|e| match e {
+            PcapError::Eof => OpenError::Empty,
+            PcapError::Incomplete(_) | PcapError::UnexpectedEof => OpenError::TooShort(0),
+            _ => OpenError::BadSectionHeader("header not recognised"),
+        })?;
+        Ok(CaptureReader {
+            inner,
+            format,
+            pcap_link: LinkType(0),
+            interfaces: Vec::new(),
+            pcapng_big_endian: false,
+            next_number: 1,
+            link_types: Vec::new(),
+            orphan_packets: 0,
+        })
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Link types seen so far, in order of first appearance.
+    pub fn link_types(&self) -> &[LinkType] {
+        &self.link_types
+    }
+
+    /// Number of frames read so far.
+    pub fn frames_read(&self) -> u64 {
+        self.next_number - 1
+    }
+
+    /// Bytes of the file consumed so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.inner.consumed() as u64
+    }
+
+    fn note_link_type(&mut self, lt: LinkType) {
+        if !self.link_types.contains(&lt) {
+            self.link_types.push(lt);
+        }
+    }
+
+    /// Calls `f` for every frame, in file order, and says how reading ended.
+    pub fn for_each_frame(&mut self, mut f: impl FnMut(&Frame<'_>)) -> ReadEnd {
+        loop {
+            let offset = self.inner.consumed() as u64;
+            let step = match self.inner.next() {
+                Ok((len, block)) => {
+                    let frame = match block {
+                        PcapBlockOwned::LegacyHeader(h) => {
+                            self.pcap_link = LinkType(h.network.0 as u32);
+                            let lt = self.pcap_link;
+                            self.note_link_type(lt);
+                            None
+                        }
+                        PcapBlockOwned::Legacy(b) => {
+                            let nanos = match self.format {
+                                Format::Pcap { nanosecond, .. } if nanosecond => {
+                                    i64::from(b.ts_usec)
+                                }
+                                _ => i64::from(b.ts_usec) * 1000,
+                            };
+                            Some(Frame {
+                                number: 0,
+                                ts: i64::from(b.ts_sec) * 1_000_000_000 + nanos,
+                                link_type: self.pcap_link,
+                                wire_len: b.origlen,
+                                data: b.data,
+                            })
+                        }
+                        PcapBlockOwned::NG(block) => match block {
+                            Block::SectionHeader(shb) => {
+                                self.interfaces.clear();
+                                self.pcapng_big_endian = shb.big_endian();
+                                None
+                            }
+                            Block::InterfaceDescription(idb) => {
+                                let lt = LinkType(idb.linktype.0 as u32);
+                                let resolution =
+                                    pcap_parser::pcapng::build_ts_resolution(idb.if_tsresol)
+                                        .filter(|r| *r > 0)
+                                        .unwrap_or(1_000_000);
+                                self.interfaces.push(Interface {
+                                    link_type: lt,
+                                    resolution,
+                                    offset_secs: idb.if_tsoffset,
+                                });
+                                self.note_link_type(lt);
+                                None
+                            }
+                            Block::EnhancedPacket(epb) => {
+                                match self.interfaces.get(epb.if_id as usize).copied() {
+                                    Some(ifc) => {
+                                        let raw =
+                                            (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                                        Some(Frame {
+                                            number: 0,
+                                            ts: ts_from_units(raw, ifc),
+                                            link_type: ifc.link_type,
+                                            wire_len: epb.origlen,
+                                            data: epb
+                                                .data
+                                                .get(..epb.caplen as usize)
+                                                .unwrap_or(epb.data),
+                                        })
+                                    }
+                                    None => {
+                                        self.orphan_packets += 1;
+                                        Some(Frame {
+                                            number: 0,
+                                            ts: 0,
+                                            link_type: LinkType(u32::MAX),
+                                            wire_len: epb.origlen,
+                                            data: &[],
+                                        })
+                                    }
+                                }
+                            }
+                            Block::SimplePacket(spb) => {
+                                // A simple packet block belongs to interface 0 and has no
+                                // timestamp.
+                                let ifc = self.interfaces.first().copied();
+                                if ifc.is_none() {
+                                    self.orphan_packets += 1;
+                                }
+                                Some(Frame {
+                                    number: 0,
+                                    ts: 0,
+                                    link_type: ifc.map_or(LinkType(u32::MAX), |i| i.link_type),
+                                    wire_len: spb.origlen,
+                                    data: spb.data.get(..spb.origlen as usize).unwrap_or(spb.data),
+                                })
+                            }
+                            Block::Unknown(u) if u.block_type == 2 => {
+                                // The obsolete Packet Block is still a packet: Wireshark
+                                // numbers it. capdiag counts it without decoding it.
+                                self.orphan_packets += 1;
+                                Some(Frame {
+                                    number: 0,
+                                    ts: 0,
+                                    link_type: LinkType(u32::MAX),
+                                    wire_len: 0,
+                                    data: &[],
+                                })
+                            }
+                            _ => None,
+                        },
+                    };
+                    if let Some(mut fr) = frame {
+                        fr.number = self.next_number;
+                        self.next_number += 1;
+                        f(&fr);
+                    }
+                    Step::Consume(len)
+                }
+                Err(PcapError::Eof) => return ReadEnd::Complete,
+                Err(PcapError::Incomplete(_)) => Step::Refill,
+                Err(PcapError::UnexpectedEof) => return ReadEnd::CutOff { offset },
+                Err(PcapError::BufferTooSmall) => Step::Grow,
+                Err(PcapError::ReadError) => return ReadEnd::ReadFailed { offset },
+                Err(PcapError::HeaderNotRecognized) => {
+                    return ReadEnd::Damaged {
+                        offset,
+                        reason: "header not recognised".into(),
+                    };
+                }
+                Err(PcapError::NomError(_, kind)) | Err(PcapError::OwnedNomError(_, kind)) => {
+                    return ReadEnd::Damaged {
+                        offset,
+                        reason: self.describe_damage(kind),
+                    };
+                }
+            };
+            match step {
+                Step::Consume(len) => self.inner.consume(len),
+                Step::Refill => {
+                    if self.inner.refill().is_err() {
+                        return ReadEnd::ReadFailed { offset };
+                    }
+                }
+                Step::Grow => {
+                    let need = self.declared_len();
+                    let limit = match self.format {
+                        Format::Pcap { .. } => MAX_RECORD_LEN as u64 + 16,
+                        Format::PcapNg => MAX_BLOCK_LEN as u64,
+                    };
+                    match need {
+                        Some(n) if n <= limit => {
+                            let size = (n as usize).max(BUFFER_LEN) * 2;
+                            if !self.inner.grow(size) {
+                                return ReadEnd::Damaged {
+                                    offset,
+                                    reason: format!("cannot buffer a record of {n} bytes"),
+                                };
+                            }
+                            if self.inner.refill().is_err() {
+                                return ReadEnd::ReadFailed { offset };
+                            }
+                        }
+                        Some(n) => {
+                            return ReadEnd::Damaged {
+                                offset,
+                                reason: format!(
+                                    "record {} claims {n} bytes, more than the {limit}-byte maximum",
+                                    self.next_number
+                                ),
+                            };
+                        }
+                        None => {
+                            return ReadEnd::Damaged {
+                                offset,
+                                reason: "record header unreadable".into(),
+                            };
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The length the record or block at the read position says it has.
+    fn declared_len(&self) -> Option<u64> {
+        let d = self.inner.data();
+        match self.format {
+            Format::Pcap { big_endian, .. } => {
+                let b: [u8; 4] = d.get(8..12)?.try_into().ok()?;
+                let caplen = if big_endian {
+                    u32::from_be_bytes(b)
+                } else {
+                    u32::from_le_bytes(b)
+                };
+                Some(u64::from(caplen) + 16)
+            }
+            Format::PcapNg => {
+                let b: [u8; 4] = d.get(4..8)?.try_into().ok()?;
+                let len = if self.pcapng_big_endian {
+                    u32::from_be_bytes(b)
+                } else {
+                    u32::from_le_bytes(b)
+                };
+                Some(u64::from(len))
+            }
+        }
+    }
+
+    fn describe_damage(&self, kind: pcap_parser::nom::error::ErrorKind) -> String {
+        let frame = self.next_number;
+        match (self.format, self.declared_len()) {
+            (Format::PcapNg, Some(len)) if len < 12 || len % 4 != 0 => {
+                format!("block before frame {frame} has an impossible length of {len} bytes")
+            }
+            (Format::PcapNg, _) => {
+                format!("malformed pcapng block before frame {frame} ({kind:?})")
+            }
+            (Format::Pcap { .. }, _) => format!("malformed record {frame} ({kind:?})"),
+        }
+    }
+}
+
+enum Step {
+    Consume(usize),
+    Refill,
+    Grow,
+}
+
+fn ts_from_units(raw: u64, ifc: Interface) -> TimestampNs {
+    let secs = raw / ifc.resolution;
+    let frac = raw % ifc.resolution;
+    let nanos = (u128::from(frac) * 1_000_000_000 / u128::from(ifc.resolution)) as i64;
+    (secs as i64)
+        .saturating_add(ifc.offset_secs)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(nanos)
+}

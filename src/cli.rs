@@ -1,0 +1,92 @@
+//! Command-line definitions.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "capdiag",
+    version,
+    about = "Diagnose HTTP/1.x traffic (container registries, S3) in packet captures",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the HTTP/1.x exchanges in captures, with the frames Wireshark shows them at
+    Http(HttpArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Tables for people
+    Table,
+    /// One JSON document (schema: docs/output-schema.md)
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    /// Capture files (.pcap or .pcapng, recognised by content); `-` reads standard input
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+
+    /// Include each message's body prefix (decoded from gzip/deflate) in JSON output
+    #[arg(long)]
+    pub show_body: bool,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Resource limits; each has a safe default and is counted in the report when hit.
+#[derive(Debug, Args, Clone)]
+pub struct LimitArgs {
+    /// Body bytes kept per HTTP message (the rest is counted, not stored)
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    pub body_limit: usize,
+
+    /// Largest HTTP header block
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    pub max_header_bytes: usize,
+
+    /// Most header lines in one HTTP message
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_headers: usize,
+
+    /// Most TCP flows tracked with full state at once
+    #[arg(long, value_name = "N", default_value_t = 262_144)]
+    pub max_flows: usize,
+
+    /// Out-of-order bytes buffered per direction of a connection
+    #[arg(long, value_name = "BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_buffered: usize,
+
+    /// HTTP exchanges waiting for a response per connection
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_pending: usize,
+}
+
+impl LimitArgs {
+    pub fn to_limits(&self) -> crate::flow::Limits {
+        crate::flow::Limits {
+            max_flows: self.max_flows.max(1),
+            max_buffered_per_direction: self.max_buffered,
+            max_pending_exchanges: self.max_pending.max(1),
+            http: crate::http::Limits {
+                max_header_bytes: self.max_header_bytes,
+                max_headers: self.max_headers.max(1),
+                body_prefix: self.body_limit,
+            },
+            ..crate::flow::Limits::default()
+        }
+    }
+}

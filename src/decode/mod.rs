@@ -1,0 +1,245 @@
+//! From a captured frame to a TCP segment: link layer, IP, TCP.
+//!
+//! Everything here borrows the frame's bytes; nothing is allocated per packet. Frames that are
+//! not TCP over IP are classified (so the report can say what was skipped and why), never an
+//! error. Link layers are decoded here by hand (they are a few fixed fields each, and etherparse
+//! has no Linux cooked v2); IP and TCP headers are sliced with etherparse in its lax mode, which
+//! accepts packets cut short by a snap length.
+
+pub mod link;
+
+use crate::capture::{Frame, LinkType};
+use etherparse::{IpNumber, LaxIpSlice, LenSource, TcpSlice};
+use std::net::IpAddr;
+
+/// TCP flag bits (RFC 9293 §3.1).
+pub mod flags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+}
+
+/// A TCP segment, borrowed from its frame.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpSegment<'a> {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: u8,
+    pub window: u16,
+    /// The payload bytes that were captured.
+    pub payload: &'a [u8],
+    /// The payload length the IP header claims; larger than `payload.len()` when the frame
+    /// was cut by the snap length.
+    pub payload_len: u32,
+    /// The raw TCP header (with options), used to recognise the same packet captured twice.
+    pub header: &'a [u8],
+}
+
+impl TcpSegment<'_> {
+    pub fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+}
+
+/// An ICMP error about a TCP packet (destination unreachable), naming the connection it is
+/// about by the embedded header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IcmpUnreachable {
+    /// The sender of the ICMP message (a router, or the destination host).
+    pub reporter: IpAddr,
+    /// The TCP connection the error is about, from the quoted header: the original sender.
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    pub kind: u8,
+    pub code: u8,
+}
+
+/// What a frame turned out to hold.
+#[derive(Clone, Copy, Debug)]
+pub enum Decoded<'a> {
+    Tcp(TcpSegment<'a>),
+    /// ICMP/ICMPv6 destination unreachable quoting a TCP header.
+    IcmpUnreachable(IcmpUnreachable),
+    /// IP carrying something other than TCP (UDP, ICMP...): not an error, nothing to do.
+    OtherIp,
+    /// A fragment of an IP datagram (not reassembled).
+    Fragment,
+    /// A link-layer frame that carries no IP (ARP, LLDP...), by its EtherType.
+    NotIp(u16),
+    /// A link type capdiag does not decode.
+    UnsupportedLink(LinkType),
+    /// Headers that are cut short or impossible.
+    Malformed(Malformed),
+}
+
+/// Why a frame could not be decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Malformed {
+    LinkHeaderTruncated,
+    IpHeaderBad,
+    TcpHeaderTruncated,
+    TcpHeaderBad,
+}
+
+impl Malformed {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Malformed::LinkHeaderTruncated => "link-layer header cut short",
+            Malformed::IpHeaderBad => "IP header cut short or invalid",
+            Malformed::TcpHeaderTruncated => "TCP header cut short",
+            Malformed::TcpHeaderBad => "TCP header invalid (data offset below 5)",
+        }
+    }
+}
+
+/// Decodes one frame down to TCP.
+pub fn decode<'a>(frame: &Frame<'a>) -> Decoded<'a> {
+    match link::network_payload(frame.link_type, frame.data) {
+        link::Network::Ip(ip) => decode_ip(ip, frame.wire_len as usize, frame.data.len()),
+        link::Network::NotIp(et) => Decoded::NotIp(et),
+        link::Network::Unsupported => Decoded::UnsupportedLink(frame.link_type),
+        link::Network::Truncated => Decoded::Malformed(Malformed::LinkHeaderTruncated),
+    }
+}
+
+/// Decodes an IP packet. `wire_len` and `cap_len` are the frame's lengths, used to tell how much
+/// of the packet the snap length cut off when the IP header cannot say.
+pub fn decode_ip(ip: &[u8], wire_len: usize, cap_len: usize) -> Decoded<'_> {
+    let Ok((slice, _ext_err)) = LaxIpSlice::from_slice(ip) else {
+        return Decoded::Malformed(Malformed::IpHeaderBad);
+    };
+    let (src, dst, payload, claimed) = match &slice {
+        LaxIpSlice::Ipv4(v4) => {
+            let h = v4.header();
+            let p = v4.payload();
+            let claimed = if p.incomplete && p.len_source == LenSource::Ipv4HeaderTotalLen {
+                usize::from(h.total_len())
+                    .saturating_sub(h.slice().len())
+                    .saturating_sub(v4.extensions().auth.map_or(0, |a| a.slice().len()))
+            } else {
+                p.payload.len()
+            };
+            (
+                IpAddr::V4(h.source_addr()),
+                IpAddr::V4(h.destination_addr()),
+                p,
+                claimed,
+            )
+        }
+        LaxIpSlice::Ipv6(v6) => {
+            let h = v6.header();
+            let p = v6.payload();
+            let claimed = if p.incomplete && p.len_source == LenSource::Ipv6HeaderPayloadLen {
+                usize::from(h.payload_length()).saturating_sub(v6.extensions().slice().len())
+            } else {
+                p.payload.len()
+            };
+            (
+                IpAddr::V6(h.source_addr()),
+                IpAddr::V6(h.destination_addr()),
+                p,
+                claimed,
+            )
+        }
+    };
+    if payload.fragmented {
+        return Decoded::Fragment;
+    }
+    // When the IP header's length could not be used, whatever the frame lost to the snap length
+    // is missing from the payload.
+    let claimed = if payload.incomplete && claimed <= payload.payload.len() {
+        payload.payload.len() + wire_len.saturating_sub(cap_len)
+    } else {
+        claimed
+    };
+    match payload.ip_number {
+        IpNumber::TCP => decode_tcp(src, dst, payload.payload, claimed),
+        IpNumber::ICMP | IpNumber::IPV6_ICMP => {
+            decode_icmp(src, payload.ip_number, payload.payload)
+        }
+        _ => Decoded::OtherIp,
+    }
+}
+
+fn decode_tcp(src: IpAddr, dst: IpAddr, data: &[u8], claimed: usize) -> Decoded<'_> {
+    let tcp = match TcpSlice::from_slice(data) {
+        Ok(t) => t,
+        Err(etherparse::err::tcp::HeaderSliceError::Len(_)) => {
+            return Decoded::Malformed(Malformed::TcpHeaderTruncated);
+        }
+        Err(etherparse::err::tcp::HeaderSliceError::Content(_)) => {
+            return Decoded::Malformed(Malformed::TcpHeaderBad);
+        }
+    };
+    let header = tcp.header_slice();
+    let payload = tcp.payload();
+    let payload_len = claimed.saturating_sub(header.len()).max(payload.len());
+    let flag_byte = data.get(13).copied().unwrap_or(0);
+    Decoded::Tcp(TcpSegment {
+        src,
+        dst,
+        sport: tcp.source_port(),
+        dport: tcp.destination_port(),
+        seq: tcp.sequence_number(),
+        ack: tcp.acknowledgment_number(),
+        flags: flag_byte,
+        window: tcp.window_size(),
+        payload,
+        payload_len: u32::try_from(payload_len).unwrap_or(u32::MAX),
+        header,
+    })
+}
+
+/// ICMP destination unreachable (v4 type 3, v6 type 1) quoting an IP header and the first
+/// 8 bytes of a TCP header (RFC 792, RFC 4443 §3.1).
+fn decode_icmp(reporter: IpAddr, proto: IpNumber, data: &[u8]) -> Decoded<'_> {
+    let (Some(&kind), Some(&code)) = (data.first(), data.get(1)) else {
+        return Decoded::OtherIp;
+    };
+    let unreachable =
+        (proto == IpNumber::ICMP && kind == 3) || (proto == IpNumber::IPV6_ICMP && kind == 1);
+    if !unreachable {
+        return Decoded::OtherIp;
+    }
+    let Some(quoted) = data.get(8..) else {
+        return Decoded::OtherIp;
+    };
+    let Ok((inner, _)) = LaxIpSlice::from_slice(quoted) else {
+        return Decoded::OtherIp;
+    };
+    let (src, dst, p) = match &inner {
+        LaxIpSlice::Ipv4(v4) => (
+            IpAddr::V4(v4.header().source_addr()),
+            IpAddr::V4(v4.header().destination_addr()),
+            v4.payload(),
+        ),
+        LaxIpSlice::Ipv6(v6) => (
+            IpAddr::V6(v6.header().source_addr()),
+            IpAddr::V6(v6.header().destination_addr()),
+            v6.payload(),
+        ),
+    };
+    if p.ip_number != IpNumber::TCP {
+        return Decoded::OtherIp;
+    }
+    let (Some(sport), Some(dport)) = (link::be16(p.payload, 0), link::be16(p.payload, 2)) else {
+        return Decoded::OtherIp;
+    };
+    Decoded::IcmpUnreachable(IcmpUnreachable {
+        reporter,
+        src,
+        dst,
+        sport,
+        dport,
+        kind,
+        code,
+    })
+}

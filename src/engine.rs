@@ -1,0 +1,227 @@
+//! The pipeline: frames in, HTTP exchanges and connection attempts out, with the statistics
+//! that say what was analysed and what was skipped.
+//!
+//! The engine is fed one frame at a time (from a file or, later, a live interface) and pushes
+//! results to a [`Sink`] as soon as they are complete, so memory depends on the flows that are
+//! open, not on the size of the capture.
+
+use crate::capture::{Frame, LinkType, TimestampNs};
+use crate::decode::{self, Decoded, Malformed};
+use crate::flow::{ConnectionAttempt, FlowEvent, FlowStats, FlowTable, Limits};
+use crate::http::Exchange;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Receives the engine's results.
+pub trait Sink {
+    /// A request/response exchange is complete (or the connection ended).
+    fn exchange(&mut self, ex: &Exchange);
+    /// A connection attempt was answered, refused, or ended unanswered.
+    fn connection_attempt(&mut self, _attempt: &ConnectionAttempt) {}
+}
+
+/// How often (capture time) idle flows are looked for.
+const SWEEP_INTERVAL_NS: TimestampNs = 10 * 1_000_000_000;
+
+/// One kind of frame that was not analysed, how many, and the first one.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Skipped {
+    pub reason: String,
+    pub count: u64,
+    pub first_frame: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Tally {
+    count: u64,
+    first_frame: u64,
+}
+
+impl Tally {
+    fn add(&mut self, frame: u64) {
+        if self.count == 0 {
+            self.first_frame = frame;
+        }
+        self.count += 1;
+    }
+}
+
+/// What one run saw.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub frames: u64,
+    pub captured_bytes: u64,
+    pub tcp_segments: u64,
+    /// Frames cut short by the snap length.
+    pub snaplen_truncated: u64,
+    pub exchanges: u64,
+    pub http_messages: u64,
+    pub connection_attempts: u64,
+    pub flow: FlowStats,
+    not_ip: BTreeMap<u16, Tally>,
+    other_ip: Tally,
+    fragments: Tally,
+    unsupported_link: BTreeMap<LinkType, Tally>,
+    malformed: BTreeMap<Malformed, Tally>,
+}
+
+fn ethertype_name(et: u16) -> &'static str {
+    match et {
+        0x0806 => "ARP",
+        0x8035 => "RARP",
+        0x88cc => "LLDP",
+        0x8863 => "PPPoE discovery",
+        0x8847 | 0x8848 => "MPLS",
+        0x88e5 => "MACsec",
+        0x8100 | 0x88a8 | 0x9100 => "VLAN tags nested too deep",
+        0 => "not IPv4/IPv6",
+        _ => "other EtherType",
+    }
+}
+
+impl Stats {
+    /// Frames that carried nothing capdiag analyses, by reason. Non-TCP IP traffic (UDP, ICMP)
+    /// is listed too: it is not an error, but it is not analysed.
+    pub fn skipped(&self) -> Vec<Skipped> {
+        let mut v = Vec::new();
+        for (lt, t) in &self.unsupported_link {
+            v.push(Skipped {
+                reason: format!("link type {lt} is not decoded"),
+                count: t.count,
+                first_frame: t.first_frame,
+            });
+        }
+        for (m, t) in &self.malformed {
+            v.push(Skipped {
+                reason: m.describe().to_string(),
+                count: t.count,
+                first_frame: t.first_frame,
+            });
+        }
+        if self.fragments.count > 0 {
+            v.push(Skipped {
+                reason: "IP fragments (not reassembled)".into(),
+                count: self.fragments.count,
+                first_frame: self.fragments.first_frame,
+            });
+        }
+        for (et, t) in &self.not_ip {
+            let reason = if *et == 0 {
+                "not IP".to_string()
+            } else {
+                format!("not IP: {} (EtherType 0x{et:04x})", ethertype_name(*et))
+            };
+            v.push(Skipped {
+                reason,
+                count: t.count,
+                first_frame: t.first_frame,
+            });
+        }
+        if self.other_ip.count > 0 {
+            v.push(Skipped {
+                reason: "IP but not TCP (UDP, ICMP, ...)".into(),
+                count: self.other_ip.count,
+                first_frame: self.other_ip.first_frame,
+            });
+        }
+        v
+    }
+}
+
+/// Frames in, results out.
+pub struct Engine {
+    table: FlowTable,
+    stats: Stats,
+    events: Vec<FlowEvent>,
+    last_sweep: Option<TimestampNs>,
+    max_ts: TimestampNs,
+    last_frame: u64,
+}
+
+impl Engine {
+    pub fn new(limits: Limits) -> Engine {
+        Engine {
+            table: FlowTable::new(limits),
+            stats: Stats::default(),
+            events: Vec::new(),
+            last_sweep: None,
+            max_ts: i64::MIN,
+            last_frame: 0,
+        }
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Flows with full state right now.
+    pub fn active_flows(&self) -> usize {
+        self.table.active_flows()
+    }
+
+    /// Analyses one frame.
+    pub fn frame(&mut self, frame: &Frame<'_>, sink: &mut dyn Sink) {
+        let s = &mut self.stats;
+        s.frames += 1;
+        s.captured_bytes += frame.data.len() as u64;
+        self.last_frame = frame.number;
+        if (frame.wire_len as usize) > frame.data.len() {
+            s.snaplen_truncated += 1;
+        }
+        match decode::decode(frame) {
+            Decoded::Tcp(seg) => {
+                s.tcp_segments += 1;
+                self.table.segment(frame, &seg, &mut self.events);
+            }
+            Decoded::IcmpUnreachable(icmp) => {
+                s.other_ip.add(frame.number);
+                self.table.icmp(frame, &icmp, &mut self.events);
+            }
+            Decoded::OtherIp => s.other_ip.add(frame.number),
+            Decoded::Fragment => s.fragments.add(frame.number),
+            Decoded::NotIp(et) => s.not_ip.entry(et).or_default().add(frame.number),
+            Decoded::UnsupportedLink(lt) => {
+                s.unsupported_link.entry(lt).or_default().add(frame.number)
+            }
+            Decoded::Malformed(m) => s.malformed.entry(m).or_default().add(frame.number),
+        }
+        if frame.ts > self.max_ts {
+            self.max_ts = frame.ts;
+        }
+        match self.last_sweep {
+            None => self.last_sweep = Some(frame.ts),
+            Some(t) if self.max_ts.saturating_sub(t) >= SWEEP_INTERVAL_NS => {
+                self.table
+                    .sweep(self.max_ts, frame.number, &mut self.events);
+                self.last_sweep = Some(self.max_ts);
+            }
+            Some(_) => {}
+        }
+        self.deliver(sink);
+    }
+
+    fn deliver(&mut self, sink: &mut dyn Sink) {
+        for ev in self.events.drain(..) {
+            match ev {
+                FlowEvent::Exchange(ex) => {
+                    self.stats.exchanges += 1;
+                    self.stats.http_messages += u64::from(ex.request.is_some())
+                        + u64::from(ex.response.is_some())
+                        + ex.interim.len() as u64;
+                    sink.exchange(&ex);
+                }
+                FlowEvent::Attempt(a) => {
+                    self.stats.connection_attempts += 1;
+                    sink.connection_attempt(&a);
+                }
+            }
+        }
+    }
+
+    /// End of input: every open flow is finished and its results delivered.
+    pub fn finish(&mut self, sink: &mut dyn Sink) {
+        self.table.finish(self.last_frame, &mut self.events);
+        self.deliver(sink);
+        self.stats.flow = self.table.stats;
+    }
+}

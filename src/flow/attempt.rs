@@ -1,0 +1,69 @@
+//! Connection attempts: what happened to a client's SYNs.
+
+use serde::Serialize;
+use std::net::SocketAddr;
+
+/// Most SYN frames remembered per attempt (the count goes on).
+pub const MAX_SYN_FRAMES: usize = 16;
+
+/// How a connection attempt ended, in Zeek's words where they exist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// SYN-ACK seen.
+    Answered,
+    /// The server (or something on the path) answered the SYN with a reset (Zeek: REJ).
+    Refused,
+    /// An ICMP destination-unreachable came back.
+    Unreachable,
+    /// No answer at all by the end of the capture or the flow (Zeek: S0).
+    NoAnswer,
+}
+
+/// A client's attempt to open a TCP connection.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConnectionAttempt {
+    pub stream: u64,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    /// Frames of the SYNs (the first, then retransmissions), at most [`MAX_SYN_FRAMES`].
+    pub syn_frames: Vec<u64>,
+    /// SYNs sent, retransmissions included (may exceed `syn_frames.len()`).
+    pub syn_count: u32,
+    pub first_syn_ts: i64,
+    pub last_syn_ts: i64,
+    pub syn_ack_frame: Option<u64>,
+    pub rst_frame: Option<u64>,
+    pub icmp_frame: Option<u64>,
+    pub outcome: Outcome,
+}
+
+impl ConnectionAttempt {
+    pub fn new(stream: u64, client: SocketAddr, server: SocketAddr, frame: u64, ts: i64) -> Self {
+        ConnectionAttempt {
+            stream,
+            client,
+            server,
+            syn_frames: vec![frame],
+            syn_count: 1,
+            first_syn_ts: ts,
+            last_syn_ts: ts,
+            syn_ack_frame: None,
+            rst_frame: None,
+            icmp_frame: None,
+            outcome: Outcome::NoAnswer,
+        }
+    }
+
+    pub fn retransmitted_syns(&self) -> u32 {
+        self.syn_count.saturating_sub(1)
+    }
+
+    pub(crate) fn syn(&mut self, frame: u64, ts: i64) {
+        self.syn_count = self.syn_count.saturating_add(1);
+        self.last_syn_ts = ts;
+        if self.syn_frames.len() < MAX_SYN_FRAMES {
+            self.syn_frames.push(frame);
+        }
+    }
+}

@@ -1,0 +1,670 @@
+//! TCP flows: the flow table, Wireshark-compatible stream numbering, connection attempts, and
+//! per-direction reassembly feeding the HTTP layer.
+//!
+//! Stream numbers follow Wireshark's `tcp.stream`: 0-based, in order of first appearance of the
+//! address/port pair; a SYN whose sequence number differs from the one first seen from that side
+//! starts a new stream on the same pair (port reuse). A closed or idle flow keeps a small
+//! *dormant* entry so that late packets (the last ACK, a retransmitted FIN, a keep-alive that
+//! wakes up) keep their stream number, as they do in Wireshark.
+
+pub mod attempt;
+pub mod reassembly;
+
+use crate::capture::{Frame, TimestampNs};
+use crate::decode::{IcmpUnreachable, TcpSegment, flags};
+use crate::http::parser::{Limits as HttpLimits, Origin};
+use crate::http::{Exchange, HttpConn};
+pub use attempt::{ConnectionAttempt, Outcome};
+use reassembly::{Chunk, Reassembler};
+use rustc_hash::{FxHashMap, FxHasher};
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, SocketAddr};
+
+/// Two copies of the same TCP header this close together are one packet captured twice (on two
+/// interfaces with `-i any`), not a retransmission: no TCP stack retransmits that fast.
+const DUPLICATE_WINDOW_NS: i64 = 5_000_000;
+
+/// Bounds and timeouts of the flow table.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Most flows with full state at once.
+    pub max_flows: usize,
+    /// Out-of-order bytes buffered per direction.
+    pub max_buffered_per_direction: usize,
+    /// Exchanges waiting for a response per connection.
+    pub max_pending_exchanges: usize,
+    /// A flow silent this long (capture time) is finished and made dormant.
+    pub idle_timeout_ns: i64,
+    /// A dormant entry is forgotten after this long.
+    pub dormant_timeout_ns: i64,
+    /// Most dormant entries kept.
+    pub max_dormant: usize,
+    pub http: HttpLimits,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_flows: 262_144,
+            max_buffered_per_direction: 4 * 1024 * 1024,
+            max_pending_exchanges: 1024,
+            idle_timeout_ns: 300 * 1_000_000_000,
+            dormant_timeout_ns: 3600 * 1_000_000_000,
+            max_dormant: 1_048_576,
+            http: HttpLimits::default(),
+        }
+    }
+}
+
+/// What the flow table reports upward.
+#[derive(Debug)]
+pub enum FlowEvent {
+    Exchange(Box<Exchange>),
+    Attempt(ConnectionAttempt),
+}
+
+/// Counters over all flows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FlowStats {
+    pub tcp_streams: u64,
+    pub http_streams: u64,
+    /// Frames that were a second copy of the previous packet (`-i any`).
+    pub duplicate_frames: u64,
+    pub retransmitted_segments: u64,
+    pub out_of_order_segments: u64,
+    pub gap_bytes: u64,
+    /// Times a direction's out-of-order buffer was full and a hole was declared lost.
+    pub reassembly_limit_hits: u64,
+    /// Flows finished early because the flow table was full.
+    pub flow_limit_hits: u64,
+    /// Flows finished because they were idle.
+    pub idle_flows_finished: u64,
+    /// Dormant entries forgotten (a later packet of that pair would get a new stream number).
+    pub dormant_forgotten: u64,
+    pub http_header_too_large: u64,
+    pub http_too_many_headers: u64,
+    pub http_bad_headers: u64,
+    pub http_heads_lost: u64,
+    pub http_resyncs: u64,
+    pub http_pending_limit_hits: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Endpoint {
+    addr: IpAddr,
+    port: u16,
+}
+
+/// An address/port pair in canonical order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    lo: Endpoint,
+    hi: Endpoint,
+}
+
+impl FlowKey {
+    /// The key of a packet and the direction it travels (0: from `lo`).
+    fn of(src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> (FlowKey, usize) {
+        let s = Endpoint {
+            addr: src,
+            port: sport,
+        };
+        let d = Endpoint {
+            addr: dst,
+            port: dport,
+        };
+        if (s.addr, s.port) <= (d.addr, d.port) {
+            (FlowKey { lo: s, hi: d }, 0)
+        } else {
+            (FlowKey { lo: d, hi: s }, 1)
+        }
+    }
+
+    fn endpoints(&self) -> [SocketAddr; 2] {
+        [
+            SocketAddr::new(self.lo.addr, self.lo.port),
+            SocketAddr::new(self.hi.addr, self.hi.port),
+        ]
+    }
+}
+
+struct Half {
+    reasm: Reassembler,
+    /// First sequence number seen from this side (Wireshark's `base_seq`).
+    base_seq: Option<u32>,
+    seen: bool,
+    /// This side was first seen without a SYN.
+    midstream: bool,
+    fin: bool,
+    last_sig: u64,
+    last_sig_ts: TimestampNs,
+}
+
+impl Half {
+    fn new(max_buffered: usize, base_seq: Option<u32>) -> Half {
+        Half {
+            reasm: Reassembler::new(max_buffered),
+            base_seq,
+            seen: false,
+            midstream: false,
+            fin: false,
+            last_sig: 0,
+            last_sig_ts: i64::MIN,
+        }
+    }
+}
+
+enum App {
+    /// No payload yet.
+    Pending,
+    Http(Box<HttpConn>),
+    /// Not HTTP: payload is ignored.
+    Off,
+}
+
+struct Flow {
+    stream: u64,
+    ends: [SocketAddr; 2],
+    last_ts: TimestampNs,
+    half: [Half; 2],
+    attempt: Option<ConnectionAttempt>,
+    /// Direction of the client that sent the SYN.
+    client_dir: usize,
+    attempt_open: bool,
+    app: App,
+    rst: bool,
+    http_limits: HttpLimits,
+    max_pending: usize,
+}
+
+struct Dormant {
+    stream: u64,
+    base_seq: [Option<u32>; 2],
+    last_ts: TimestampNs,
+}
+
+enum Slot {
+    Active(Box<Flow>),
+    Dormant(Dormant),
+}
+
+/// The flow table.
+pub struct FlowTable {
+    flows: FxHashMap<FlowKey, Slot>,
+    active: usize,
+    next_stream: u64,
+    limits: Limits,
+    pub stats: FlowStats,
+}
+
+fn signature(seg: &TcpSegment<'_>) -> u64 {
+    let mut h = FxHasher::default();
+    seg.header.hash(&mut h);
+    seg.payload_len.hash(&mut h);
+    h.finish()
+}
+
+impl Flow {
+    fn new(
+        stream: u64,
+        ends: [SocketAddr; 2],
+        ts: TimestampNs,
+        limits: &Limits,
+        base: [Option<u32>; 2],
+    ) -> Flow {
+        Flow {
+            stream,
+            ends,
+            last_ts: ts,
+            half: [
+                Half::new(limits.max_buffered_per_direction, base[0]),
+                Half::new(limits.max_buffered_per_direction, base[1]),
+            ],
+            attempt: None,
+            client_dir: 0,
+            attempt_open: false,
+            app: App::Pending,
+            rst: false,
+            http_limits: limits.http,
+            max_pending: limits.max_pending_exchanges,
+        }
+    }
+
+    fn drain(&mut self, out: &mut Vec<FlowEvent>) {
+        if let App::Http(h) = &mut self.app {
+            out.extend(h.take_exchanges().map(|e| FlowEvent::Exchange(Box::new(e))));
+        }
+    }
+
+    fn close_attempt(&mut self, out: &mut Vec<FlowEvent>) {
+        if self.attempt_open {
+            self.attempt_open = false;
+            if let Some(a) = &self.attempt {
+                out.push(FlowEvent::Attempt(a.clone()));
+            }
+        }
+    }
+
+    /// Ends the flow: buffered data is delivered (holes declared lost), messages in progress
+    /// are reported cut short, waiting exchanges are emitted.
+    fn finish(
+        &mut self,
+        frame: u64,
+        ts: TimestampNs,
+        stats: &mut FlowStats,
+        out: &mut Vec<FlowEvent>,
+    ) {
+        if let App::Http(h) = &mut self.app {
+            for dir in 0..2 {
+                let Some(half) = self.half.get_mut(dir) else {
+                    continue;
+                };
+                half.reasm.flush(&mut |c| feed(h, dir, c, frame, ts));
+            }
+            h.close(Origin {
+                frame,
+                arrival: frame,
+                ts,
+            });
+        }
+        self.drain(out);
+        self.retire_http(stats);
+        self.close_attempt(out);
+        for half in &self.half {
+            let r = half.reasm.stats;
+            stats.retransmitted_segments += r.retransmitted_segments;
+            stats.out_of_order_segments += r.out_of_order_segments;
+            stats.gap_bytes += r.gap_bytes;
+            stats.reassembly_limit_hits += r.buffer_limit_hits;
+        }
+    }
+
+    /// Stops HTTP parsing of this flow, folding its counters into the run's.
+    fn retire_http(&mut self, stats: &mut FlowStats) {
+        if let App::Http(h) = std::mem::replace(&mut self.app, App::Off) {
+            let s = h.stats();
+            for p in s.parser {
+                stats.http_header_too_large += p.header_too_large;
+                stats.http_too_many_headers += p.too_many_headers;
+                stats.http_bad_headers += p.bad_headers;
+                stats.http_heads_lost += p.heads_lost;
+                stats.http_resyncs += p.resyncs;
+            }
+            stats.http_pending_limit_hits += s.pairing.pending_limit_hits;
+            if h.is_http() {
+                stats.http_streams += 1;
+            }
+        }
+    }
+
+    fn dormant(&self) -> Dormant {
+        Dormant {
+            stream: self.stream,
+            base_seq: [self.half[0].base_seq, self.half[1].base_seq],
+            last_ts: self.last_ts,
+        }
+    }
+}
+
+/// Hands one reassembled chunk of direction `dir` to the HTTP layer.
+fn feed(h: &mut HttpConn, dir: usize, c: Chunk<'_>, arrival: u64, ts: TimestampNs) {
+    match c {
+        Chunk::Data { frame, bytes } => h.data(dir, bytes, Origin { frame, arrival, ts }),
+        Chunk::Gap { len } => h.gap(
+            dir,
+            len,
+            Origin {
+                frame: arrival,
+                arrival,
+                ts,
+            },
+        ),
+        Chunk::Fin { frame } => h.fin(dir, Origin { frame, arrival, ts }),
+    }
+}
+
+impl FlowTable {
+    pub fn new(limits: Limits) -> FlowTable {
+        FlowTable {
+            flows: FxHashMap::default(),
+            active: 0,
+            next_stream: 0,
+            limits,
+            stats: FlowStats::default(),
+        }
+    }
+
+    /// Flows with full state now.
+    pub fn active_flows(&self) -> usize {
+        self.active
+    }
+
+    fn new_stream(&mut self) -> u64 {
+        let s = self.next_stream;
+        self.next_stream += 1;
+        self.stats.tcp_streams += 1;
+        s
+    }
+
+    /// Processes one TCP segment.
+    pub fn segment(&mut self, frame: &Frame<'_>, seg: &TcpSegment<'_>, out: &mut Vec<FlowEvent>) {
+        let (key, dir) = FlowKey::of(seg.src, seg.sport, seg.dst, seg.dport);
+        let ts = frame.ts;
+        let is_syn = seg.has(flags::SYN) && !seg.has(flags::ACK);
+        let carries = seg.payload_len > 0 || seg.has(flags::SYN) || seg.has(flags::FIN);
+        let mut retire: Option<Box<Flow>> = None;
+        let mut created = false;
+        match self.flows.get_mut(&key) {
+            None => created = true,
+            Some(Slot::Dormant(d)) => {
+                let reused = is_syn
+                    && d.base_seq
+                        .get(dir)
+                        .copied()
+                        .flatten()
+                        .is_some_and(|b| b != seg.seq);
+                if !reused && !carries {
+                    d.last_ts = ts;
+                    return;
+                }
+                if !reused {
+                    let (stream, base) = (d.stream, d.base_seq);
+                    let flow = Flow::new(stream, key.endpoints(), ts, &self.limits, base);
+                    self.flows.insert(key, Slot::Active(Box::new(flow)));
+                    self.active += 1;
+                } else {
+                    self.flows.remove(&key);
+                    created = true;
+                }
+            }
+            Some(Slot::Active(f)) => {
+                let reused = is_syn
+                    && f.half
+                        .get(dir)
+                        .and_then(|h| h.base_seq)
+                        .is_some_and(|b| b != seg.seq);
+                if reused {
+                    if let Some(Slot::Active(old)) = self.flows.remove(&key) {
+                        retire = Some(old);
+                        self.active -= 1;
+                    }
+                    created = true;
+                }
+            }
+        }
+        if let Some(mut old) = retire {
+            old.finish(frame.number, ts, &mut self.stats, out);
+        }
+        if created {
+            if self.active >= self.limits.max_flows {
+                self.stats.flow_limit_hits += 1;
+                self.make_room(ts, frame.number, out);
+            }
+            let stream = self.new_stream();
+            let flow = Flow::new(stream, key.endpoints(), ts, &self.limits, [None, None]);
+            self.flows.insert(key, Slot::Active(Box::new(flow)));
+            self.active += 1;
+        }
+        let Some(Slot::Active(f)) = self.flows.get_mut(&key) else {
+            return;
+        };
+        let closed = process(f, dir, frame, seg, &mut self.stats, out);
+        if closed {
+            let d = f.dormant();
+            self.flows.insert(key, Slot::Dormant(d));
+            self.active -= 1;
+        }
+    }
+
+    /// An ICMP destination unreachable about a connection attempt.
+    pub fn icmp(&mut self, frame: &Frame<'_>, icmp: &IcmpUnreachable, out: &mut Vec<FlowEvent>) {
+        let (key, dir) = FlowKey::of(icmp.src, icmp.sport, icmp.dst, icmp.dport);
+        if let Some(Slot::Active(f)) = self.flows.get_mut(&key) {
+            if f.attempt_open && f.client_dir == dir {
+                if let Some(a) = f.attempt.as_mut() {
+                    a.icmp_frame = Some(frame.number);
+                    a.outcome = Outcome::Unreachable;
+                }
+                f.close_attempt(out);
+            }
+        }
+    }
+
+    /// Finishes flows idle longer than the timeout and forgets old dormant entries. Call it
+    /// now and then with the capture's current time.
+    pub fn sweep(&mut self, now: TimestampNs, frame: u64, out: &mut Vec<FlowEvent>) {
+        self.finish_idle(now.saturating_sub(self.limits.idle_timeout_ns), frame, out);
+        let dormant_before = now.saturating_sub(self.limits.dormant_timeout_ns);
+        let before = self.flows.len();
+        self.flows
+            .retain(|_, s| !matches!(s, Slot::Dormant(d) if d.last_ts < dormant_before));
+        self.stats.dormant_forgotten += (before - self.flows.len()) as u64;
+        let dormant = self.flows.len() - self.active;
+        if dormant > self.limits.max_dormant {
+            // Forget the oldest half of the dormant entries.
+            let mut ages: Vec<TimestampNs> = self
+                .flows
+                .values()
+                .filter_map(|s| match s {
+                    Slot::Dormant(d) => Some(d.last_ts),
+                    Slot::Active(_) => None,
+                })
+                .collect();
+            let mid = ages.len() / 2;
+            let (_, cut, _) = ages.select_nth_unstable(mid);
+            let cut = *cut;
+            let before = self.flows.len();
+            self.flows
+                .retain(|_, s| !matches!(s, Slot::Dormant(d) if d.last_ts <= cut));
+            self.stats.dormant_forgotten += (before - self.flows.len()) as u64;
+        }
+    }
+
+    fn finish_idle(
+        &mut self,
+        idle_before: TimestampNs,
+        frame: u64,
+        out: &mut Vec<FlowEvent>,
+    ) -> usize {
+        let mut idle: Vec<(u64, FlowKey)> = self
+            .flows
+            .iter()
+            .filter_map(|(k, s)| match s {
+                Slot::Active(f) if f.last_ts < idle_before => Some((f.stream, *k)),
+                _ => None,
+            })
+            .collect();
+        // Stream order keeps the output the same from run to run.
+        idle.sort_unstable_by_key(|(s, _)| *s);
+        for (_, key) in &idle {
+            if let Some(Slot::Active(f)) = self.flows.get_mut(key) {
+                let ts = f.last_ts;
+                f.finish(frame, ts, &mut self.stats, out);
+                let d = f.dormant();
+                self.flows.insert(*key, Slot::Dormant(d));
+                self.active -= 1;
+            }
+        }
+        self.stats.idle_flows_finished += idle.len() as u64;
+        idle.len()
+    }
+
+    /// The table is full: finish the flows idle longest until there is room.
+    fn make_room(&mut self, now: TimestampNs, frame: u64, out: &mut Vec<FlowEvent>) {
+        let target = self.limits.max_flows - self.limits.max_flows / 8 - 1;
+        let mut ages: Vec<TimestampNs> = self
+            .flows
+            .values()
+            .filter_map(|s| match s {
+                Slot::Active(f) => Some(f.last_ts),
+                Slot::Dormant(_) => None,
+            })
+            .collect();
+        let excess = self.active.saturating_sub(target);
+        if excess == 0 || ages.is_empty() {
+            return;
+        }
+        let idx = (excess - 1).min(ages.len() - 1);
+        let (_, cut, _) = ages.select_nth_unstable(idx);
+        let cut = (*cut).min(now);
+        self.finish_idle(cut.saturating_add(1), frame, out);
+    }
+
+    /// End of input: finish every flow, in stream order.
+    pub fn finish(&mut self, frame: u64, out: &mut Vec<FlowEvent>) {
+        let before = self.stats.idle_flows_finished;
+        self.finish_idle(i64::MAX, frame, out);
+        // Flows still open at the end of the input are not idle ones.
+        self.stats.idle_flows_finished = before;
+    }
+}
+
+/// Runs one segment through a flow; true when the flow closed.
+fn process(
+    f: &mut Flow,
+    dir: usize,
+    frame: &Frame<'_>,
+    seg: &TcpSegment<'_>,
+    stats: &mut FlowStats,
+    out: &mut Vec<FlowEvent>,
+) -> bool {
+    let ts = frame.ts;
+    let n = frame.number;
+    let other = 1 - dir;
+    let syn = seg.has(flags::SYN);
+    let ack = seg.has(flags::ACK);
+    let rst = seg.has(flags::RST);
+    let fin = seg.has(flags::FIN);
+    f.last_ts = ts;
+    {
+        let Some(half) = f.half.get_mut(dir) else {
+            return false;
+        };
+        let sig = signature(seg);
+        if half.last_sig == sig
+            && ts.saturating_sub(half.last_sig_ts) <= DUPLICATE_WINDOW_NS
+            && ts >= half.last_sig_ts
+        {
+            stats.duplicate_frames += 1;
+            return false;
+        }
+        half.last_sig = sig;
+        half.last_sig_ts = ts;
+        if half.base_seq.is_none() && !rst {
+            half.base_seq = Some(seg.seq);
+        }
+        if !half.seen && !(rst && !syn) {
+            half.seen = true;
+            half.midstream = !syn;
+            if half.midstream {
+                if let App::Http(h) = &mut f.app {
+                    h.start_midstream(dir);
+                }
+            }
+        }
+        if fin {
+            half.fin = true;
+        }
+    }
+    // Connection attempts.
+    if syn && !ack {
+        match f.attempt.as_mut() {
+            None => {
+                f.attempt = Some(ConnectionAttempt::new(
+                    f.stream,
+                    f.ends[dir],
+                    f.ends[other],
+                    n,
+                    ts,
+                ));
+                f.client_dir = dir;
+                f.attempt_open = true;
+            }
+            Some(a) if f.client_dir == dir && f.attempt_open => a.syn(n, ts),
+            Some(_) => {}
+        }
+    } else if syn && ack && f.attempt_open && f.client_dir == other {
+        if let Some(a) = f.attempt.as_mut() {
+            a.syn_ack_frame = Some(n);
+            a.outcome = Outcome::Answered;
+        }
+        f.close_attempt(out);
+    } else if rst && f.attempt_open && f.client_dir == other {
+        if let Some(a) = f.attempt.as_mut() {
+            a.rst_frame = Some(n);
+            a.outcome = Outcome::Refused;
+        }
+        f.close_attempt(out);
+    }
+    // Payload.
+    if matches!(f.app, App::Pending) && seg.payload_len > 0 {
+        let mut h = HttpConn::new(f.stream, f.ends, f.limits_http(), f.max_pending());
+        for (d, half) in f.half.iter().enumerate() {
+            if half.seen && half.midstream {
+                h.start_midstream(d);
+            }
+        }
+        f.app = App::Http(Box::new(h));
+    }
+    let mut dead = false;
+    let Flow { half, app, .. } = f;
+    if let App::Http(h) = app {
+        let h: &mut HttpConn = h;
+        let [h0, h1] = half;
+        let (this, that) = if dir == 0 { (h0, h1) } else { (h1, h0) };
+        this.reasm.segment(
+            seg.seq,
+            syn,
+            fin,
+            rst,
+            seg.payload,
+            seg.payload_len,
+            n,
+            &mut |c| feed(h, dir, c, n, ts),
+        );
+        if ack && !rst {
+            that.reasm
+                .peer_acked(seg.ack, &mut |c| feed(h, other, c, n, ts));
+        }
+        if h.is_dead() {
+            dead = true;
+        }
+    } else if matches!(app, App::Pending) {
+        let [h0, h1] = half;
+        let this = if dir == 0 { h0 } else { h1 };
+        this.reasm.segment(
+            seg.seq,
+            syn,
+            fin,
+            rst,
+            seg.payload,
+            seg.payload_len,
+            n,
+            &mut |_| {},
+        );
+    }
+    f.drain(out);
+    if dead {
+        f.retire_http(stats);
+    }
+    let both_fin = f.half.iter().all(|h| h.fin);
+    let delivered = match &f.app {
+        App::Http(_) => f.half.iter().all(|h| h.reasm.finished()),
+        _ => true,
+    };
+    if rst || (both_fin && delivered) {
+        f.rst = rst;
+        f.finish(n, ts, stats, out);
+        return true;
+    }
+    false
+}
+
+impl Flow {
+    fn limits_http(&self) -> HttpLimits {
+        self.http_limits
+    }
+    fn max_pending(&self) -> usize {
+        self.max_pending
+    }
+}

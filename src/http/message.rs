@@ -1,0 +1,248 @@
+//! HTTP/1.x messages as captured: raw header bytes kept with their original case, a bounded
+//! body prefix, and the frames that carried them.
+
+use crate::capture::TimestampNs;
+use std::io::Read;
+
+/// Request line or status line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StartLine {
+    Request {
+        method: String,
+        uri: Vec<u8>,
+        /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
+        version: u8,
+    },
+    Response {
+        status: u16,
+        reason: Vec<u8>,
+        version: u8,
+    },
+}
+
+/// Something unusual about a message that the report should be able to show (Zeek calls
+/// these "weirds"); never a reason to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Anomaly {
+    /// `Content-Length` and `Transfer-Encoding: chunked` together (chunked wins, RFC 9112 §6.3).
+    ContentLengthAndChunked,
+    /// Several `Content-Length` values that differ; the first is used.
+    ConflictingContentLength,
+    /// A `Content-Length` that is not a number (or too large).
+    BadContentLength,
+    /// A chunk-size line that is not hexadecimal.
+    BadChunkSize,
+    /// Body bytes missing from the capture.
+    BodyGap,
+    /// The version token was lower case (`http/1.1`).
+    LowerCaseVersion,
+    /// Header lines that could not be parsed were skipped.
+    InvalidHeaderLines,
+}
+
+/// Where a header's name and value lie in [`Message::head`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeaderPos {
+    name: (u32, u32),
+    value: (u32, u32),
+}
+
+/// A message body as far as capdiag keeps it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Body {
+    /// The first bytes of the body (after de-chunking, before content decoding), up to the
+    /// body limit.
+    pub prefix: Vec<u8>,
+    /// Body bytes seen (after de-chunking), including those not stored.
+    pub length: u64,
+    /// Body bytes that were not in the capture (gaps).
+    pub missing: u64,
+}
+
+/// One HTTP/1.x request or response.
+#[derive(Clone, Debug)]
+pub struct Message {
+    pub start: StartLine,
+    /// The raw header block: start line, header lines, the empty line.
+    head: Vec<u8>,
+    headers: Vec<HeaderPos>,
+    /// Frame of the message's first byte.
+    pub first_frame: u64,
+    /// The frame where Wireshark shows the message: the one that completed it.
+    pub frame: u64,
+    /// Last frame that carried bytes of this message.
+    pub last_frame: u64,
+    pub first_ts: TimestampNs,
+    pub end_ts: TimestampNs,
+    pub body: Body,
+    /// The message ended where its framing says it ends (false: cut short by a reset, a gap in
+    /// chunked framing, or the end of the capture).
+    pub complete: bool,
+    pub anomalies: Vec<Anomaly>,
+}
+
+impl Message {
+    pub(crate) fn new(
+        start: StartLine,
+        head: Vec<u8>,
+        headers: Vec<HeaderPos>,
+        first_frame: u64,
+        ts: TimestampNs,
+    ) -> Message {
+        Message {
+            start,
+            head,
+            headers,
+            first_frame,
+            frame: first_frame,
+            last_frame: first_frame,
+            first_ts: ts,
+            end_ts: ts,
+            body: Body::default(),
+            complete: false,
+            anomalies: Vec::new(),
+        }
+    }
+
+    pub(crate) fn header_pos(name: (usize, usize), value: (usize, usize)) -> HeaderPos {
+        let c = |x: usize| u32::try_from(x).unwrap_or(u32::MAX);
+        HeaderPos {
+            name: (c(name.0), c(name.1)),
+            value: (c(value.0), c(value.1)),
+        }
+    }
+
+    pub(crate) fn note(&mut self, a: Anomaly) {
+        if !self.anomalies.contains(&a) {
+            self.anomalies.push(a);
+        }
+    }
+
+    pub fn is_request(&self) -> bool {
+        matches!(self.start, StartLine::Request { .. })
+    }
+
+    pub fn method(&self) -> Option<&str> {
+        match &self.start {
+            StartLine::Request { method, .. } => Some(method),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    pub fn uri(&self) -> Option<&[u8]> {
+        match &self.start {
+            StartLine::Request { uri, .. } => Some(uri),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match &self.start {
+            StartLine::Response { status, .. } => Some(*status),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    pub fn version(&self) -> u8 {
+        match &self.start {
+            StartLine::Request { version, .. } | StartLine::Response { version, .. } => *version,
+        }
+    }
+
+    /// The raw header block as captured.
+    pub fn raw_head(&self) -> &[u8] {
+        &self.head
+    }
+
+    fn slice(&self, (a, b): (u32, u32)) -> &[u8] {
+        self.head.get(a as usize..b as usize).unwrap_or_default()
+    }
+
+    /// All headers in order, names in their original case.
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.headers
+            .iter()
+            .map(|h| (self.slice(h.name), self.slice(h.value)))
+    }
+
+    /// The first value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+
+    /// Every value of a header, by case-insensitive name.
+    pub fn headers_named<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s [u8]> + 's {
+        self.headers()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+
+    /// A header value as text (lossless where it is UTF-8, `\xNN` escapes elsewhere).
+    pub fn header_str(&self, name: &str) -> Option<String> {
+        self.header(name).map(escape_bytes)
+    }
+
+    /// The body prefix decoded from its `Content-Encoding` (gzip, x-gzip, deflate), up to
+    /// `limit` bytes; the stored prefix itself when there is no encoding or it is unknown.
+    /// A prefix of a compressed body decodes as far as it goes.
+    pub fn decoded_body(&self, limit: usize) -> Vec<u8> {
+        let enc = self
+            .header("content-encoding")
+            .map(|v| String::from_utf8_lossy(v).trim().to_ascii_lowercase());
+        let raw = &self.body.prefix;
+        let mut out = Vec::new();
+        let read_to = |r: &mut dyn Read, out: &mut Vec<u8>| {
+            let mut buf = [0u8; 8192];
+            while out.len() < limit {
+                match r.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let take = n.min(limit - out.len());
+                        out.extend_from_slice(buf.get(..take).unwrap_or_default());
+                    }
+                }
+            }
+        };
+        match enc.as_deref() {
+            Some("gzip" | "x-gzip") => {
+                read_to(&mut flate2::read::GzDecoder::new(&raw[..]), &mut out);
+            }
+            Some("deflate") => {
+                // RFC 9110 says zlib-wrapped; some servers send raw deflate.
+                read_to(&mut flate2::read::ZlibDecoder::new(&raw[..]), &mut out);
+                if out.is_empty() {
+                    read_to(&mut flate2::read::DeflateDecoder::new(&raw[..]), &mut out);
+                }
+            }
+            _ => out.extend_from_slice(raw.get(..raw.len().min(limit)).unwrap_or_default()),
+        }
+        out
+    }
+}
+
+/// Bytes as text: UTF-8 kept as is, other bytes written `\xNN` (so nothing is mangled and the
+/// result is valid UTF-8).
+pub fn escape_bytes(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len());
+    for chunk in b.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_keeps_utf8_and_marks_other_bytes() {
+        assert_eq!(escape_bytes("héllo".as_bytes()), "héllo");
+        assert_eq!(escape_bytes(b"a\xffb"), "a\\xffb");
+    }
+}

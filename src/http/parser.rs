@@ -1,0 +1,742 @@
+//! Incremental HTTP/1.x parsing of one direction of a connection.
+//!
+//! Bytes arrive in whatever pieces TCP delivered them; the parser keeps only the header block
+//! being assembled and a bounded body prefix. It finds HTTP by content (a request line or a
+//! status line), not by port. After a gap, or when the capture began in the middle of a
+//! message, it resynchronises at the next line that starts a message. Decisions that need the
+//! other direction (how a response body is delimited depends on the request method) are asked of
+//! the [`MessageSink`].
+
+use super::message::{Anomaly, Message, StartLine};
+use crate::capture::TimestampNs;
+
+/// Bounds on what one direction may hold.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest header block (start line + headers).
+    pub max_header_bytes: usize,
+    /// Most header lines in one message.
+    pub max_headers: usize,
+    /// Body bytes kept per message.
+    pub body_prefix: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_header_bytes: 64 * 1024,
+            max_headers: 256,
+            body_prefix: 64 * 1024,
+        }
+    }
+}
+
+/// How the body of a message whose header block was just parsed is delimited
+/// (RFC 9112 §6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyKind {
+    None,
+    Length(u64),
+    Chunked,
+    UntilClose,
+    /// No body, and what follows on this direction is no longer HTTP (101, CONNECT).
+    Tunnel,
+}
+
+/// Receives what the parser finds.
+pub trait MessageSink {
+    /// A header block was parsed; say how its body is delimited.
+    fn head(&mut self, msg: &mut Message) -> BodyKind;
+    /// A message ended (completely, or cut short: see [`Message::complete`]).
+    fn complete(&mut self, msg: Message);
+}
+
+/// Where a frame's bytes came from: the frame that carried them and the frame being processed
+/// (different when buffered out-of-order data is released).
+#[derive(Clone, Copy, Debug)]
+pub struct Origin {
+    pub frame: u64,
+    pub arrival: u64,
+    pub ts: TimestampNs,
+}
+
+/// Per-direction counters of what was lost or limited.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ParserStats {
+    /// Header blocks longer than the limit (skipped).
+    pub header_too_large: u64,
+    /// Messages with more header lines than the limit (skipped).
+    pub too_many_headers: u64,
+    /// Header blocks that did not parse (skipped).
+    pub bad_headers: u64,
+    /// Partial header blocks lost in a gap or at the end of the stream.
+    pub heads_lost: u64,
+    /// Times the parser lost sync and searched for the next message.
+    pub resyncs: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ChunkState {
+    Size,
+    Data(u64),
+    DataEnd,
+    Trailer,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Body {
+    Length(u64),
+    Chunked(ChunkState),
+    UntilClose,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Start of the stream: is this HTTP at all?
+    Detect,
+    /// Expecting the next message of a stream known to be HTTP.
+    Head,
+    /// Lost: looking for a line that starts a message.
+    Resync,
+    Body(Body),
+    /// Not HTTP (any more): bytes are ignored.
+    Ignore,
+}
+
+/// Longest chunk-size or trailer line accepted.
+const MAX_CHUNK_LINE: usize = 4096;
+/// Longest line considered when looking for a message start.
+const MAX_START_LINE: usize = 8192;
+
+pub struct Parser {
+    state: State,
+    /// Header block (or start line, or resync line) being assembled.
+    buf: Vec<u8>,
+    buf_origin: Option<Origin>,
+    /// Chunk-size / trailer line being assembled.
+    line: Vec<u8>,
+    cur: Option<Message>,
+    /// Switch to `Ignore` once the current message ends.
+    tunnel_after: bool,
+    /// Whether any message was ever recognised on this direction.
+    pub is_http: bool,
+    limits: Limits,
+    pub stats: ParserStats,
+}
+
+/// Whether `line` (without its line ending) starts an HTTP/1.x message.
+pub fn is_start_line(line: &[u8]) -> bool {
+    is_status_line(line) || is_request_line(line)
+}
+
+/// `HTTP/1.x`, with the name in any case (some servers send `http/1.1`).
+fn is_version(v: &[u8]) -> bool {
+    v.len() == 8
+        && v.get(..5).is_some_and(|p| p.eq_ignore_ascii_case(b"HTTP/"))
+        && v.get(5..7) == Some(b"1.")
+        && v.get(7).is_some_and(u8::is_ascii_digit)
+}
+
+fn trim_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+fn is_status_line(line: &[u8]) -> bool {
+    let line = trim_cr(line);
+    let (Some(v), Some(rest)) = (line.get(..8), line.get(8..)) else {
+        return false;
+    };
+    if !is_version(v) {
+        return false;
+    }
+    let rest = rest.strip_prefix(b" ").unwrap_or(b"");
+    matches!(rest, [a, b, c, ..] if a.is_ascii_digit() && b.is_ascii_digit() && c.is_ascii_digit())
+        && rest.get(3).is_none_or(|&x| x == b' ' || x == b'\t')
+}
+
+fn is_tchar(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
+}
+
+fn is_request_line(line: &[u8]) -> bool {
+    let line = trim_cr(line);
+    let mut parts = line.split(|&c| c == b' ').filter(|p| !p.is_empty());
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    method.len() <= 32
+        && method.iter().all(|&c| is_tchar(c))
+        && !target.is_empty()
+        && target.iter().all(|&c| c > b' ' && c != 0x7f)
+        && is_version(version)
+}
+
+/// Finds the end of a header block in `buf` (searching from `from`): the index just past the
+/// empty line. Accepts bare LF line endings.
+fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(rel) = buf.get(i..).and_then(|s| memchr::memchr(b'\n', s)) {
+        let nl = i + rel;
+        match (buf.get(nl + 1), buf.get(nl + 2)) {
+            (Some(b'\n'), _) => return Some(nl + 2),
+            (Some(b'\r'), Some(b'\n')) => return Some(nl + 3),
+            _ => i = nl + 1,
+        }
+    }
+    None
+}
+
+impl Parser {
+    pub fn new(limits: Limits) -> Parser {
+        Parser {
+            state: State::Detect,
+            buf: Vec::new(),
+            buf_origin: None,
+            line: Vec::new(),
+            cur: None,
+            tunnel_after: false,
+            is_http: false,
+            limits,
+            stats: ParserStats::default(),
+        }
+    }
+
+    /// The stream did not start with its SYN: the first bytes may be the middle of a message,
+    /// so look for the next message start instead of judging the stream by its first line.
+    pub fn start_midstream(&mut self) {
+        if self.state == State::Detect {
+            self.state = State::Resync;
+        }
+    }
+
+    /// Stop parsing this direction after the current message (the other side switched
+    /// protocols).
+    pub fn tunnel_after_current(&mut self) {
+        if self.cur.is_none() && matches!(self.state, State::Head | State::Detect | State::Resync) {
+            self.state = State::Ignore;
+            self.buf.clear();
+        } else {
+            self.tunnel_after = true;
+        }
+    }
+
+    pub fn is_ignoring(&self) -> bool {
+        self.state == State::Ignore
+    }
+
+    /// Whether a message is in progress (its body not yet complete).
+    pub fn in_message(&self) -> bool {
+        self.cur.is_some()
+    }
+
+    fn lose_sync(&mut self) {
+        self.stats.resyncs += 1;
+        self.buf.clear();
+        self.buf_origin = None;
+        self.state = State::Resync;
+    }
+
+    fn append(&mut self, bytes: &[u8], o: Origin) {
+        if self.buf.is_empty() {
+            self.buf_origin = Some(o);
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Parses the bytes of one chunk of the stream.
+    pub fn feed(&mut self, data: &[u8], o: Origin, sink: &mut dyn MessageSink) {
+        let mut pos = 0;
+        while pos < data.len() {
+            let rest = data.get(pos..).unwrap_or_default();
+            pos += match self.state {
+                State::Ignore => return,
+                State::Detect => self.detect(rest, o),
+                State::Resync => self.resync(rest, o),
+                State::Head => self.head(rest, o, sink),
+                State::Body(b) => self.body(b, rest, o, sink),
+            };
+        }
+    }
+
+    /// First line of the stream: HTTP or not.
+    fn detect(&mut self, rest: &[u8], o: Origin) -> usize {
+        match memchr::memchr(b'\n', rest) {
+            None => {
+                if self.buf.len() + rest.len() > MAX_START_LINE {
+                    self.state = State::Ignore;
+                    self.buf.clear();
+                } else {
+                    self.append(rest, o);
+                }
+                rest.len()
+            }
+            Some(nl) => {
+                self.append(rest.get(..=nl).unwrap_or_default(), o);
+                let line = self.buf.strip_suffix(b"\n").unwrap_or(&self.buf);
+                if is_start_line(line) {
+                    self.state = State::Head;
+                } else {
+                    self.state = State::Ignore;
+                    self.buf.clear();
+                }
+                nl + 1
+            }
+        }
+    }
+
+    /// Line by line, look for a message start; keep the partial last line.
+    fn resync(&mut self, rest: &[u8], o: Origin) -> usize {
+        let mut start = 0;
+        while let Some(rel) = rest.get(start..).and_then(|s| memchr::memchr(b'\n', s)) {
+            let nl = start + rel;
+            let piece = rest.get(start..=nl).unwrap_or_default();
+            let found = if self.buf.is_empty() {
+                is_start_line(trim_nl(piece))
+            } else {
+                self.buf.extend_from_slice(piece);
+                is_start_line(trim_nl(&self.buf))
+            };
+            if found {
+                if self.buf.is_empty() {
+                    self.append(piece, o);
+                }
+                self.state = State::Head;
+                return nl + 1;
+            }
+            self.buf.clear();
+            self.buf_origin = None;
+            start = nl + 1;
+        }
+        let tail = rest.get(start..).unwrap_or_default();
+        if self.buf.len() + tail.len() <= MAX_START_LINE {
+            self.append(tail, o);
+        } else {
+            self.buf.clear();
+            self.buf_origin = None;
+        }
+        rest.len()
+    }
+
+    fn head(&mut self, rest: &[u8], o: Origin, sink: &mut dyn MessageSink) -> usize {
+        if self.buf.is_empty() {
+            // Empty lines between messages are allowed (RFC 9112 §2.2).
+            let skip = rest
+                .iter()
+                .take_while(|&&c| c == b'\r' || c == b'\n')
+                .count();
+            if skip > 0 {
+                return skip;
+            }
+        }
+        let old = self.buf.len();
+        let from = old.saturating_sub(3);
+        self.append(rest, o);
+        // A stream known to be HTTP that goes on with something else has lost sync.
+        if let Some(nl) = memchr::memchr(b'\n', self.buf.get(old..).unwrap_or_default()) {
+            let first_line_end = old + nl;
+            if memchr::memchr(b'\n', self.buf.get(..old).unwrap_or_default()).is_none()
+                && !is_start_line(trim_nl(self.buf.get(..=first_line_end).unwrap_or_default()))
+            {
+                self.lose_sync();
+                return first_line_end - old + 1;
+            }
+        }
+        let Some(end) = find_head_end(&self.buf, from) else {
+            if self.buf.len() > self.limits.max_header_bytes {
+                self.stats.header_too_large += 1;
+                self.lose_sync();
+            }
+            return rest.len();
+        };
+        if end > self.limits.max_header_bytes {
+            self.stats.header_too_large += 1;
+            let used = end - old;
+            self.lose_sync();
+            return used;
+        }
+        let used = end - old;
+        self.buf.truncate(end);
+        let origin = self.buf_origin.take().unwrap_or(o);
+        let head = std::mem::take(&mut self.buf);
+        match self.parse_head(head, origin) {
+            Some(mut msg) => {
+                self.is_http = true;
+                msg.last_frame = o.frame;
+                self.start_body(msg, o, sink);
+            }
+            None => {
+                self.lose_sync();
+            }
+        }
+        used
+    }
+
+    fn parse_head(&mut self, mut head: Vec<u8>, origin: Origin) -> Option<Message> {
+        let mut anomalies = Vec::new();
+        // httparse insists on upper-case "HTTP/"; some servers do not.
+        let version_at = if head
+            .get(..5)
+            .is_some_and(|v| v.eq_ignore_ascii_case(b"http/"))
+        {
+            Some(0)
+        } else {
+            let line_end = memchr::memchr(b'\n', &head).unwrap_or(head.len());
+            let line = trim_cr(head.get(..line_end).unwrap_or_default());
+            memchr::memrchr(b' ', line).map(|sp| sp + 1)
+        };
+        if let Some(at) = version_at {
+            if let Some(v) = head.get_mut(at..at + 5) {
+                if v != b"HTTP/" && v.eq_ignore_ascii_case(b"HTTP/") {
+                    v.copy_from_slice(b"HTTP/");
+                    anomalies.push(Anomaly::LowerCaseVersion);
+                }
+            }
+        }
+        let mut small = [httparse::EMPTY_HEADER; 64];
+        let parsed = match parse_with(&head, &mut small) {
+            Err(httparse::Error::TooManyHeaders) => {
+                let mut big = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
+                parse_with(&head, &mut big)
+            }
+            other => other,
+        };
+        let (start, positions) = match parsed {
+            Ok(p) => p,
+            Err(httparse::Error::TooManyHeaders) => {
+                self.stats.too_many_headers += 1;
+                return None;
+            }
+            Err(_) => {
+                self.stats.bad_headers += 1;
+                return None;
+            }
+        };
+        let mut msg = Message::new(start, head, positions, origin.frame, origin.ts);
+        for a in anomalies {
+            msg.note(a);
+        }
+        Some(msg)
+    }
+
+    fn start_body(&mut self, mut msg: Message, o: Origin, sink: &mut dyn MessageSink) {
+        match sink.head(&mut msg) {
+            BodyKind::None => self.finish(msg, o, true, sink),
+            BodyKind::Tunnel => {
+                self.finish(msg, o, true, sink);
+                self.state = State::Ignore;
+            }
+            BodyKind::Length(0) => self.finish(msg, o, true, sink),
+            BodyKind::Length(n) => {
+                self.cur = Some(msg);
+                self.state = State::Body(Body::Length(n));
+            }
+            BodyKind::Chunked => {
+                self.cur = Some(msg);
+                self.line.clear();
+                self.state = State::Body(Body::Chunked(ChunkState::Size));
+            }
+            BodyKind::UntilClose => {
+                self.cur = Some(msg);
+                self.state = State::Body(Body::UntilClose);
+            }
+        }
+    }
+
+    fn finish(&mut self, mut msg: Message, o: Origin, complete: bool, sink: &mut dyn MessageSink) {
+        msg.complete = complete;
+        msg.frame = if complete { o.arrival } else { msg.last_frame };
+        msg.end_ts = o.ts;
+        self.state = if self.tunnel_after {
+            State::Ignore
+        } else {
+            State::Head
+        };
+        sink.complete(msg);
+    }
+
+    fn store(&mut self, bytes: &[u8], o: Origin) {
+        if let Some(m) = self.cur.as_mut() {
+            m.body.length += bytes.len() as u64;
+            let room = self.limits.body_prefix.saturating_sub(m.body.prefix.len());
+            if room > 0 {
+                m.body
+                    .prefix
+                    .extend_from_slice(bytes.get(..room.min(bytes.len())).unwrap_or_default());
+            }
+            m.last_frame = o.frame;
+            m.end_ts = o.ts;
+        }
+    }
+
+    fn body(&mut self, b: Body, rest: &[u8], o: Origin, sink: &mut dyn MessageSink) -> usize {
+        match b {
+            Body::Length(remaining) => {
+                let take = usize::try_from(remaining)
+                    .unwrap_or(usize::MAX)
+                    .min(rest.len());
+                self.store(rest.get(..take).unwrap_or_default(), o);
+                let left = remaining - take as u64;
+                if left == 0 {
+                    if let Some(msg) = self.cur.take() {
+                        self.finish(msg, o, true, sink);
+                    }
+                } else {
+                    self.state = State::Body(Body::Length(left));
+                }
+                take
+            }
+            Body::UntilClose => {
+                self.store(rest, o);
+                rest.len()
+            }
+            Body::Chunked(cs) => self.chunked(cs, rest, o, sink),
+        }
+    }
+
+    fn chunked(
+        &mut self,
+        cs: ChunkState,
+        rest: &[u8],
+        o: Origin,
+        sink: &mut dyn MessageSink,
+    ) -> usize {
+        if let Some(m) = self.cur.as_mut() {
+            m.last_frame = o.frame;
+        }
+        match cs {
+            ChunkState::Size | ChunkState::Trailer => {
+                let Some(nl) = memchr::memchr(b'\n', rest) else {
+                    if self.line.len() + rest.len() > MAX_CHUNK_LINE {
+                        self.abandon(Anomaly::BadChunkSize, o, sink);
+                    } else {
+                        self.line.extend_from_slice(rest);
+                    }
+                    return rest.len();
+                };
+                self.line
+                    .extend_from_slice(rest.get(..nl).unwrap_or_default());
+                let line = trim_cr(&self.line);
+                if cs == ChunkState::Trailer {
+                    if line.is_empty() {
+                        self.line.clear();
+                        if let Some(msg) = self.cur.take() {
+                            self.finish(msg, o, true, sink);
+                        }
+                    } else {
+                        self.line.clear();
+                    }
+                    return nl + 1;
+                }
+                match parse_chunk_size(line) {
+                    Some(0) => {
+                        self.line.clear();
+                        self.state = State::Body(Body::Chunked(ChunkState::Trailer));
+                    }
+                    Some(n) => {
+                        self.line.clear();
+                        self.state = State::Body(Body::Chunked(ChunkState::Data(n)));
+                    }
+                    None => {
+                        self.line.clear();
+                        self.abandon(Anomaly::BadChunkSize, o, sink);
+                    }
+                }
+                nl + 1
+            }
+            ChunkState::Data(remaining) => {
+                let take = usize::try_from(remaining)
+                    .unwrap_or(usize::MAX)
+                    .min(rest.len());
+                self.store(rest.get(..take).unwrap_or_default(), o);
+                let left = remaining - take as u64;
+                self.state = State::Body(Body::Chunked(if left == 0 {
+                    ChunkState::DataEnd
+                } else {
+                    ChunkState::Data(left)
+                }));
+                take
+            }
+            ChunkState::DataEnd => {
+                // CRLF after chunk data; tolerate a bare LF, and its absence.
+                match rest.first() {
+                    Some(b'\r') => 1,
+                    Some(b'\n') => {
+                        self.state = State::Body(Body::Chunked(ChunkState::Size));
+                        1
+                    }
+                    _ => {
+                        self.state = State::Body(Body::Chunked(ChunkState::Size));
+                        0
+                    }
+                }
+            }
+        }
+    }
+
+    /// The current message's framing can no longer be followed: report it cut short and look
+    /// for the next message.
+    fn abandon(&mut self, why: Anomaly, o: Origin, sink: &mut dyn MessageSink) {
+        if let Some(mut msg) = self.cur.take() {
+            msg.note(why);
+            self.finish(msg, o, false, sink);
+        }
+        if self.state != State::Ignore {
+            self.lose_sync();
+        }
+    }
+
+    /// `len` bytes of the stream are missing from the capture.
+    pub fn gap(&mut self, len: u64, o: Origin, sink: &mut dyn MessageSink) {
+        match self.state {
+            State::Ignore => {}
+            State::Detect | State::Resync => self.lose_sync(),
+            State::Head => {
+                if !self.buf.is_empty() {
+                    self.stats.heads_lost += 1;
+                }
+                self.lose_sync();
+            }
+            State::Body(Body::Length(remaining)) => {
+                let lost = len.min(remaining);
+                if let Some(m) = self.cur.as_mut() {
+                    m.body.length += lost;
+                    m.body.missing += lost;
+                    m.note(Anomaly::BodyGap);
+                }
+                if lost == remaining {
+                    if let Some(msg) = self.cur.take() {
+                        self.finish(msg, o, true, sink);
+                    }
+                    if len > lost && self.state != State::Ignore {
+                        self.lose_sync();
+                    }
+                } else {
+                    self.state = State::Body(Body::Length(remaining - lost));
+                }
+            }
+            State::Body(Body::UntilClose) => {
+                if let Some(m) = self.cur.as_mut() {
+                    m.body.length += len;
+                    m.body.missing += len;
+                    m.note(Anomaly::BodyGap);
+                }
+            }
+            State::Body(Body::Chunked(ChunkState::Data(remaining))) if len < remaining => {
+                if let Some(m) = self.cur.as_mut() {
+                    m.body.length += len;
+                    m.body.missing += len;
+                    m.note(Anomaly::BodyGap);
+                }
+                self.state = State::Body(Body::Chunked(ChunkState::Data(remaining - len)));
+            }
+            State::Body(Body::Chunked(_)) => self.abandon(Anomaly::BodyGap, o, sink),
+        }
+    }
+
+    /// The sender closed (FIN): a body delimited by the close ends here; anything else in
+    /// progress was cut short.
+    pub fn fin(&mut self, o: Origin, sink: &mut dyn MessageSink) {
+        self.end(o, true, sink);
+    }
+
+    /// The stream ended without a FIN (reset, end of capture, eviction): whatever is in
+    /// progress was cut short.
+    pub fn abort(&mut self, o: Origin, sink: &mut dyn MessageSink) {
+        self.end(o, false, sink);
+    }
+
+    fn end(&mut self, o: Origin, fin: bool, sink: &mut dyn MessageSink) {
+        if let Some(msg) = self.cur.take() {
+            let complete = fin && self.state == State::Body(Body::UntilClose);
+            self.finish(msg, o, complete, sink);
+        } else if self.state == State::Head && !self.buf.is_empty() {
+            self.stats.heads_lost += 1;
+        }
+        self.buf.clear();
+        self.state = State::Ignore;
+    }
+}
+
+fn trim_nl(line: &[u8]) -> &[u8] {
+    trim_cr(line.strip_suffix(b"\n").unwrap_or(line))
+}
+
+/// Parses a chunk-size line: hex digits, then optional extensions (RFC 9112 §7.1.1).
+fn parse_chunk_size(line: &[u8]) -> Option<u64> {
+    let digits: &[u8] = {
+        let end = line
+            .iter()
+            .position(|c| !c.is_ascii_hexdigit())
+            .unwrap_or(line.len());
+        line.get(..end)?
+    };
+    if digits.is_empty() || digits.len() > 16 {
+        return None;
+    }
+    let after = line.get(digits.len()..)?;
+    if !after.is_empty() && !matches!(after.first(), Some(b';' | b' ' | b'\t')) {
+        return None;
+    }
+    u64::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+}
+
+type Parsed = (StartLine, Vec<super::message::HeaderPos>);
+
+fn config() -> httparse::ParserConfig {
+    let mut c = httparse::ParserConfig::default();
+    c.allow_spaces_after_header_name_in_responses(true)
+        .allow_multiple_spaces_in_request_line_delimiters(true)
+        .allow_multiple_spaces_in_response_status_delimiters(true)
+        .allow_obsolete_multiline_headers_in_responses(true)
+        .ignore_invalid_headers_in_responses(true)
+        .ignore_invalid_headers_in_requests(true);
+    c
+}
+
+fn parse_with<'b>(
+    head: &'b [u8],
+    headers: &mut [httparse::Header<'b>],
+) -> Result<Parsed, httparse::Error> {
+    let base = head.as_ptr() as usize;
+    let pos_of = |s: &[u8]| {
+        let a = (s.as_ptr() as usize).saturating_sub(base);
+        (a, a + s.len())
+    };
+    if head.get(..5).is_some_and(|v| v == b"HTTP/") {
+        let mut res = httparse::Response::new(headers);
+        match config().parse_response(&mut res, head)? {
+            httparse::Status::Complete(_) => {}
+            httparse::Status::Partial => return Err(httparse::Error::Token),
+        }
+        let start = StartLine::Response {
+            status: res.code.unwrap_or(0),
+            reason: res.reason.unwrap_or("").as_bytes().to_vec(),
+            version: res.version.unwrap_or(1),
+        };
+        let pos = res
+            .headers
+            .iter()
+            .map(|h| Message::header_pos(pos_of(h.name.as_bytes()), pos_of(h.value)))
+            .collect();
+        Ok((start, pos))
+    } else {
+        let mut req = httparse::Request::new(headers);
+        match config().parse_request(&mut req, head)? {
+            httparse::Status::Complete(_) => {}
+            httparse::Status::Partial => return Err(httparse::Error::Token),
+        }
+        let start = StartLine::Request {
+            method: req.method.unwrap_or("").to_string(),
+            uri: req.path.unwrap_or("").as_bytes().to_vec(),
+            version: req.version.unwrap_or(1),
+        };
+        let pos = req
+            .headers
+            .iter()
+            .map(|h| Message::header_pos(pos_of(h.name.as_bytes()), pos_of(h.value)))
+            .collect();
+        Ok((start, pos))
+    }
+}

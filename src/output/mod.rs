@@ -1,0 +1,88 @@
+//! Rendering results: tables for people, JSON for scripts. Both are built from the same
+//! summary and exchange views, so they never disagree.
+
+pub mod json;
+pub mod table;
+
+use crate::capture::LinkType;
+use crate::capture::file::{Format, ReadEnd};
+use crate::engine::{Skipped, Stats};
+use crate::flow::FlowStats;
+use serde::Serialize;
+
+/// What was read from one capture and what happened to it.
+#[derive(Clone, Debug, Serialize)]
+pub struct FileSummary {
+    pub path: String,
+    pub format: String,
+    pub link_types: Vec<String>,
+    pub frames: u64,
+    pub captured_bytes: u64,
+    pub tcp_segments: u64,
+    pub tcp_streams: u64,
+    pub http_streams: u64,
+    pub exchanges: u64,
+    pub http_messages: u64,
+    pub connection_attempts: u64,
+    /// `complete`, or why reading stopped early.
+    pub read: String,
+    pub snaplen_truncated_frames: u64,
+    pub skipped: Vec<Skipped>,
+    pub tcp: FlowStats,
+}
+
+impl FileSummary {
+    pub fn new(
+        path: &str,
+        format: Format,
+        link_types: &[LinkType],
+        stats: &Stats,
+        end: &ReadEnd,
+    ) -> FileSummary {
+        FileSummary {
+            path: path.to_string(),
+            format: format.to_string(),
+            link_types: link_types.iter().map(ToString::to_string).collect(),
+            frames: stats.frames,
+            captured_bytes: stats.captured_bytes,
+            tcp_segments: stats.tcp_segments,
+            tcp_streams: stats.flow.tcp_streams,
+            http_streams: stats.flow.http_streams,
+            exchanges: stats.exchanges,
+            http_messages: stats.http_messages,
+            connection_attempts: stats.connection_attempts,
+            read: end.to_string(),
+            snaplen_truncated_frames: stats.snaplen_truncated,
+            skipped: stats.skipped(),
+            tcp: stats.flow,
+        }
+    }
+
+    /// Limits that were hit, as `(name, count)`, for the report.
+    pub fn limits_hit(&self) -> Vec<(&'static str, u64)> {
+        let t = &self.tcp;
+        [
+            ("flow table full (flows finished early)", t.flow_limit_hits),
+            (
+                "out-of-order buffer full (holes declared lost)",
+                t.reassembly_limit_hits,
+            ),
+            (
+                "HTTP header block too large (skipped)",
+                t.http_header_too_large,
+            ),
+            (
+                "too many HTTP header lines (skipped)",
+                t.http_too_many_headers,
+            ),
+            (
+                "exchanges waiting for a response (emitted early)",
+                t.http_pending_limit_hits,
+            ),
+            ("dormant flows forgotten", t.dormant_forgotten),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect()
+    }
+}
