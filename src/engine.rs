@@ -173,6 +173,10 @@ impl Engine {
                 s.tcp_segments += 1;
                 self.table.segment(frame, &seg, &mut self.events);
             }
+            Decoded::TcpHeaderOnly(seg, m) => {
+                s.malformed.entry(m).or_default().add(frame.number);
+                self.table.number_only(&seg, frame.ts);
+            }
             Decoded::IcmpUnreachable(icmp) => {
                 s.other_ip.add(frame.number);
                 self.table.icmp(frame, &icmp, &mut self.events);

@@ -20,6 +20,7 @@ impl LinkType {
     pub const IPV4: LinkType = LinkType(228);
     pub const IPV6: LinkType = LinkType(229);
     pub const LINUX_SLL2: LinkType = LinkType(276);
+    pub const NFLOG: LinkType = LinkType(239);
 
     /// The tcpdump name of a link type, or `None` for one capdiag has no name for.
     pub fn name(self) -> Option<&'static str> {

@@ -75,8 +75,49 @@ pub fn network_payload(link: LinkType, data: &[u8]) -> Network<'_> {
                 None => Network::Truncated,
             }
         }
+        LinkType::NFLOG => nflog(data),
         _ => Network::Unsupported,
     }
+}
+
+/// Linux netfilter log (NFLOG): a 4-byte header, then TLVs whose length and type are in the
+/// capturing host's byte order; the packet is the NFULA_PAYLOAD (type 9) TLV.
+fn nflog(data: &[u8]) -> Network<'_> {
+    const NFULA_PAYLOAD: u16 = 9;
+    let Some(family) = data.first().copied() else {
+        return Network::Truncated;
+    };
+    if family != 2 && family != 10 {
+        return Network::NotIp(0);
+    }
+    for little in [true, false] {
+        let mut off = 4;
+        while let (Some(l), Some(t)) = (data.get(off..off + 2), data.get(off + 2..off + 4)) {
+            let rd = |b: &[u8]| {
+                let a = [
+                    b.first().copied().unwrap_or(0),
+                    b.get(1).copied().unwrap_or(0),
+                ];
+                if little {
+                    u16::from_le_bytes(a)
+                } else {
+                    u16::from_be_bytes(a)
+                }
+            };
+            let (len, typ) = (usize::from(rd(l)), rd(t));
+            if len < 4 || off + len > data.len() {
+                break;
+            }
+            if typ == NFULA_PAYLOAD {
+                return match data.get(off + 4..off + len) {
+                    Some(ip) => Network::Ip(ip),
+                    None => Network::Truncated,
+                };
+            }
+            off += (len + 3) & !3;
+        }
+    }
+    Network::NotIp(0)
 }
 
 fn ethernet(data: &[u8]) -> Network<'_> {
@@ -106,10 +147,19 @@ fn ethertype(et: u16, rest: &[u8]) -> Network<'_> {
     match et {
         ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => Network::Ip(rest),
         ETHERTYPE_PPPOE_SESSION => {
-            // RFC 2516: 6-byte PPPoE header, then the 2-byte PPP protocol.
-            match (be16(rest, 6), rest.get(8..)) {
-                (Some(PPP_IPV4 | PPP_IPV6), Some(ip)) => Network::Ip(ip),
-                (Some(_), Some(_)) => Network::NotIp(et),
+            // RFC 2516: 6-byte PPPoE header, then the PPP protocol: 2 bytes, or 1 when
+            // compressed (an odd first byte, RFC 1661 §6.5).
+            let (proto, at) = match rest.get(6) {
+                Some(b) if b & 1 == 1 => (u16::from(*b), 7),
+                Some(_) => match be16(rest, 6) {
+                    Some(p) => (p, 8),
+                    None => return Network::Truncated,
+                },
+                None => return Network::Truncated,
+            };
+            match (proto, rest.get(at..)) {
+                (PPP_IPV4 | PPP_IPV6, Some(ip)) => Network::Ip(ip),
+                (_, Some(_)) => Network::NotIp(et),
                 _ => Network::Truncated,
             }
         }
@@ -204,6 +254,23 @@ mod tests {
         f.extend_from_slice(&[0x88, 0x64, 0x11, 0, 0, 1, 0, 10, 0x00, 0x21]);
         f.extend_from_slice(&IP);
         assert_eq!(network_payload(LinkType::ETHERNET, &f), Network::Ip(&IP));
+        // Protocol-field compression: one byte.
+        let mut c = vec![0u8; 12];
+        c.extend_from_slice(&[0x88, 0x64, 0x11, 0, 0, 1, 0, 10, 0x21]);
+        c.extend_from_slice(&IP);
+        assert_eq!(network_payload(LinkType::ETHERNET, &c), Network::Ip(&IP));
+    }
+
+    #[test]
+    fn nflog_payload_tlv() {
+        // header, a 8-byte TLV of type 1, then the payload TLV (type 9), little-endian.
+        let mut f = vec![2, 0, 0, 1, 8, 0, 1, 0, 0, 0, 0, 0, 6, 0, 9, 0];
+        f.extend_from_slice(&IP);
+        assert_eq!(network_payload(LinkType::NFLOG, &f), Network::Ip(&IP));
+        assert_eq!(
+            network_payload(LinkType::NFLOG, &[2, 0, 0, 1, 200, 0]),
+            Network::NotIp(0)
+        );
     }
 
     #[test]
@@ -211,6 +278,6 @@ mod tests {
         assert_eq!(network_payload(LinkType::RAW, &IP), Network::Ip(&IP));
         assert_eq!(network_payload(LinkType::RAW, &[0x12]), Network::NotIp(0));
         assert_eq!(network_payload(LinkType::RAW, &[]), Network::Truncated);
-        assert_eq!(network_payload(LinkType(239), &IP), Network::Unsupported);
+        assert_eq!(network_payload(LinkType(147), &IP), Network::Unsupported);
     }
 }

@@ -74,6 +74,9 @@ pub enum Decoded<'a> {
     Fragment,
     /// A link-layer frame that carries no IP (ARP, LLDP...), by its EtherType.
     NotIp(u16),
+    /// A TCP header that cannot be fully read (cut short, or a data offset below 5): enough
+    /// to number the stream as Wireshark does, not to analyse.
+    TcpHeaderOnly(TcpSegment<'a>, Malformed),
     /// A link type capdiag does not decode.
     UnsupportedLink(LinkType),
     /// Headers that are cut short or impossible.
@@ -103,7 +106,7 @@ impl Malformed {
 /// Decodes one frame down to TCP.
 pub fn decode<'a>(frame: &Frame<'a>) -> Decoded<'a> {
     match link::network_payload(frame.link_type, frame.data) {
-        link::Network::Ip(ip) => decode_ip(ip, frame.wire_len as usize, frame.data.len()),
+        link::Network::Ip(ip) => decode_ip(ip, frame.wire_len as usize, frame.data.len(), 0),
         link::Network::NotIp(et) => Decoded::NotIp(et),
         link::Network::Unsupported => Decoded::UnsupportedLink(frame.link_type),
         link::Network::Truncated => Decoded::Malformed(Malformed::LinkHeaderTruncated),
@@ -112,7 +115,7 @@ pub fn decode<'a>(frame: &Frame<'a>) -> Decoded<'a> {
 
 /// Decodes an IP packet. `wire_len` and `cap_len` are the frame's lengths, used to tell how much
 /// of the packet the snap length cut off when the IP header cannot say.
-pub fn decode_ip(ip: &[u8], wire_len: usize, cap_len: usize) -> Decoded<'_> {
+pub fn decode_ip(ip: &[u8], wire_len: usize, cap_len: usize, depth: u8) -> Decoded<'_> {
     let Ok((slice, _ext_err)) = LaxIpSlice::from_slice(ip) else {
         return Decoded::Malformed(Malformed::IpHeaderBad);
     };
@@ -165,6 +168,28 @@ pub fn decode_ip(ip: &[u8], wire_len: usize, cap_len: usize) -> Decoded<'_> {
         IpNumber::ICMP | IpNumber::IPV6_ICMP => {
             decode_icmp(src, payload.ip_number, payload.payload)
         }
+        IpNumber::UDP if depth < MAX_TUNNEL_DEPTH => {
+            decode_vxlan(payload.payload, wire_len, cap_len, depth)
+        }
+        _ => Decoded::OtherIp,
+    }
+}
+
+/// Tunnels inside tunnels are followed this deep.
+const MAX_TUNNEL_DEPTH: u8 = 2;
+/// VXLAN's IANA port, which Wireshark decodes by default (RFC 7348).
+const VXLAN_PORT: u16 = 4789;
+
+/// UDP to port 4789 carrying VXLAN: an 8-byte header, then an Ethernet frame.
+fn decode_vxlan(udp: &[u8], wire_len: usize, cap_len: usize, depth: u8) -> Decoded<'_> {
+    if link::be16(udp, 2) != Some(VXLAN_PORT) {
+        return Decoded::OtherIp;
+    }
+    let Some(inner) = udp.get(16..) else {
+        return Decoded::OtherIp;
+    };
+    match link::network_payload(LinkType::ETHERNET, inner) {
+        link::Network::Ip(ip) => decode_ip(ip, wire_len, cap_len, depth + 1),
         _ => Decoded::OtherIp,
     }
 }
@@ -172,11 +197,16 @@ pub fn decode_ip(ip: &[u8], wire_len: usize, cap_len: usize) -> Decoded<'_> {
 fn decode_tcp(src: IpAddr, dst: IpAddr, data: &[u8], claimed: usize) -> Decoded<'_> {
     let tcp = match TcpSlice::from_slice(data) {
         Ok(t) => t,
-        Err(etherparse::err::tcp::HeaderSliceError::Len(_)) => {
-            return Decoded::Malformed(Malformed::TcpHeaderTruncated);
-        }
-        Err(etherparse::err::tcp::HeaderSliceError::Content(_)) => {
-            return Decoded::Malformed(Malformed::TcpHeaderBad);
+        Err(e) => {
+            let why = match e {
+                etherparse::err::tcp::HeaderSliceError::Len(_) => Malformed::TcpHeaderTruncated,
+                etherparse::err::tcp::HeaderSliceError::Content(_) => Malformed::TcpHeaderBad,
+            };
+            // Wireshark still gives such a segment a stream when its fixed fields are there.
+            return match header_only(src, dst, data) {
+                Some(seg) => Decoded::TcpHeaderOnly(seg, why),
+                None => Decoded::Malformed(why),
+            };
         }
     };
     let header = tcp.header_slice();
@@ -195,6 +225,27 @@ fn decode_tcp(src: IpAddr, dst: IpAddr, data: &[u8], claimed: usize) -> Decoded<
         payload,
         payload_len: u32::try_from(payload_len).unwrap_or(u32::MAX),
         header,
+    })
+}
+
+/// The fixed fields of a TCP header (ports, numbers, flags, window) when the rest cannot be
+/// read.
+fn header_only(src: IpAddr, dst: IpAddr, data: &[u8]) -> Option<TcpSegment<'_>> {
+    let word = |o: usize| -> Option<u32> {
+        Some(u32::from_be_bytes(data.get(o..o + 4)?.try_into().ok()?))
+    };
+    Some(TcpSegment {
+        src,
+        dst,
+        sport: link::be16(data, 0)?,
+        dport: link::be16(data, 2)?,
+        seq: word(4)?,
+        ack: word(8)?,
+        flags: *data.get(13)?,
+        window: link::be16(data, 14)?,
+        payload: &[],
+        payload_len: 0,
+        header: data.get(..16)?,
     })
 }
 

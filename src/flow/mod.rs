@@ -416,6 +416,22 @@ impl FlowTable {
         }
     }
 
+    /// A segment too damaged to analyse still gets its pair a stream number, as in Wireshark.
+    pub fn number_only(&mut self, seg: &TcpSegment<'_>, ts: TimestampNs) {
+        let (key, _) = FlowKey::of(seg.src, seg.sport, seg.dst, seg.dport);
+        if !self.flows.contains_key(&key) {
+            let stream = self.new_stream();
+            self.flows.insert(
+                key,
+                Slot::Dormant(Dormant {
+                    stream,
+                    base_seq: [None, None],
+                    last_ts: ts,
+                }),
+            );
+        }
+    }
+
     /// An ICMP destination unreachable about a connection attempt.
     pub fn icmp(&mut self, frame: &Frame<'_>, icmp: &IcmpUnreachable, out: &mut Vec<FlowEvent>) {
         let (key, dir) = FlowKey::of(icmp.src, icmp.sport, icmp.dst, icmp.dport);
@@ -551,7 +567,13 @@ fn process(
         half.last_sig = sig;
         half.last_sig_ts = ts;
         if half.base_seq.is_none() && !rst {
-            half.base_seq = Some(seg.seq);
+            // Wireshark's base_seq: the SYN's sequence number, or one less than the first
+            // sequence number seen when the SYN was not captured.
+            half.base_seq = Some(if syn {
+                seg.seq
+            } else {
+                seg.seq.wrapping_sub(1)
+            });
         }
         if !half.seen && !(rst && !syn) {
             half.seen = true;

@@ -37,8 +37,8 @@ pub enum Anomaly {
     BodyGap,
     /// The version token was lower case (`http/1.1`).
     LowerCaseVersion,
-    /// Header lines that could not be parsed were skipped.
-    InvalidHeaderLines,
+    /// A start line that does not follow RFC 9112 (`GET /HTTP/1.1`); read leniently.
+    MalformedStartLine,
 }
 
 /// Where a header's name and value lie in [`Message::head`].

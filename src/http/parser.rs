@@ -158,19 +158,51 @@ fn is_tchar(c: u8) -> bool {
     c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
 }
 
+/// A request line, leniently: a method token, a space, and an HTTP version somewhere after it.
+/// Scanners and broken clients send `GET /HTTP/1.1` or `GET / HTTP/1.`; servers answer them
+/// (often 400), so they are requests worth pairing (Wireshark shows them too).
 fn is_request_line(line: &[u8]) -> bool {
     let line = trim_cr(line);
-    let mut parts = line.split(|&c| c == b' ').filter(|p| !p.is_empty());
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let Some(sp) = memchr::memchr(b' ', line) else {
         return false;
     };
-    method.len() <= 32
+    let (method, rest) = line.split_at(sp);
+    !method.is_empty()
+        && method.len() <= 32
         && method.iter().all(|&c| is_tchar(c))
-        && !target.is_empty()
-        && target.iter().all(|&c| c > b' ' && c != 0x7f)
-        && is_version(version)
+        && method.iter().any(u8::is_ascii_uppercase)
+        && rest.iter().all(|&c| c >= b' ' && c != 0x7f || c == b'\t')
+        && memchr::memmem::find(&rest.to_ascii_uppercase(), b"HTTP/").is_some()
+}
+
+/// Splits a request line that httparse refuses into method, target and version; the version
+/// is 1.1 unless the line says `HTTP/1.0`.
+fn lenient_request_line(line: &[u8]) -> Option<StartLine> {
+    let line = trim_cr(line);
+    let mut parts = line.split(|&c| c == b' ').filter(|p| !p.is_empty());
+    let method = parts.next()?;
+    let mut uri: &[u8] = b"";
+    let mut version = 1;
+    for p in parts {
+        let upper = p.to_ascii_uppercase();
+        if let Some(at) = memchr::memmem::find(&upper, b"HTTP/") {
+            if uri.is_empty() {
+                uri = p.get(..at).unwrap_or_default();
+            }
+            if upper.get(at..) == Some(b"HTTP/1.0".as_slice()) {
+                version = 0;
+            }
+            break;
+        }
+        if uri.is_empty() {
+            uri = p;
+        }
+    }
+    Some(StartLine::Request {
+        method: String::from_utf8_lossy(method).into_owned(),
+        uri: uri.to_vec(),
+        version,
+    })
 }
 
 /// Finds the end of a header block in `buf` (searching from `from`): the index just past the
@@ -408,10 +440,16 @@ impl Parser {
                 self.stats.too_many_headers += 1;
                 return None;
             }
-            Err(_) => {
-                self.stats.bad_headers += 1;
-                return None;
-            }
+            Err(_) => match parse_lenient(&head, self.limits.max_headers) {
+                Some(p) => {
+                    anomalies.push(Anomaly::MalformedStartLine);
+                    p
+                }
+                None => {
+                    self.stats.bad_headers += 1;
+                    return None;
+                }
+            },
         };
         let mut msg = Message::new(start, head, positions, origin.frame, origin.ts);
         for a in anomalies {
@@ -446,7 +484,9 @@ impl Parser {
 
     fn finish(&mut self, mut msg: Message, o: Origin, complete: bool, sink: &mut dyn MessageSink) {
         msg.complete = complete;
-        msg.frame = if complete { o.arrival } else { msg.last_frame };
+        // Wireshark shows a message at the frame that holds its last byte (the FIN for a body
+        // delimited by the close); one cut short is placed at the last frame that carried it.
+        msg.frame = if complete { o.frame } else { msg.last_frame };
         msg.end_ts = o.ts;
         self.state = if self.tunnel_after {
             State::Ignore
@@ -683,6 +723,31 @@ fn parse_chunk_size(line: &[u8]) -> Option<u64> {
 }
 
 type Parsed = (StartLine, Vec<super::message::HeaderPos>);
+
+/// A request whose start line httparse refuses: the line split by hand, the header lines by
+/// httparse.
+fn parse_lenient(head: &[u8], max_headers: usize) -> Option<Parsed> {
+    if head.get(..5).is_some_and(|v| v == b"HTTP/") {
+        return None;
+    }
+    let nl = memchr::memchr(b'\n', head)?;
+    let start = lenient_request_line(head.get(..nl)?)?;
+    let rest = head.get(nl + 1..)?;
+    let base = head.as_ptr() as usize;
+    let pos_of = |s: &[u8]| {
+        let a = (s.as_ptr() as usize).saturating_sub(base);
+        (a, a + s.len())
+    };
+    let mut headers = vec![httparse::EMPTY_HEADER; max_headers];
+    let pos = match httparse::parse_headers(rest, &mut headers) {
+        Ok(httparse::Status::Complete((_, hs))) => hs
+            .iter()
+            .map(|h| Message::header_pos(pos_of(h.name.as_bytes()), pos_of(h.value)))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Some((start, pos))
+}
 
 fn config() -> httparse::ParserConfig {
     let mut c = httparse::ParserConfig::default();

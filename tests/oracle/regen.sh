@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Regenerates (or, with --check, verifies) the tshark goldens used by tests/oracle.rs.
+#
+#   tests/oracle/regen.sh           rewrite tests/oracle/golden/*.tsv from tshark
+#   tests/oracle/regen.sh --check   fail if the installed tshark disagrees with the goldens
+#
+# For every capture in manifest.tsv it runs tshark as the frame oracle (two passes, TCP and
+# body desegmentation on, the capture's non-standard HTTP ports decoded as HTTP) and keeps one
+# line per frame that shows at least one HTTP message: frame, tcp.stream, request methods,
+# response codes (several messages in one frame are comma-joined, as tshark prints them).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+check=0
+[[ ${1:-} == --check ]] && check=1
+command -v tshark >/dev/null || { echo "regen.sh: tshark is not installed (apt-get install -y tshark)" >&2; exit 2; }
+out=tests/oracle/golden
+mkdir -p "$out"
+fail=0
+while IFS=$'\t' read -r file ports; do
+  [[ -z $file || $file == \#* ]] && continue
+  args=()
+  if [[ $ports != - ]]; then
+    IFS=, read -ra ps <<<"$ports"
+    for p in "${ps[@]}"; do args+=(-d "tcp.port==$p,http"); done
+  fi
+  golden="$out/$(echo "$file" | sed 's#^tests/corpus/##; s#^samples/#samples-#; s#/#__#g').tsv"
+  got=$(tshark -n -2 -r "$file" -o tcp.desegment_tcp_streams:TRUE -o http.desegment_body:TRUE \
+          "${args[@]}" -Y http -T fields -E separator=/t \
+          -e frame.number -e tcp.stream -e http.request.method -e http.response.code 2>/dev/null \
+        | awk -F'\t' '$3!="" || $4!=""' || true)
+  if ((check)); then
+    if [[ "$got" != "$(cat "$golden" 2>/dev/null)" ]]; then
+      echo "differs from tshark: $golden" >&2
+      diff <(echo "$got") "$golden" >&2 || true
+      fail=1
+    fi
+  else
+    printf '%s\n' "$got" | sed '/^$/d' > "$golden"
+  fi
+done < tests/oracle/manifest.tsv
+if ((check)); then
+  ((fail)) && { echo "regen.sh: goldens are stale; rerun tests/oracle/regen.sh" >&2; exit 1; }
+  echo "tshark goldens: all match $(tshark --version | head -1)"
+fi
