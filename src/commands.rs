@@ -134,7 +134,9 @@ pub fn http(args: &HttpArgs) -> u8 {
             mode,
             error: None,
         };
-        let end = reader.for_each_frame(|f| engine.frame(f, &mut sink));
+        let end = reader.for_each_frame(|f| {
+            engine.frame(f, &mut sink);
+        });
         engine.finish(&mut sink);
         sink.flush_rows();
         let summary = FileSummary::new(

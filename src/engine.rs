@@ -159,8 +159,8 @@ impl Engine {
         self.table.active_flows()
     }
 
-    /// Analyses one frame.
-    pub fn frame(&mut self, frame: &Frame<'_>, sink: &mut dyn Sink) {
+    /// Analyses one frame; returns its TCP stream number (`tcp.stream`) when it is TCP.
+    pub fn frame(&mut self, frame: &Frame<'_>, sink: &mut dyn Sink) -> Option<u64> {
         let s = &mut self.stats;
         s.frames += 1;
         s.captured_bytes += frame.data.len() as u64;
@@ -168,14 +168,15 @@ impl Engine {
         if (frame.wire_len as usize) > frame.data.len() {
             s.snaplen_truncated += 1;
         }
+        let mut stream = None;
         match decode::decode(frame) {
             Decoded::Tcp(seg) => {
                 s.tcp_segments += 1;
-                self.table.segment(frame, &seg, &mut self.events);
+                stream = self.table.segment(frame, &seg, &mut self.events);
             }
             Decoded::TcpHeaderOnly(seg, m) => {
                 s.malformed.entry(m).or_default().add(frame.number);
-                self.table.number_only(&seg, frame.ts);
+                stream = Some(self.table.number_only(frame, &seg, &mut self.events));
             }
             Decoded::IcmpUnreachable(icmp) => {
                 s.other_ip.add(frame.number);
@@ -202,6 +203,7 @@ impl Engine {
             Some(_) => {}
         }
         self.deliver(sink);
+        stream
     }
 
     fn deliver(&mut self, sink: &mut dyn Sink) {

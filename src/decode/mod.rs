@@ -169,7 +169,7 @@ pub fn decode_ip(ip: &[u8], wire_len: usize, cap_len: usize, depth: u8) -> Decod
             decode_icmp(src, payload.ip_number, payload.payload)
         }
         IpNumber::UDP if depth < MAX_TUNNEL_DEPTH => {
-            decode_vxlan(payload.payload, wire_len, cap_len, depth)
+            decode_tunnel(payload.payload, wire_len, cap_len, depth)
         }
         _ => Decoded::OtherIp,
     }
@@ -180,18 +180,50 @@ const MAX_TUNNEL_DEPTH: u8 = 2;
 /// VXLAN's IANA port, which Wireshark decodes by default (RFC 7348).
 const VXLAN_PORT: u16 = 4789;
 
-/// UDP to port 4789 carrying VXLAN: an 8-byte header, then an Ethernet frame.
-fn decode_vxlan(udp: &[u8], wire_len: usize, cap_len: usize, depth: u8) -> Decoded<'_> {
-    if link::be16(udp, 2) != Some(VXLAN_PORT) {
-        return Decoded::OtherIp;
-    }
-    let Some(inner) = udp.get(16..) else {
-        return Decoded::OtherIp;
+/// GTP-U's port (3GPP TS 29.281), which Wireshark decodes by default.
+const GTPU_PORT: u16 = 2152;
+
+/// UDP tunnels Wireshark decodes by default: VXLAN (an 8-byte header, then Ethernet) and GTP-U
+/// (a G-PDU carrying an IP packet).
+fn decode_tunnel(udp: &[u8], wire_len: usize, cap_len: usize, depth: u8) -> Decoded<'_> {
+    let inner = match link::be16(udp, 2) {
+        Some(VXLAN_PORT) => match udp
+            .get(16..)
+            .map(|e| link::network_payload(LinkType::ETHERNET, e))
+        {
+            Some(link::Network::Ip(ip)) => ip,
+            _ => return Decoded::OtherIp,
+        },
+        Some(GTPU_PORT) => match udp.get(8..).and_then(gtpu_payload) {
+            Some(ip) => ip,
+            None => return Decoded::OtherIp,
+        },
+        _ => return Decoded::OtherIp,
     };
-    match link::network_payload(LinkType::ETHERNET, inner) {
-        link::Network::Ip(ip) => decode_ip(ip, wire_len, cap_len, depth + 1),
-        _ => Decoded::OtherIp,
+    decode_ip(inner, wire_len, cap_len, depth + 1)
+}
+
+/// The IP packet in a GTP-U G-PDU (3GPP TS 29.281 §5.1).
+fn gtpu_payload(g: &[u8]) -> Option<&[u8]> {
+    let flags = *g.first()?;
+    if flags >> 5 != 1 || flags & 0x10 == 0 || *g.get(1)? != 0xff {
+        return None;
     }
+    let mut off = 8;
+    if flags & 0x07 != 0 {
+        // Sequence number, N-PDU number, next extension header type.
+        let mut next = *g.get(11)?;
+        off = 12;
+        while next != 0 {
+            let len = usize::from(*g.get(off)?) * 4;
+            if len == 0 {
+                return None;
+            }
+            next = *g.get(off + len - 1)?;
+            off += len;
+        }
+    }
+    g.get(off..)
 }
 
 fn decode_tcp(src: IpAddr, dst: IpAddr, data: &[u8], claimed: usize) -> Decoded<'_> {

@@ -346,8 +346,13 @@ impl FlowTable {
         s
     }
 
-    /// Processes one TCP segment.
-    pub fn segment(&mut self, frame: &Frame<'_>, seg: &TcpSegment<'_>, out: &mut Vec<FlowEvent>) {
+    /// Processes one TCP segment; returns its stream number (Wireshark's `tcp.stream`).
+    pub fn segment(
+        &mut self,
+        frame: &Frame<'_>,
+        seg: &TcpSegment<'_>,
+        out: &mut Vec<FlowEvent>,
+    ) -> Option<u64> {
         let (key, dir) = FlowKey::of(seg.src, seg.sport, seg.dst, seg.dport);
         let ts = frame.ts;
         let is_syn = seg.has(flags::SYN) && !seg.has(flags::ACK);
@@ -365,7 +370,7 @@ impl FlowTable {
                         .is_some_and(|b| b != seg.seq);
                 if !reused && !carries {
                     d.last_ts = ts;
-                    return;
+                    return Some(d.stream);
                 }
                 if !reused {
                     let (stream, base) = (d.stream, d.base_seq);
@@ -406,29 +411,51 @@ impl FlowTable {
             self.active += 1;
         }
         let Some(Slot::Active(f)) = self.flows.get_mut(&key) else {
-            return;
+            return None;
         };
+        let stream = f.stream;
         let closed = process(f, dir, frame, seg, &mut self.stats, out);
         if closed {
             let d = f.dormant();
             self.flows.insert(key, Slot::Dormant(d));
             self.active -= 1;
         }
+        Some(stream)
     }
 
-    /// A segment too damaged to analyse still gets its pair a stream number, as in Wireshark.
-    pub fn number_only(&mut self, seg: &TcpSegment<'_>, ts: TimestampNs) {
-        let (key, _) = FlowKey::of(seg.src, seg.sport, seg.dst, seg.dport);
-        if !self.flows.contains_key(&key) {
-            let stream = self.new_stream();
-            self.flows.insert(
-                key,
-                Slot::Dormant(Dormant {
-                    stream,
-                    base_seq: [None, None],
-                    last_ts: ts,
-                }),
-            );
+    /// A segment too damaged to analyse still gets its pair a stream number, as in Wireshark,
+    /// including a new one when it is a SYN that reuses the pair.
+    pub fn number_only(
+        &mut self,
+        frame: &Frame<'_>,
+        seg: &TcpSegment<'_>,
+        out: &mut Vec<FlowEvent>,
+    ) -> u64 {
+        let (key, dir) = FlowKey::of(seg.src, seg.sport, seg.dst, seg.dport);
+        let is_syn = seg.has(flags::SYN) && !seg.has(flags::ACK);
+        let existing = match self.flows.get(&key) {
+            Some(Slot::Active(f)) => Some((f.stream, f.half.get(dir).and_then(|h| h.base_seq))),
+            Some(Slot::Dormant(d)) => Some((d.stream, d.base_seq.get(dir).copied().flatten())),
+            None => None,
+        };
+        match existing {
+            Some((stream, base)) if !(is_syn && base.is_some_and(|b| b != seg.seq)) => stream,
+            _ => {
+                if let Some(Slot::Active(mut old)) = self.flows.remove(&key) {
+                    self.active -= 1;
+                    old.finish(frame.number, frame.ts, &mut self.stats, out);
+                }
+                let stream = self.new_stream();
+                self.flows.insert(
+                    key,
+                    Slot::Dormant(Dormant {
+                        stream,
+                        base_seq: [None, None],
+                        last_ts: frame.ts,
+                    }),
+                );
+                stream
+            }
         }
     }
 

@@ -128,8 +128,9 @@ impl Reassembler {
     ) {
         let data_seq = if syn { seq.wrapping_add(1) } else { seq };
         if self.next_seq.is_none() {
-            if rst && !syn {
-                // An RST's sequence number need not be in the stream; don't anchor on it.
+            if !syn && (rst || (payload.is_empty() && claimed_len == 0 && !fin)) {
+                // Without the SYN, anchor on the first segment that carries data: an RST's
+                // sequence number need not be in the stream, and a bare ACK adds nothing.
                 return;
             }
             self.next_seq = Some(data_seq);

@@ -738,14 +738,26 @@ fn parse_lenient(head: &[u8], max_headers: usize) -> Option<Parsed> {
         let a = (s.as_ptr() as usize).saturating_sub(base);
         (a, a + s.len())
     };
-    let mut headers = vec![httparse::EMPTY_HEADER; max_headers];
-    let pos = match httparse::parse_headers(rest, &mut headers) {
-        Ok(httparse::Status::Complete((_, hs))) => hs
-            .iter()
-            .map(|h| Message::header_pos(pos_of(h.name.as_bytes()), pos_of(h.value)))
-            .collect(),
-        _ => Vec::new(),
-    };
+    // Header lines split by hand: `name: value`, lines without a colon skipped.
+    let mut pos = Vec::new();
+    for line in rest.split(|&c| c == b'\n') {
+        let line = trim_cr(line);
+        let Some(colon) = memchr::memchr(b':', line) else {
+            continue;
+        };
+        let (name, value) = (line.get(..colon)?, line.get(colon + 1..)?);
+        let name = name.trim_ascii();
+        if name.is_empty() || !name.iter().all(|&c| is_tchar(c)) {
+            continue;
+        }
+        if pos.len() >= max_headers {
+            break;
+        }
+        pos.push(Message::header_pos(
+            pos_of(name),
+            pos_of(value.trim_ascii()),
+        ));
+    }
     Some((start, pos))
 }
 

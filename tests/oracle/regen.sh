@@ -5,16 +5,19 @@
 #   tests/oracle/regen.sh --check   fail if the installed tshark disagrees with the goldens
 #
 # For every capture in manifest.tsv it runs tshark as the frame oracle (two passes, TCP and
-# body desegmentation on, the capture's non-standard HTTP ports decoded as HTTP) and keeps one
-# line per frame that shows at least one HTTP message: frame, tcp.stream, request methods,
-# response codes (several messages in one frame are comma-joined, as tshark prints them).
+# body desegmentation on, the capture's non-standard HTTP ports decoded as HTTP) and keeps
+#  - golden/NAME.tsv: one line per frame that shows at least one HTTP message: frame,
+#    tcp.stream, request methods, response codes (several messages in one frame are
+#    comma-joined, as tshark prints them);
+#  - streams/NAME.tsv: frame and tcp.stream of every frame that has one.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 check=0
 [[ ${1:-} == --check ]] && check=1
 command -v tshark >/dev/null || { echo "regen.sh: tshark is not installed (apt-get install -y tshark)" >&2; exit 2; }
 out=tests/oracle/golden
-mkdir -p "$out"
+streams=tests/oracle/streams
+mkdir -p "$out" "$streams"
 fail=0
 while IFS=$'\t' read -r file ports; do
   [[ -z $file || $file == \#* ]] && continue
@@ -28,7 +31,14 @@ while IFS=$'\t' read -r file ports; do
           "${args[@]}" -Y http -T fields -E separator=/t \
           -e frame.number -e tcp.stream -e http.request.method -e http.response.code 2>/dev/null \
         | awk -F'\t' '$3!="" || $4!=""' || true)
+  streams_golden="$streams/$(basename "$golden")"
+  streams_got=$(tshark -n -r "$file" "${args[@]}" -T fields -e frame.number -e tcp.stream 2>/dev/null \
+        | awk -F'\t' '$2!=""' || true)
   if ((check)); then
+    if [[ "$streams_got" != "$(cat "$streams_golden" 2>/dev/null)" ]]; then
+      echo "differs from tshark: $streams_golden" >&2
+      fail=1
+    fi
     if [[ "$got" != "$(cat "$golden" 2>/dev/null)" ]]; then
       echo "differs from tshark: $golden" >&2
       diff <(echo "$got") "$golden" >&2 || true
@@ -36,9 +46,10 @@ while IFS=$'\t' read -r file ports; do
     fi
   else
     printf '%s\n' "$got" | sed '/^$/d' > "$golden"
+    printf '%s\n' "$streams_got" | sed '/^$/d' > "$streams_golden"
   fi
 done < tests/oracle/manifest.tsv
 if ((check)); then
   ((fail)) && { echo "regen.sh: goldens are stale; rerun tests/oracle/regen.sh" >&2; exit 1; }
-  echo "tshark goldens: all match $(tshark --version | head -1)"
+  echo "tshark goldens: all match $(tshark --version 2>/dev/null | head -1)"
 fi
