@@ -175,11 +175,11 @@ pub fn http(args: &HttpArgs) -> u8 {
         Some(w) => w.finish(&mut out, &summaries),
         None => out.flush(),
     };
-    if let Err(e) = result {
-        if !is_broken_pipe(&e) {
-            report_error("writing output", &e);
-            return EXIT_ERROR;
-        }
+    if let Err(e) = result
+        && !is_broken_pipe(&e)
+    {
+        report_error("writing output", &e);
+        return EXIT_ERROR;
     }
     code
 }

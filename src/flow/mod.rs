@@ -462,14 +462,15 @@ impl FlowTable {
     /// An ICMP destination unreachable about a connection attempt.
     pub fn icmp(&mut self, frame: &Frame<'_>, icmp: &IcmpUnreachable, out: &mut Vec<FlowEvent>) {
         let (key, dir) = FlowKey::of(icmp.src, icmp.sport, icmp.dst, icmp.dport);
-        if let Some(Slot::Active(f)) = self.flows.get_mut(&key) {
-            if f.attempt_open && f.client_dir == dir {
-                if let Some(a) = f.attempt.as_mut() {
-                    a.icmp_frame = Some(frame.number);
-                    a.outcome = Outcome::Unreachable;
-                }
-                f.close_attempt(out);
+        if let Some(Slot::Active(f)) = self.flows.get_mut(&key)
+            && f.attempt_open
+            && f.client_dir == dir
+        {
+            if let Some(a) = f.attempt.as_mut() {
+                a.icmp_frame = Some(frame.number);
+                a.outcome = Outcome::Unreachable;
             }
+            f.close_attempt(out);
         }
     }
 
@@ -602,13 +603,13 @@ fn process(
                 seg.seq.wrapping_sub(1)
             });
         }
-        if !half.seen && !(rst && !syn) {
+        if !half.seen && (syn || seg.payload_len > 0) {
             half.seen = true;
             half.midstream = !syn;
-            if half.midstream {
-                if let App::Http(h) = &mut f.app {
-                    h.start_midstream(dir);
-                }
+            if half.midstream
+                && let App::Http(h) = &mut f.app
+            {
+                h.start_midstream(dir);
             }
         }
         if fin {

@@ -218,11 +218,11 @@ impl Reassembler {
     ) {
         let skip = self.next_off - off;
         let end = off + claimed;
-        if let Some(bytes) = usize::try_from(skip).ok().and_then(|s| payload.get(s..)) {
-            if !bytes.is_empty() {
-                out(Chunk::Data { frame, bytes });
-                self.advance(bytes.len() as u64);
-            }
+        if let Some(bytes) = usize::try_from(skip).ok().and_then(|s| payload.get(s..))
+            && !bytes.is_empty()
+        {
+            out(Chunk::Data { frame, bytes });
+            self.advance(bytes.len() as u64);
         }
         // Whatever the snap length cut off.
         self.skip_to(end, out);
@@ -253,11 +253,11 @@ impl Reassembler {
         frame: u64,
         out: &mut dyn FnMut(Chunk<'_>),
     ) {
-        if let Some(existing) = self.pending.get(&off) {
-            if existing.len() >= claimed {
-                self.stats.retransmitted_segments += 1;
-                return;
-            }
+        if let Some(existing) = self.pending.get(&off)
+            && existing.len() >= claimed
+        {
+            self.stats.retransmitted_segments += 1;
+            return;
         }
         if self.pending_bytes + payload.len() > self.max_buffered {
             // The hole is not going to be filled in time: declare it lost and move on.
@@ -295,15 +295,15 @@ impl Reassembler {
     }
 
     fn check_fin(&mut self, out: &mut dyn FnMut(Chunk<'_>)) {
-        if !self.finished {
-            if let Some(fin) = self.fin_off {
-                if self.next_off >= fin && self.pending.is_empty() {
-                    self.finished = true;
-                    out(Chunk::Fin {
-                        frame: self.fin_frame,
-                    });
-                }
-            }
+        if !self.finished
+            && let Some(fin) = self.fin_off
+            && self.next_off >= fin
+            && self.pending.is_empty()
+        {
+            self.finished = true;
+            out(Chunk::Fin {
+                frame: self.fin_frame,
+            });
         }
     }
 }

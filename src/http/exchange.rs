@@ -330,10 +330,10 @@ impl HttpConn {
     }
 
     fn after(&mut self) {
-        if let Some(d) = self.pairing.switch_protocols.take() {
-            if let Some(p) = self.parsers.get_mut(d) {
-                p.tunnel_after_current();
-            }
+        if let Some(d) = self.pairing.switch_protocols.take()
+            && let Some(p) = self.parsers.get_mut(d)
+        {
+            p.tunnel_after_current();
         }
     }
 

@@ -418,13 +418,13 @@ impl Parser {
             let line = trim_cr(head.get(..line_end).unwrap_or_default());
             memchr::memrchr(b' ', line).map(|sp| sp + 1)
         };
-        if let Some(at) = version_at {
-            if let Some(v) = head.get_mut(at..at + 5) {
-                if v != b"HTTP/" && v.eq_ignore_ascii_case(b"HTTP/") {
-                    v.copy_from_slice(b"HTTP/");
-                    anomalies.push(Anomaly::LowerCaseVersion);
-                }
-            }
+        if let Some(at) = version_at
+            && let Some(v) = head.get_mut(at..at + 5)
+            && v != b"HTTP/"
+            && v.eq_ignore_ascii_case(b"HTTP/")
+        {
+            v.copy_from_slice(b"HTTP/");
+            anomalies.push(Anomaly::LowerCaseVersion);
         }
         let mut small = [httparse::EMPTY_HEADER; 64];
         let parsed = match parse_with(&head, &mut small) {
