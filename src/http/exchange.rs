@@ -419,3 +419,400 @@ impl HttpConn {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::message::Anomaly;
+
+    const C: usize = 0;
+    const S: usize = 1;
+
+    fn conn() -> HttpConn {
+        let a: SocketAddr = "10.0.0.1:40000".parse().unwrap_or_else(|_| unreachable!());
+        let b: SocketAddr = "10.0.0.2:80".parse().unwrap_or_else(|_| unreachable!());
+        HttpConn::new(7, [a, b], Limits::default(), 1024)
+    }
+
+    fn o(frame: u64) -> Origin {
+        Origin {
+            frame,
+            arrival: frame,
+            ts: frame as i64 * 1000,
+        }
+    }
+
+    /// Feeds `(direction, frame, bytes)` steps and returns the exchanges, closing at the end.
+    fn run(steps: &[(usize, u64, &[u8])]) -> Vec<Exchange> {
+        let mut c = conn();
+        let mut last = 0;
+        for &(dir, frame, bytes) in steps {
+            c.data(dir, bytes, o(frame));
+            last = frame;
+        }
+        c.close(o(last + 1));
+        c.take_exchanges().collect()
+    }
+
+    /// `"GET@3>200@5"`: request method and frame, then the final status and frame; `*` marks
+    /// an incomplete message, `-` a missing one.
+    fn brief(ex: &[Exchange]) -> Vec<String> {
+        let m = |m: Option<&Message>| match m {
+            None => "-".to_string(),
+            Some(m) => format!(
+                "{}@{}{}",
+                m.method()
+                    .map_or_else(|| m.status().unwrap_or(0).to_string(), str::to_string),
+                m.frame,
+                if m.complete { "" } else { "*" }
+            ),
+        };
+        ex.iter()
+            .map(|e| {
+                let interim: String = e
+                    .interim
+                    .iter()
+                    .map(|i| format!("{}+", m(Some(i))))
+                    .collect();
+                format!(
+                    "{}>{}{}",
+                    m(e.request.as_ref()),
+                    interim,
+                    m(e.response.as_ref())
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn simple_exchange_with_content_length() {
+        let ex = run(&[
+            (C, 4, b"GET /v2/ HTTP/1.1\r\nHost: reg\r\n\r\n"),
+            (
+                S,
+                6,
+                b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 5\r\n\r\nab",
+            ),
+            (S, 7, b"cde"),
+        ]);
+        assert_eq!(brief(&ex), ["GET@4>401@7"]);
+        let resp = ex
+            .first()
+            .and_then(|e| e.response.as_ref())
+            .expect("response");
+        assert_eq!(resp.first_frame, 6);
+        assert_eq!(resp.body.prefix, b"abcde");
+        assert_eq!(
+            ex.first()
+                .and_then(|e| e.request.as_ref())
+                .and_then(|r| r.header("HOST")),
+            Some(&b"reg"[..])
+        );
+    }
+
+    #[test]
+    fn splitting_the_stream_anywhere_gives_the_same_messages() {
+        let req: &[u8] = b"POST /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n4;x=y\r\nabcd\r\n0\r\nT: 1\r\n\r\nGET /n HTTP/1.1\r\n\r\n";
+        let resp: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 204 No Content\r\n\r\n";
+        let whole = brief(&run(&[(C, 1, req), (S, 2, resp)]));
+        assert_eq!(whole, ["POST@1>100@2+201@2", "GET@1>204@2"]);
+        for cut in 1..req.len() {
+            let (a, b) = req.split_at(cut);
+            for cut2 in [1, 20, 30, resp.len() - 1] {
+                let (x, y) = resp.split_at(cut2);
+                let got = run(&[(C, 1, a), (C, 1, b), (S, 2, x), (S, 2, y)]);
+                assert_eq!(
+                    brief(&got),
+                    whole,
+                    "request split at {cut}, response at {cut2}"
+                );
+                let body = &got
+                    .first()
+                    .and_then(|e| e.request.as_ref())
+                    .expect("req")
+                    .body;
+                assert_eq!(body.prefix, b"abcd");
+            }
+        }
+    }
+
+    #[test]
+    fn message_frame_is_the_frame_of_its_last_byte() {
+        let ex = run(&[
+            (C, 1, b"GET / HTTP/1.1\r\n"),
+            (C, 2, b"Host: x\r\n\r\n"),
+            (
+                S,
+                3,
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+            ),
+            (S, 5, b"0\r\n\r\n"),
+        ]);
+        assert_eq!(brief(&ex), ["GET@2>200@5"]);
+        let r = ex
+            .first()
+            .and_then(|e| e.request.as_ref())
+            .expect("request");
+        assert_eq!((r.first_frame, r.frame), (1, 2));
+    }
+
+    #[test]
+    fn bodyless_responses_head_204_304() {
+        let ex = run(&[
+            (
+                C,
+                1,
+                b"HEAD /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\n\r\n",
+            ),
+            (S, 2, b"HTTP/1.1 200 OK\r\nContent-Length: 999\r\n\r\n"),
+            (
+                S,
+                3,
+                b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n",
+            ),
+            (S, 4, b"HTTP/1.1 204 No Content\r\n\r\n"),
+        ]);
+        assert_eq!(brief(&ex), ["HEAD@1>200@2", "GET@1>304@3", "GET@1>204@4"]);
+    }
+
+    #[test]
+    fn body_until_close_ends_at_the_fin() {
+        let mut c = conn();
+        c.data(C, b"GET / HTTP/1.0\r\n\r\n", o(1));
+        c.data(S, b"HTTP/1.0 200 OK\r\n\r\nsome body", o(2));
+        c.fin(S, o(4));
+        c.close(o(5));
+        let ex: Vec<_> = c.take_exchanges().collect();
+        assert_eq!(brief(&ex), ["GET@1>200@4"]);
+    }
+
+    #[test]
+    fn reset_mid_body_is_incomplete() {
+        let ex = run(&[
+            (C, 1, b"GET / HTTP/1.1\r\n\r\n"),
+            (
+                S,
+                2,
+                b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial",
+            ),
+        ]);
+        assert_eq!(brief(&ex), ["GET@1>200@2*"]);
+    }
+
+    #[test]
+    fn response_without_request_is_kept() {
+        let mut c = conn();
+        c.start_midstream(C);
+        c.start_midstream(S);
+        c.data(
+            S,
+            b"tail of a body\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+            o(3),
+        );
+        c.close(o(4));
+        let ex: Vec<_> = c.take_exchanges().collect();
+        assert_eq!(brief(&ex), ["->404@3"]);
+        assert_eq!(ex.first().map(|e| e.client.port()), Some(40000));
+    }
+
+    #[test]
+    fn gap_in_a_length_body_completes_it_with_the_gap_counted() {
+        let mut c = conn();
+        c.data(C, b"GET / HTTP/1.1\r\n\r\n", o(1));
+        c.data(C, b"GET /2 HTTP/1.1\r\n\r\n", o(2));
+        c.data(S, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab", o(3));
+        c.gap(S, 5, o(4));
+        c.data(S, b"fghHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", o(5));
+        c.close(o(6));
+        let ex: Vec<_> = c.take_exchanges().collect();
+        assert_eq!(brief(&ex), ["GET@1>200@5", "GET@2>200@5"]);
+        let r = ex
+            .first()
+            .and_then(|e| e.response.as_ref())
+            .expect("response");
+        assert_eq!((r.body.length, r.body.missing), (10, 5));
+        assert!(r.anomalies.contains(&Anomaly::BodyGap));
+    }
+
+    #[test]
+    fn resynchronises_after_a_gap_in_headers() {
+        let mut c = conn();
+        c.data(C, b"GET /a HTTP/1.1\r\nHo", o(1));
+        c.gap(C, 100, o(2));
+        c.data(C, b"garbage\r\nmore\r\nGET /b HTTP/1.1\r\n\r\n", o(3));
+        c.close(o(4));
+        let ex: Vec<_> = c.take_exchanges().collect();
+        assert_eq!(brief(&ex), ["GET@3>-"]);
+    }
+
+    #[test]
+    fn chunked_framing_anomalies() {
+        let ex = run(&[
+            (C, 1, b"GET / HTTP/1.1\r\n\r\n"),
+            (
+                S,
+                2,
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nzz\r\n",
+            ),
+        ]);
+        assert_eq!(brief(&ex), ["GET@1>200@2*"]);
+        let r = ex
+            .first()
+            .and_then(|e| e.response.as_ref())
+            .expect("response");
+        assert!(r.anomalies.contains(&Anomaly::ContentLengthAndChunked));
+        assert!(r.anomalies.contains(&Anomaly::BadChunkSize));
+    }
+
+    #[test]
+    fn conflicting_and_bad_content_lengths() {
+        let ex = run(&[
+            (
+                C,
+                1,
+                b"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 5\r\n\r\nab",
+            ),
+            (S, 2, b"HTTP/1.1 400 Bad\r\nContent-Length: -1\r\n\r\nxyz"),
+        ]);
+        assert_eq!(brief(&ex), ["POST@1>400@2*"]);
+        let e = ex.first().expect("exchange");
+        let req = e.request.as_ref().expect("request");
+        assert!(req.anomalies.contains(&Anomaly::ConflictingContentLength));
+        let resp = e.response.as_ref().expect("response");
+        assert!(resp.anomalies.contains(&Anomaly::BadContentLength));
+        assert_eq!(
+            resp.body.length, 3,
+            "a bad length in a response means read to the close"
+        );
+    }
+
+    #[test]
+    fn upgrade_stops_parsing_both_directions() {
+        let ex = run(&[
+            (C, 1, b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"),
+            (
+                S,
+                2,
+                b"HTTP/1.1 101 Switching Protocols\r\n\r\n\x81\x05hello HTTP/1.1 200 OK\r\n\r\n",
+            ),
+            (C, 3, b"GET /not-http HTTP/1.1\r\n\r\n"),
+        ]);
+        assert_eq!(brief(&ex), ["GET@1>101@2"]);
+    }
+
+    #[test]
+    fn connect_then_tunnel() {
+        let ex = run(&[
+            (C, 1, b"CONNECT s3:443 HTTP/1.1\r\n\r\n"),
+            (S, 2, b"HTTP/1.1 200 Connection established\r\n\r\n"),
+            (C, 3, b"\x16\x03\x01 GET / HTTP/1.1\r\n\r\n"),
+        ]);
+        assert_eq!(brief(&ex), ["CONNECT@1>200@2"]);
+    }
+
+    #[test]
+    fn lower_case_version_and_malformed_request_line() {
+        let ex = run(&[
+            (C, 1, b"GET /HTTP/1.1\nHost: x\n\n"),
+            (
+                S,
+                2,
+                b"http/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+            ),
+        ]);
+        assert_eq!(brief(&ex), ["GET@1>400@2"]);
+        let e = ex.first().expect("exchange");
+        assert!(
+            e.request
+                .as_ref()
+                .is_some_and(|r| r.anomalies.contains(&Anomaly::MalformedStartLine))
+        );
+        assert!(
+            e.response
+                .as_ref()
+                .is_some_and(|r| r.anomalies.contains(&Anomaly::LowerCaseVersion))
+        );
+    }
+
+    #[test]
+    fn not_http_is_ignored() {
+        let mut c = conn();
+        c.data(C, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\n", o(1));
+        c.data(S, b"SSH-2.0-OpenSSH_9.2\r\n", o(2));
+        assert!(c.is_dead());
+        c.close(o(3));
+        assert_eq!(c.take_exchanges().count(), 0);
+    }
+
+    #[test]
+    fn header_limits_are_counted() {
+        let limits = Limits {
+            max_header_bytes: 64,
+            max_headers: 4,
+            body_prefix: 4,
+        };
+        let a: SocketAddr = "10.0.0.1:1".parse().unwrap_or_else(|_| unreachable!());
+        let mut c = HttpConn::new(0, [a, a], limits, 8);
+        let mut big = b"GET / HTTP/1.1\r\n".to_vec();
+        big.extend(std::iter::repeat_n(b'a', 100));
+        c.data(C, &big, o(1));
+        c.data(
+            C,
+            b"\r\n\r\nGET /many HTTP/1.1\r\na: 1\r\nb: 2\r\nc: 3\r\nd: 4\r\ne: 5\r\n\r\n",
+            o(2),
+        );
+        c.data(
+            C,
+            b"POST /x HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789",
+            o(3),
+        );
+        c.close(o(4));
+        let ex: Vec<_> = c.take_exchanges().collect();
+        assert_eq!(brief(&ex), ["POST@3>-"]);
+        let st = c.stats().parser[C];
+        assert_eq!((st.header_too_large, st.too_many_headers), (1, 1));
+        let body = &ex
+            .first()
+            .and_then(|e| e.request.as_ref())
+            .expect("request")
+            .body;
+        assert_eq!((body.prefix.as_slice(), body.length), (&b"0123"[..], 10));
+    }
+
+    #[test]
+    fn pending_limit_emits_oldest_unanswered() {
+        let a: SocketAddr = "10.0.0.1:1".parse().unwrap_or_else(|_| unreachable!());
+        let mut c = HttpConn::new(0, [a, a], Limits::default(), 2);
+        for i in 1..=5u64 {
+            c.data(C, b"GET / HTTP/1.1\r\n\r\n", o(i));
+        }
+        let early: Vec<_> = c.take_exchanges().collect();
+        assert_eq!(brief(&early), ["GET@1>-", "GET@2>-", "GET@3>-"]);
+        assert_eq!(c.stats().pairing.pending_limit_hits, 3);
+    }
+
+    #[test]
+    fn gzip_body_is_decoded() {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(b"<Error><Code>NoSuchKey</Code></Error>")
+            .unwrap_or_else(|_| unreachable!());
+        let gz = enc.finish().unwrap_or_else(|_| unreachable!());
+        let mut resp = format!(
+            "HTTP/1.1 404 Not Found\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+            gz.len()
+        )
+        .into_bytes();
+        resp.extend_from_slice(&gz);
+        let ex = run(&[(C, 1, b"GET /k HTTP/1.1\r\n\r\n"), (S, 2, &resp)]);
+        let r = ex
+            .first()
+            .and_then(|e| e.response.as_ref())
+            .expect("response");
+        assert_eq!(
+            r.decoded_body(1024),
+            b"<Error><Code>NoSuchKey</Code></Error>"
+        );
+        assert_eq!(r.decoded_body(7), b"<Error>");
+    }
+}

@@ -427,8 +427,11 @@ impl Parser {
             anomalies.push(Anomaly::LowerCaseVersion);
         }
         let mut small = [httparse::EMPTY_HEADER; 64];
-        let parsed = match parse_with(&head, &mut small) {
-            Err(httparse::Error::TooManyHeaders) => {
+        let first = small
+            .get_mut(..self.limits.max_headers.min(64))
+            .unwrap_or_default();
+        let parsed = match parse_with(&head, first) {
+            Err(httparse::Error::TooManyHeaders) if self.limits.max_headers > 64 => {
                 let mut big = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
                 parse_with(&head, &mut big)
             }
