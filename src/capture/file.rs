@@ -297,6 +297,15 @@ impl CaptureReader {
                             self.note_link_type(lt);
                             None
                         }
+                        PcapBlockOwned::Legacy(b) if b.caplen > MAX_RECORD_LEN => {
+                            let reason = format!(
+                                "record {} claims {} bytes, more than the {}-byte maximum",
+                                self.next_number,
+                                u64::from(b.caplen) + 16,
+                                u64::from(MAX_RECORD_LEN) + 16
+                            );
+                            return ReadEnd::Damaged { offset, reason };
+                        }
                         PcapBlockOwned::Legacy(b) => {
                             let nanos = match self.format {
                                 Format::Pcap { nanosecond, .. } if nanosecond => {
@@ -398,8 +407,16 @@ impl CaptureReader {
                     Step::Consume(len)
                 }
                 Err(PcapError::Eof) => return ReadEnd::Complete,
-                Err(PcapError::Incomplete(_)) => Step::Refill,
-                Err(PcapError::UnexpectedEof) => return ReadEnd::CutOff { offset },
+                Err(PcapError::Incomplete(_)) => match self.oversized() {
+                    Some(reason) => return ReadEnd::Damaged { offset, reason },
+                    None => Step::Refill,
+                },
+                Err(PcapError::UnexpectedEof) => {
+                    return match self.oversized() {
+                        Some(reason) => ReadEnd::Damaged { offset, reason },
+                        None => ReadEnd::CutOff { offset },
+                    };
+                }
                 Err(PcapError::BufferTooSmall) => Step::Grow,
                 Err(PcapError::ReadError) => return ReadEnd::ReadFailed { offset },
                 Err(PcapError::HeaderNotRecognized) => {
@@ -460,6 +477,21 @@ impl CaptureReader {
                 }
             }
         }
+    }
+
+    /// Why the record at the read position cannot be read, when it claims more than the limit.
+    fn oversized(&self) -> Option<String> {
+        let limit = match self.format {
+            Format::Pcap { .. } => u64::from(MAX_RECORD_LEN) + 16,
+            Format::PcapNg => u64::from(MAX_BLOCK_LEN),
+        };
+        let n = self.declared_len()?;
+        (n > limit).then(|| {
+            format!(
+                "record {} claims {n} bytes, more than the {limit}-byte maximum",
+                self.next_number
+            )
+        })
     }
 
     /// The length the record or block at the read position says it has.

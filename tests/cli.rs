@@ -1,0 +1,351 @@
+//! The `capdiag` command as a user runs it: exit codes, messages, formats, and what happens
+//! with broken input. Damaged captures are made here from committed real ones, so each case
+//! says exactly which bytes are wrong.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_capdiag"))
+}
+
+fn corpus(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/corpus")
+        .join(rel)
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("run capdiag")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(o)))
+}
+
+fn tmp(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("capdiag-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).expect("write tmp");
+    p
+}
+
+fn no_panic(o: &Output) {
+    let e = stderr(o);
+    assert!(!e.contains("panicked"), "capdiag panicked: {e}");
+}
+
+#[test]
+fn lists_exchanges_as_a_table() {
+    let o = run(&["http", corpus("zeek/http/get.pcap").to_str().expect("path")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("/download/CHANGES.bro-aux.txt"), "{out}");
+    assert!(out.contains("bro.org"));
+    assert!(out.contains("14 frames"), "{out}");
+    assert!(out.contains("1 exchange"), "{out}");
+}
+
+#[test]
+fn json_has_the_documented_fields() {
+    let o = run(&[
+        "http",
+        "--format",
+        "json",
+        corpus("arkime/http-100-continue.pcap")
+            .to_str()
+            .expect("path"),
+    ]);
+    assert!(o.status.success());
+    let v = json(&o);
+    assert_eq!(v["version"], 1);
+    let ex = &v["exchanges"][0];
+    assert_eq!(ex["stream"], 0);
+    assert_eq!(ex["request"]["method"], "POST");
+    assert_eq!(ex["request"]["first_frame"], 4);
+    assert_eq!(ex["request"]["frame"], 8);
+    assert_eq!(ex["request"]["host"], "example.com");
+    assert_eq!(ex["interim"][0]["status"], 100);
+    assert_eq!(ex["interim"][0]["frame"], 6);
+    assert_eq!(ex["response"]["status"], 404);
+    assert_eq!(ex["response"]["frame"], 12);
+    assert!(
+        ex["response"]["content_type"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("text/html"))
+    );
+    assert_eq!(v["files"][0]["frames"], 16);
+    assert_eq!(v["files"][0]["read"], "complete");
+}
+
+#[test]
+fn show_body_decodes_gzip() {
+    let o = run(&[
+        "http",
+        "--format",
+        "json",
+        "--show-body",
+        corpus("zeek/http/get-gzip.pcap").to_str().expect("path"),
+    ]);
+    assert!(o.status.success());
+    let v = json(&o);
+    let body = v["exchanges"][0]["response"]["body"]
+        .as_str()
+        .expect("body");
+    assert!(
+        body.trim_start().starts_with('{'),
+        "gzip body not decoded: {body:.80}"
+    );
+}
+
+#[test]
+fn missing_file_is_a_one_line_error_with_exit_2() {
+    let o = run(&["http", "/nonexistent/capture.pcap"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o).trim(),
+        "capdiag: /nonexistent/capture.pcap: No such file or directory (os error 2)"
+    );
+    no_panic(&o);
+}
+
+#[test]
+fn empty_file_not_a_capture_and_directory() {
+    let empty = tmp("empty.pcap", b"");
+    let o = run(&["http", empty.to_str().expect("path")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("empty file"), "{}", stderr(&o));
+
+    let text = tmp("notes.pcap", b"this is not a capture\n");
+    let o = run(&["http", text.to_str().expect("path")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("not a pcap or pcapng capture (it starts with 74 68 69 73)"),
+        "{}",
+        stderr(&o)
+    );
+
+    let gz = tmp("c.pcap.gz", &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0]);
+    let o = run(&["http", gz.to_str().expect("path")]);
+    assert!(stderr(&o).contains("gzip-compressed"), "{}", stderr(&o));
+
+    let short = tmp("short.pcap", &[0xd4, 0xc3, 0xb2, 0xa1, 2, 0]);
+    let o = run(&["http", short.to_str().expect("path")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("too short"), "{}", stderr(&o));
+
+    let dir = std::env::temp_dir();
+    let o = run(&["http", dir.to_str().expect("path")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("is a directory"), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1);
+}
+
+#[test]
+fn one_bad_file_among_good_ones_still_analyses_the_good_ones() {
+    let o = run(&[
+        "http",
+        "--format",
+        "json",
+        "/nonexistent.pcap",
+        corpus("zeek/http/get.pcap").to_str().expect("path"),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let v = json(&o);
+    assert_eq!(v["exchanges"].as_array().map(Vec::len), Some(1));
+    assert!(
+        v["exchanges"][0]["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("get.pcap"))
+    );
+}
+
+/// Record boundaries of a little-endian microsecond pcap: (offset, caplen).
+fn records(b: &[u8]) -> Vec<(usize, usize)> {
+    let mut v = Vec::new();
+    let mut off = 24;
+    while off + 16 <= b.len() {
+        let caplen = u32::from_le_bytes(b[off + 8..off + 12].try_into().expect("4 bytes")) as usize;
+        v.push((off, caplen));
+        off += 16 + caplen;
+    }
+    v
+}
+
+#[test]
+fn capture_cut_mid_record_keeps_what_was_read() {
+    let full = std::fs::read(corpus("zeek/http/get.pcap")).expect("read");
+    let recs = records(&full);
+    // Cut in the middle of the data of frame 12 (after the response, frame 9, completed).
+    let (off, caplen) = recs[11];
+    let cut = tmp("cut.pcap", &full[..off + 16 + caplen / 2]);
+    let o = run(&["http", "--format", "json", cut.to_str().expect("path")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(v["files"][0]["frames"], 11);
+    assert!(
+        v["files"][0]["read"]
+            .as_str()
+            .is_some_and(|r| r.contains("cut off in the middle of a record"))
+    );
+    assert_eq!(v["exchanges"][0]["response"]["frame"], 9);
+    assert!(stderr(&o).contains("warning"), "{}", stderr(&o));
+    no_panic(&o);
+}
+
+#[test]
+fn oversized_record_stops_reading_with_a_reason() {
+    let mut b = std::fs::read(corpus("zeek/http/get.pcap")).expect("read");
+    let (off, _) = records(&b)[5];
+    b[off + 8..off + 12].copy_from_slice(&300_000u32.to_le_bytes());
+    let bad = tmp("oversized.pcap", &b);
+    let o = run(&["http", "--format", "json", bad.to_str().expect("path")]);
+    assert_eq!(o.status.code(), Some(0));
+    let v = json(&o);
+    assert_eq!(
+        v["files"][0]["frames"], 5,
+        "frames before the bad record are analysed"
+    );
+    let read = v["files"][0]["read"].as_str().expect("read");
+    assert!(read.contains("record 6 claims 300016 bytes"), "{read}");
+    no_panic(&o);
+}
+
+#[test]
+fn snaplen_truncated_frames_are_counted_and_reassembled_around() {
+    let o = run(&["http", "--format", "json", corpus("suricata-verify/tcp-rst-unacked-stream-10/TLPW1-tcp-174.56.47.59-10.3.11.101-tcp-80-49309.pcap").to_str().expect("path")]);
+    assert!(o.status.success());
+    let v = json(&o);
+    assert!(
+        v["files"][0]["snaplen_truncated_frames"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    );
+    assert!(
+        v["files"][0]["tcp"]["gap_bytes"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    );
+    assert_eq!(v["exchanges"][0]["request"]["method"], "GET");
+}
+
+#[test]
+fn reads_standard_input() {
+    let data = std::fs::read(corpus("zeek/http/get.pcap")).expect("read");
+    let mut child = bin()
+        .args(["http", "--format", "json", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Write in small pieces, as a pipe from tcpdump would.
+    let mut stdin = child.stdin.take().expect("stdin");
+    for chunk in data.chunks(7) {
+        stdin.write_all(chunk).expect("write");
+    }
+    drop(stdin);
+    let o = child.wait_with_output().expect("wait");
+    assert!(o.status.success());
+    assert_eq!(json(&o)["exchanges"][0]["response"]["frame"], 9);
+}
+
+#[test]
+fn pcapng_with_a_pcap_name_is_read_by_its_magic() {
+    let o = run(&[
+        "http",
+        "--format",
+        "json",
+        corpus("ndpi/webdav.pcap").to_str().expect("path"),
+    ]);
+    assert!(o.status.success());
+    let v = json(&o);
+    assert_eq!(v["files"][0]["format"], "pcapng");
+    assert!(v["exchanges"].as_array().is_some_and(|a| a.len() > 10));
+}
+
+#[test]
+fn unsupported_link_type_is_named_once_not_an_error() {
+    let mut b = std::fs::read(corpus("zeek/http/get.pcap")).expect("read");
+    b[20..24].copy_from_slice(&147u32.to_le_bytes());
+    let p = tmp("user0.pcap", &b);
+    let o = run(&["http", p.to_str().expect("path")]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    assert!(
+        out.contains("skipped 14 frames: link type LINKTYPE 147 is not decoded (first: frame 1)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn closed_pipe_is_not_an_error() {
+    let mut child = bin()
+        .args(["http", corpus("ndpi/webdav.pcap").to_str().expect("path")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(o.status.code(), Some(0));
+    no_panic(&o);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let o = run(&["http"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(&["http", "--format", "xml", "x.pcap"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn pcapng_block_with_a_bad_length_stops_with_a_reason() {
+    let mut b = std::fs::read(corpus("zeek/http/zeek-image-1080-80-x.pcapng")).expect("read");
+    // Walk to the fourth block and give it an impossible total length.
+    let mut off = 0;
+    for _ in 0..3 {
+        off += u32::from_le_bytes(b[off + 4..off + 8].try_into().expect("4 bytes")) as usize;
+    }
+    b[off + 4..off + 8].copy_from_slice(&7u32.to_le_bytes());
+    let p = tmp("badblock.pcapng", &b);
+    let o = run(&["http", "--format", "json", p.to_str().expect("path")]);
+    assert_eq!(o.status.code(), Some(0));
+    let v = json(&o);
+    let read = v["files"][0]["read"].as_str().expect("read");
+    assert!(read.contains("impossible length of 7 bytes"), "{read}");
+    assert_eq!(v["files"][0]["frames"], 1);
+    no_panic(&o);
+}
+
+#[test]
+fn pcapng_with_interfaces_of_different_link_types() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/mixed-linktypes.pcapng");
+    let o = run(&["http", "--format", "json", p.to_str().expect("path")]);
+    assert!(o.status.success());
+    let v = json(&o);
+    assert_eq!(
+        v["files"][0]["link_types"],
+        serde_json::json!(["EN10MB (1)", "LINUX_SLL2 (276)"])
+    );
+    let statuses: Vec<u64> = v["exchanges"]
+        .as_array()
+        .expect("exchanges")
+        .iter()
+        .filter_map(|e| e["response"]["status"].as_u64())
+        .collect();
+    assert!(
+        statuses.contains(&307) && statuses.contains(&401),
+        "{statuses:?}"
+    );
+}
