@@ -33,21 +33,33 @@ fn attempts(rel: &str) -> Vec<ConnectionAttempt> {
 fn unanswered_syns_to_an_unreachable_realm() {
     // samples/registry/README.md: SYNs to 10.77.0.60:80 in frames 11-14, never answered.
     let a = attempts("samples/registry/auth-realm-unreachable.pcap");
-    let realm = a.iter().find(|a| a.server.to_string() == "10.77.0.60:80").expect("attempt to the realm");
+    let realm = a
+        .iter()
+        .find(|a| a.server.to_string() == "10.77.0.60:80")
+        .expect("attempt to the realm");
     assert_eq!(realm.outcome, Outcome::NoAnswer);
     assert_eq!(realm.syn_frames, [11, 12, 13, 14]);
     assert_eq!(realm.retransmitted_syns(), 3);
     assert_eq!(realm.syn_ack_frame, None);
-    let registry = a.iter().find(|a| a.server.port() == 5000).expect("attempt to the registry");
+    let registry = a
+        .iter()
+        .find(|a| a.server.port() == 5000)
+        .expect("attempt to the registry");
     assert_eq!(registry.outcome, Outcome::Answered);
 }
 
 #[test]
 fn refused_realm_is_answered_by_reset() {
     let a = attempts("samples/registry/auth-realm-refused.pcap");
-    let realm = a.iter().find(|a| a.server.port() == 8080).expect("attempt to the realm");
+    let realm = a
+        .iter()
+        .find(|a| a.server.port() == 8080)
+        .expect("attempt to the realm");
     assert_eq!(realm.outcome, Outcome::Refused);
-    assert_eq!((realm.syn_frames.as_slice(), realm.rst_frame), (&[11][..], Some(12)));
+    assert_eq!(
+        (realm.syn_frames.as_slice(), realm.rst_frame),
+        (&[11][..], Some(12))
+    );
 }
 
 #[test]
@@ -57,7 +69,13 @@ fn port_scan_outcomes() {
     assert!(a.iter().any(|a| a.outcome == Outcome::Answered));
     assert!(a.iter().any(|a| a.outcome == Outcome::Refused));
     for x in &a {
-        assert_eq!(x.syn_frames.len(), 1, "stream {}: {:?}", x.stream, x.syn_frames);
+        assert_eq!(
+            x.syn_frames.len(),
+            1,
+            "stream {}: {:?}",
+            x.stream,
+            x.syn_frames
+        );
     }
 }
 
@@ -77,7 +95,10 @@ fn the_same_packet_captured_twice_on_any_is_not_a_retransmission() {
     let a = attempts("samples/any-duplicates.pcap");
     assert_eq!(a.len(), 2);
     for x in &a {
-        assert_eq!(x.syn_count, 1, "the second copy of the SYN is not a retransmission: {x:?}");
+        assert_eq!(
+            x.syn_count, 1,
+            "the second copy of the SYN is not a retransmission: {x:?}"
+        );
         assert_eq!(x.outcome, Outcome::Answered);
     }
 }
