@@ -326,3 +326,162 @@ fn decode_icmp(reporter: IpAddr, proto: IpNumber, data: &[u8]) -> Decoded<'_> {
         code,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::PacketBuilder;
+
+    fn ipv4_tcp(payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(40000, 80, 1000, 512)
+            .psh()
+            .ack(77)
+            .write(&mut v, payload)
+            .unwrap_or_else(|_| unreachable!());
+        v
+    }
+
+    fn tcp(d: Decoded<'_>) -> TcpSegment<'_> {
+        match d {
+            Decoded::Tcp(t) => t,
+            other => panic!("not TCP: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ipv4_tcp_fields() {
+        let p = ipv4_tcp(b"GET / HTTP/1.1\r\n");
+        let t = tcp(decode_ip(&p, p.len(), p.len(), 0));
+        assert_eq!((t.sport, t.dport, t.seq, t.ack), (40000, 80, 1000, 77));
+        assert!(t.has(flags::PSH) && t.has(flags::ACK) && !t.has(flags::SYN));
+        assert_eq!(t.payload, b"GET / HTTP/1.1\r\n");
+        assert_eq!(t.payload_len, 16);
+        assert_eq!(t.header.len(), 20);
+    }
+
+    #[test]
+    fn ipv6_tcp() {
+        let mut v = Vec::new();
+        PacketBuilder::ipv6([0xfe; 16], [0xfd; 16], 64)
+            .tcp(1, 2, 3, 4)
+            .write(&mut v, b"hi")
+            .unwrap_or_else(|_| unreachable!());
+        let t = tcp(decode_ip(&v, v.len(), v.len(), 0));
+        assert!(t.src.is_ipv6());
+        assert_eq!(t.payload, b"hi");
+    }
+
+    #[test]
+    fn snaplen_cut_payload_keeps_the_claimed_length() {
+        let p = ipv4_tcp(&[b'x'; 100]);
+        let cut = &p[..60];
+        let t = tcp(decode_ip(cut, p.len(), cut.len(), 0));
+        assert_eq!((t.payload.len(), t.payload_len), (20, 100));
+    }
+
+    #[test]
+    fn ip_with_total_length_zero_uses_the_frame() {
+        // TSO/GSO super-frames are captured with an IPv4 total length of 0.
+        let mut p = ipv4_tcp(&[b'y'; 50]);
+        p[2] = 0;
+        p[3] = 0;
+        let t = tcp(decode_ip(&p, p.len(), p.len(), 0));
+        assert_eq!(t.payload_len, 50);
+    }
+
+    #[test]
+    fn impossible_ip_headers() {
+        let mut p = ipv4_tcp(b"");
+        p[0] = 0x43; // IHL 3: shorter than the fixed header
+        assert!(matches!(
+            decode_ip(&p, p.len(), p.len(), 0),
+            Decoded::Malformed(Malformed::IpHeaderBad)
+        ));
+        assert!(matches!(
+            decode_ip(&[0x45, 0], 2, 2, 0),
+            Decoded::Malformed(Malformed::IpHeaderBad)
+        ));
+        assert!(matches!(
+            decode_ip(&[], 0, 0, 0),
+            Decoded::Malformed(Malformed::IpHeaderBad)
+        ));
+    }
+
+    #[test]
+    fn damaged_tcp_headers() {
+        let mut p = ipv4_tcp(b"");
+        p[32] = 0x40; // data offset 4
+        match decode_ip(&p, p.len(), p.len(), 0) {
+            Decoded::TcpHeaderOnly(t, Malformed::TcpHeaderBad) => assert_eq!(t.sport, 40000),
+            other => panic!("{other:?}"),
+        }
+        let mut q = ipv4_tcp(b"");
+        q[32] = 0xf0; // data offset 15: 60 bytes, only 20 there
+        assert!(matches!(
+            decode_ip(&q, q.len(), q.len(), 0),
+            Decoded::TcpHeaderOnly(_, Malformed::TcpHeaderTruncated)
+        ));
+        let short = &ipv4_tcp(b"")[..30];
+        assert!(matches!(
+            decode_ip(short, 40, short.len(), 0),
+            Decoded::Malformed(Malformed::TcpHeaderTruncated)
+        ));
+    }
+
+    #[test]
+    fn fragments_are_not_reassembled() {
+        let mut p = ipv4_tcp(b"abc");
+        p[6] = 0x20; // more fragments
+        assert!(matches!(
+            decode_ip(&p, p.len(), p.len(), 0),
+            Decoded::Fragment
+        ));
+    }
+
+    #[test]
+    fn icmp_unreachable_names_the_tcp_connection() {
+        let quoted = ipv4_tcp(b"");
+        let mut v = Vec::new();
+        PacketBuilder::ipv4([10, 0, 0, 254], [10, 0, 0, 1], 64)
+            .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+                etherparse::icmpv4::DestUnreachableHeader::Host,
+            ))
+            .write(&mut v, &quoted[..28])
+            .unwrap_or_else(|_| unreachable!());
+        match decode_ip(&v, v.len(), v.len(), 0) {
+            Decoded::IcmpUnreachable(u) => {
+                assert_eq!((u.sport, u.dport, u.kind, u.code), (40000, 80, 3, 1));
+                assert_eq!(u.reporter.to_string(), "10.0.0.254");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn vxlan_inner_frame() {
+        let inner_ip = ipv4_tcp(b"GET");
+        let mut inner = vec![0u8; 12];
+        inner.extend_from_slice(&[0x08, 0x00]);
+        inner.extend_from_slice(&inner_ip);
+        let mut vx = vec![0x08, 0, 0, 0, 0, 0, 1, 0];
+        vx.extend_from_slice(&inner);
+        let mut v = Vec::new();
+        PacketBuilder::ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64)
+            .udp(50000, 4789)
+            .write(&mut v, &vx)
+            .unwrap_or_else(|_| unreachable!());
+        assert_eq!(tcp(decode_ip(&v, v.len(), v.len(), 0)).payload, b"GET");
+        // Another UDP port is just UDP.
+        let mut u = Vec::new();
+        PacketBuilder::ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64)
+            .udp(50000, 53)
+            .write(&mut u, &vx)
+            .unwrap_or_else(|_| unreachable!());
+        assert!(matches!(
+            decode_ip(&u, u.len(), u.len(), 0),
+            Decoded::OtherIp
+        ));
+    }
+}
