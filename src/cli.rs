@@ -17,8 +17,76 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Diagnose captures: run every rule and report findings with their evidence frames
+    Analyze(AnalyzeArgs),
     /// List the HTTP/1.x exchanges in captures, with the frames Wireshark shows them at
     Http(HttpArgs),
+    /// Write some frames of a capture (a range, a stream, a finding's evidence) to a new capture
+    Extract(ExtractArgs),
+    /// List the rules
+    Rules,
+    /// Print a rule's documentation
+    Explain {
+        /// Rule id (see `capdiag rules`)
+        id: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Info,
+    Warning,
+    Error,
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Capture files (.pcap or .pcapng, recognised by content); `-` reads standard input
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+
+    /// Exit with 1 when a finding of this severity or higher is found
+    #[arg(long, value_enum, default_value_t = FailOn::Warning)]
+    pub fail_on: FailOn,
+
+    /// Run only these rules (comma-separated ids, see `capdiag rules`)
+    #[arg(long, value_delimiter = ',', value_name = "ID,...")]
+    pub rules: Vec<String>,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["frames", "stream", "finding"])))]
+pub struct ExtractArgs {
+    /// The capture to take frames from
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Where to write the new capture
+    #[arg(short = 'w', value_name = "OUT")]
+    pub out: PathBuf,
+
+    /// Frames to keep, e.g. `4-8,20`
+    #[arg(long, value_name = "LIST")]
+    pub frames: Option<String>,
+
+    /// Keep every frame of this TCP stream (Wireshark's `tcp.stream`)
+    #[arg(long, value_name = "N")]
+    pub stream: Option<u64>,
+
+    /// Keep the evidence frames of this finding (numbered from 1 as `capdiag analyze` lists them)
+    #[arg(long, value_name = "N")]
+    pub finding: Option<usize>,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

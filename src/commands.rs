@@ -183,3 +183,338 @@ pub fn http(args: &HttpArgs) -> u8 {
     }
     code
 }
+
+/// A finding as JSON: the finding's fields plus the capture it came from.
+#[derive(serde::Serialize)]
+struct JsonFinding<'a> {
+    file: &'a str,
+    #[serde(flatten)]
+    finding: &'a crate::finding::Finding,
+}
+
+#[derive(serde::Serialize)]
+struct AnalyzeFileSummary {
+    #[serde(flatten)]
+    summary: FileSummary,
+    findings: usize,
+    /// Items rules dropped because their tables were full.
+    rule_state_dropped: u64,
+}
+
+fn use_color() -> bool {
+    use std::io::IsTerminal;
+    io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Runs the rules over one capture, calling `on_finding` as findings are made.
+pub fn run_rules(
+    reader: &mut CaptureReader,
+    limits: crate::flow::Limits,
+    only: &[String],
+    on_finding: &mut dyn FnMut(crate::finding::Finding),
+) -> Result<(crate::capture::file::ReadEnd, Engine, u64), String> {
+    let rules = crate::rules::instantiate(only)?;
+    let mut engine = Engine::new(limits);
+    let mut set = crate::rules::RuleSet::new(rules, on_finding);
+    let end = reader.for_each_frame(|f| {
+        engine.frame(f, &mut set);
+    });
+    engine.finish(&mut set);
+    let dropped = set.state_dropped();
+    Ok((end, engine, dropped))
+}
+
+/// `capdiag analyze`.
+pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
+    use crate::cli::FailOn;
+    use crate::finding::Severity;
+    use crate::output::findings::{count_line, finding_block};
+    if let Err(e) = crate::rules::instantiate(&args.rules) {
+        report_error("--rules", &e);
+        return EXIT_ERROR;
+    }
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let color = use_color();
+    let json = args.format == OutputFormat::Json;
+    let limits = args.limits.to_limits();
+    let mut code = EXIT_OK;
+    let mut worst: Option<Severity> = None;
+    let mut summaries = Vec::new();
+    let mut first_json = true;
+    let mut io_error: Option<io::Error> = None;
+    if json {
+        if let Err(e) = write!(out, "{{\"version\":1,\"findings\":[") {
+            io_error = Some(e);
+        }
+    }
+    for path in &args.files {
+        let name = path.display().to_string();
+        let mut reader = match open_capture(path) {
+            Ok(r) => r,
+            Err(e) => {
+                report_error(&name, &e);
+                code = EXIT_ERROR;
+                continue;
+            }
+        };
+        let mut n = 0usize;
+        let mut on_finding = |f: crate::finding::Finding| {
+            n += 1;
+            worst = worst.max(Some(f.severity));
+            if io_error.is_some() {
+                return;
+            }
+            let r = if json {
+                let sep = if first_json { "\n" } else { ",\n" };
+                first_json = false;
+                out.write_all(sep.as_bytes()).and_then(|()| {
+                    serde_json::to_writer(&mut out, &JsonFinding { file: &name, finding: &f }).map_err(io::Error::from)
+                })
+            } else {
+                writeln!(out, "{}", finding_block(&f, n, &name, color))
+            };
+            if let Err(e) = r {
+                io_error = Some(e);
+            }
+        };
+        let (end, engine, dropped) = match run_rules(&mut reader, limits, &args.rules, &mut on_finding) {
+            Ok(x) => x,
+            Err(e) => {
+                report_error("--rules", &e);
+                return EXIT_ERROR;
+            }
+        };
+        let summary = FileSummary::new(&name, reader.format(), reader.link_types(), engine.stats(), &end);
+        if !json && io_error.is_none() {
+            let mut text = summary_text(&summary);
+            if dropped > 0 {
+                text.push_str(&format!("  rules: {dropped} items dropped from full rule tables\n"));
+            }
+            let r = write!(out, "{text}").and_then(|()| writeln!(out, "{}\n", count_line_n(n)));
+            if let Err(e) = r {
+                io_error = Some(e);
+            }
+        }
+        if end != crate::capture::file::ReadEnd::Complete {
+            eprintln!("capdiag: warning: {name}: {end}");
+        }
+        summaries.push(AnalyzeFileSummary {
+            summary,
+            findings: n,
+            rule_state_dropped: dropped,
+        });
+    }
+    let _ = count_line;
+    if json && io_error.is_none() {
+        let r = out
+            .write_all(b"\n],\"files\":")
+            .and_then(|()| serde_json::to_writer(&mut out, &summaries).map_err(io::Error::from))
+            .and_then(|()| out.write_all(b"}\n"));
+        if let Err(e) = r {
+            io_error = Some(e);
+        }
+    }
+    if io_error.is_none() {
+        if let Err(e) = out.flush() {
+            io_error = Some(e);
+        }
+    }
+    if let Some(e) = io_error {
+        if !is_broken_pipe(&e) {
+            report_error("writing output", &e);
+            return EXIT_ERROR;
+        }
+    }
+    if code == EXIT_ERROR {
+        return EXIT_ERROR;
+    }
+    let threshold = match args.fail_on {
+        FailOn::Info => Some(Severity::Info),
+        FailOn::Warning => Some(Severity::Warning),
+        FailOn::Error => Some(Severity::Error),
+        FailOn::Never => None,
+    };
+    match (threshold, worst) {
+        (Some(t), Some(w)) if w >= t => EXIT_FINDINGS,
+        _ => EXIT_OK,
+    }
+}
+
+fn count_line_n(n: usize) -> String {
+    match n {
+        0 => "no findings".to_string(),
+        1 => "1 finding".to_string(),
+        n => format!("{n} findings"),
+    }
+}
+
+/// Exit code when findings at or above `--fail-on` were made.
+pub const EXIT_FINDINGS: u8 = 1;
+
+/// `capdiag rules`.
+pub fn rules() -> u8 {
+    let mut t = exchange_table_like(&["rule", "severity", "what it detects"]);
+    for r in crate::rules::RULES {
+        t.add_row(vec![r.id, r.severity.as_str(), r.title]);
+    }
+    println!("{t}");
+    println!("`capdiag explain ID` prints a rule's page.");
+    EXIT_OK
+}
+
+fn exchange_table_like(header: &[&str]) -> comfy_table::Table {
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED)
+        .set_header(header.to_vec());
+    t
+}
+
+/// `capdiag explain ID`.
+pub fn explain(id: &str) -> u8 {
+    match crate::rules::RULES.iter().find(|r| r.id == id) {
+        Some(r) => {
+            print!("{}", r.doc);
+            EXIT_OK
+        }
+        None => {
+            let known: Vec<&str> = crate::rules::RULES.iter().map(|r| r.id).collect();
+            report_error("explain", &format!("unknown rule '{id}' (rules: {})", known.join(", ")));
+            EXIT_ERROR
+        }
+    }
+}
+
+/// `capdiag extract`.
+pub fn extract(args: &crate::cli::ExtractArgs) -> u8 {
+    use crate::capture::write::parse_frame_list;
+    let name = args.file.display().to_string();
+    if args.file.as_os_str() == "-" && args.finding.is_some() {
+        report_error("extract", &"--finding reads the capture twice, so it needs a file, not standard input");
+        return EXIT_ERROR;
+    }
+    // Which frames to keep.
+    let ranges: Option<Vec<(u64, u64)>> = match (&args.frames, args.finding) {
+        (Some(list), _) => match parse_frame_list(list) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                report_error("--frames", &e);
+                return EXIT_ERROR;
+            }
+        },
+        (None, Some(n)) => {
+            let mut reader = match open_capture(&args.file) {
+                Ok(r) => r,
+                Err(e) => {
+                    report_error(&name, &e);
+                    return EXIT_ERROR;
+                }
+            };
+            let mut found = Vec::new();
+            let mut keep = |f: crate::finding::Finding| found.push(f);
+            if let Err(e) = run_rules(&mut reader, args.limits.to_limits(), &[], &mut keep) {
+                report_error("extract", &e);
+                return EXIT_ERROR;
+            }
+            match n.checked_sub(1).and_then(|i| found.get(i)) {
+                Some(f) => Some(f.frames.iter().map(|&x| (x, x)).collect()),
+                None => {
+                    report_error(
+                        "--finding",
+                        &format!("{name} has {} finding{}; there is no #{n}", found.len(), if found.len() == 1 { "" } else { "s" }),
+                    );
+                    return EXIT_ERROR;
+                }
+            }
+        }
+        (None, None) => None,
+    };
+    let mut reader = match open_capture(&args.file) {
+        Ok(r) => r,
+        Err(e) => {
+            report_error(&name, &e);
+            return EXIT_ERROR;
+        }
+    };
+    let file = match File::create(&args.out) {
+        Ok(f) => io::BufWriter::new(f),
+        Err(e) => {
+            report_error(&args.out.display().to_string(), &e);
+            return EXIT_ERROR;
+        }
+    };
+    extract_frames(&mut reader, file, ranges.as_deref(), args.stream, args.limits.to_limits(), &name, &args.out)
+}
+
+fn extract_frames(
+    reader: &mut CaptureReader,
+    file: io::BufWriter<File>,
+    ranges: Option<&[(u64, u64)]>,
+    stream: Option<u64>,
+    limits: crate::flow::Limits,
+    name: &str,
+    out_path: &Path,
+) -> u8 {
+    use crate::capture::write::CaptureWriter;
+    let pcap_ns = match reader.format() {
+        crate::capture::file::Format::Pcap { nanosecond, .. } => Some(nanosecond),
+        crate::capture::file::Format::PcapNg => None,
+    };
+    let mut file = Some(file);
+    let mut writer: Option<CaptureWriter<io::BufWriter<File>>> = None;
+    let mut error: Option<io::Error> = None;
+    let mut written = 0u64;
+    let mut engine = stream.map(|_| Engine::new(limits));
+    struct Nothing;
+    impl Sink for Nothing {
+        fn exchange(&mut self, _: &Exchange) {}
+    }
+    let end = reader.for_each_frame(|f| {
+        let keep = match (ranges, stream, engine.as_mut()) {
+            (Some(r), _, _) => r.iter().any(|(a, b)| (*a..=*b).contains(&f.number)),
+            (None, Some(s), Some(e)) => e.frame(f, &mut Nothing) == Some(s),
+            _ => false,
+        };
+        if !keep || error.is_some() {
+            return;
+        }
+        if writer.is_none() {
+            if let Some(out) = file.take() {
+                let w = match pcap_ns {
+                    Some(ns) => CaptureWriter::pcap(out, f.link_type, ns),
+                    None => CaptureWriter::pcapng(out),
+                };
+                match w {
+                    Ok(w) => writer = Some(w),
+                    Err(e) => error = Some(e),
+                }
+            }
+        }
+        if let Some(w) = writer.as_mut() {
+            match w.write(f) {
+                Ok(()) => written += 1,
+                Err(e) => error = Some(e),
+            }
+        }
+    });
+    let finish = match writer {
+        Some(w) => w.finish().map(|_| ()),
+        None => match file.take() {
+            // Nothing matched: still leave a valid, empty capture.
+            Some(out) => CaptureWriter::pcapng(out).and_then(|w| w.finish()).map(|_| ()),
+            None => Ok(()),
+        },
+    };
+    if let Some(e) = error.or(finish.err()) {
+        report_error(&out_path.display().to_string(), &e);
+        return EXIT_ERROR;
+    }
+    if end != crate::capture::file::ReadEnd::Complete {
+        eprintln!("capdiag: warning: {name}: {end}");
+    }
+    eprintln!("capdiag: wrote {written} frame{} to {}", if written == 1 { "" } else { "s" }, out_path.display());
+    if written == 0 {
+        eprintln!("capdiag: warning: no frame matched");
+    }
+    EXIT_OK
+}

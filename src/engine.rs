@@ -18,6 +18,12 @@ pub trait Sink {
     fn exchange(&mut self, ex: &Exchange);
     /// A connection attempt was answered, refused, or ended unanswered.
     fn connection_attempt(&mut self, _attempt: &ConnectionAttempt) {}
+    /// A connection attempt is still unanswered and its SYN was just retransmitted.
+    fn connection_progress(&mut self, _attempt: &ConnectionAttempt) {}
+    /// Capture time moved on (called after every frame): time to act on deadlines.
+    fn tick(&mut self, _now: TimestampNs) {}
+    /// End of the input: nothing more will come.
+    fn finish(&mut self) {}
 }
 
 /// How often (capture time) idle flows are looked for.
@@ -203,6 +209,7 @@ impl Engine {
             Some(_) => {}
         }
         self.deliver(sink);
+        sink.tick(self.max_ts);
         stream
     }
 
@@ -220,6 +227,7 @@ impl Engine {
                     self.stats.connection_attempts += 1;
                     sink.connection_attempt(&a);
                 }
+                FlowEvent::AttemptProgress(a) => sink.connection_progress(&a),
             }
         }
     }
@@ -228,6 +236,7 @@ impl Engine {
     pub fn finish(&mut self, sink: &mut dyn Sink) {
         self.table.finish(self.last_frame, &mut self.events);
         self.deliver(sink);
+        sink.finish();
         self.stats.flow = self.table.stats;
     }
 }

@@ -24,6 +24,8 @@ pub mod cli;
 pub mod commands;
 pub mod decode;
 pub mod engine;
+pub mod finding;
 pub mod flow;
 pub mod http;
 pub mod output;
+pub mod rules;

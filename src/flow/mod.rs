@@ -60,7 +60,10 @@ impl Default for Limits {
 #[derive(Debug)]
 pub enum FlowEvent {
     Exchange(Box<Exchange>),
+    /// An attempt was answered, refused, found unreachable, or ended unanswered.
     Attempt(ConnectionAttempt),
+    /// An attempt's SYN was retransmitted and it is still unanswered.
+    AttemptProgress(ConnectionAttempt),
 }
 
 /// Counters over all flows.
@@ -630,7 +633,10 @@ fn process(
                 f.client_dir = dir;
                 f.attempt_open = true;
             }
-            Some(a) if f.client_dir == dir && f.attempt_open => a.syn(n, ts),
+            Some(a) if f.client_dir == dir && f.attempt_open => {
+                a.syn(n, ts);
+                out.push(FlowEvent::AttemptProgress(a.clone()));
+            }
             Some(_) => {}
         }
     } else if syn && ack && f.attempt_open && f.client_dir == other {

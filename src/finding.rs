@@ -1,0 +1,138 @@
+//! Findings: what went wrong, the frames that prove it, what to change.
+
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+impl std::str::FromStr for Severity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "info" => Ok(Severity::Info),
+            "warning" => Ok(Severity::Warning),
+            "error" => Ok(Severity::Error),
+            _ => Err(format!("unknown severity '{s}' (info, warning, error)")),
+        }
+    }
+}
+
+/// One frame of evidence and what it shows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Evidence {
+    pub frame: u64,
+    pub stream: Option<u64>,
+    pub what: String,
+}
+
+/// A diagnosis.
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    /// Stable rule id (`s3-error-not-xml`, ...).
+    pub rule: &'static str,
+    pub severity: Severity,
+    /// The Wireshark frame that best shows the problem.
+    pub key_frame: u64,
+    /// Every evidence frame, ascending.
+    pub frames: Vec<u64>,
+    /// TCP streams involved, ascending.
+    pub streams: Vec<u64>,
+    pub title: String,
+    pub detail: String,
+    pub remediation: String,
+    /// A Wireshark display filter that shows exactly the evidence frames.
+    pub filter: String,
+    /// The evidence, frame by frame.
+    pub evidence: Vec<Evidence>,
+    /// Capture time (seconds since the epoch) of the key frame's exchange or attempt.
+    pub time: f64,
+}
+
+impl Finding {
+    /// Builds a finding from its evidence: frames, streams and the display filter follow.
+    pub fn new(
+        rule: &'static str,
+        severity: Severity,
+        key_frame: u64,
+        mut evidence: Vec<Evidence>,
+        title: String,
+        detail: String,
+        remediation: String,
+        time: f64,
+    ) -> Finding {
+        evidence.sort_by_key(|e| e.frame);
+        evidence.dedup_by(|a, b| a.frame == b.frame && a.what == b.what);
+        let mut frames: Vec<u64> = evidence.iter().map(|e| e.frame).collect();
+        if !frames.contains(&key_frame) {
+            frames.push(key_frame);
+        }
+        frames.sort_unstable();
+        frames.dedup();
+        let mut streams: Vec<u64> = evidence.iter().filter_map(|e| e.stream).collect();
+        streams.sort_unstable();
+        streams.dedup();
+        let filter = display_filter(&frames);
+        Finding {
+            rule,
+            severity,
+            key_frame,
+            frames,
+            streams,
+            title,
+            detail,
+            remediation,
+            filter,
+            evidence,
+            time,
+        }
+    }
+}
+
+/// `frame.number in {6, 8, 10}`: Wireshark 4.0 set syntax (commas required since 4.0).
+pub fn display_filter(frames: &[u64]) -> String {
+    let list: Vec<String> = frames.iter().map(u64::to_string).collect();
+    format!("frame.number in {{{}}}", list.join(", "))
+}
+
+/// `4-8,20`: frame ranges for `capdiag extract --frames`.
+pub fn frame_ranges(frames: &[u64]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while let Some(&start) = frames.get(i) {
+        let mut end = start;
+        while frames.get(i + 1) == Some(&(end + 1)) {
+            end += 1;
+            i += 1;
+        }
+        out.push(if end == start { start.to_string() } else { format!("{start}-{end}") });
+        i += 1;
+    }
+    out.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_and_ranges() {
+        assert_eq!(display_filter(&[6, 8]), "frame.number in {6, 8}");
+        assert_eq!(frame_ranges(&[4, 5, 6, 7, 8, 20, 22, 23]), "4-8,20,22-23");
+        assert_eq!(frame_ranges(&[]), "");
+    }
+}

@@ -1,0 +1,127 @@
+//! Findings for people: one block per finding, then the summary.
+
+use crate::finding::{frame_ranges, Finding, Severity};
+use comfy_table::{presets, Cell, ContentArrangement, Table};
+use std::fmt::Write as _;
+
+/// Wraps text at `width` columns, indenting every line.
+pub fn wrap(text: &str, width: usize, indent: &str) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            let _ = writeln!(out, "{indent}{line}");
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        let _ = writeln!(out, "{indent}{line}");
+    }
+    out
+}
+
+fn paint(s: &str, sev: Severity, color: bool) -> String {
+    if !color {
+        return s.to_string();
+    }
+    let code = match sev {
+        Severity::Error => "1;31",
+        Severity::Warning => "1;33",
+        Severity::Info => "1;36",
+    };
+    format!("\x1b[{code}m{s}\x1b[0m")
+}
+
+/// The shell-quoted form of a path, for a command the user can paste.
+fn quote(s: &str) -> String {
+    if s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+:=@".contains(&b)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// One finding as a block of text. `n` is its number for `capdiag extract --finding N`.
+pub fn finding_block(f: &Finding, n: usize, file: &str, color: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} [{}] #{n}: {}",
+        paint(&f.severity.as_str().to_uppercase(), f.severity, color),
+        f.rule,
+        f.title
+    );
+    let streams: Vec<String> = f.streams.iter().map(u64::to_string).collect();
+    let _ = writeln!(
+        out,
+        "  key frame {} · {} evidence frames · stream{} {}",
+        f.key_frame,
+        f.frames.len(),
+        if f.streams.len() == 1 { "" } else { "s" },
+        if streams.is_empty() { "-".into() } else { streams.join(", ") }
+    );
+    out.push('\n');
+    out.push_str(&wrap(&f.detail, 96, "  "));
+    out.push('\n');
+    let mut t = Table::new();
+    t.load_style(presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(vec!["frame", "stream", "evidence"]);
+    for e in &f.evidence {
+        t.add_row(vec![
+            Cell::new(if e.frame == f.key_frame { format!("{} ◀", e.frame) } else { e.frame.to_string() }),
+            Cell::new(e.stream.map(|s| s.to_string()).unwrap_or_default()),
+            Cell::new(crate::output::table::shorten(&e.what, 110)),
+        ]);
+    }
+    for line in t.to_string().lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+    out.push('\n');
+    out.push_str(&wrap(&format!("Remediation: {}", f.remediation), 96, "  "));
+    let _ = writeln!(out, "\n  Wireshark filter: {}", f.filter);
+    let _ = writeln!(
+        out,
+        "  Extract evidence: capdiag extract {} -w {}-{n}.pcap --frames {}",
+        quote(file),
+        f.rule,
+        frame_ranges(&f.frames)
+    );
+    out
+}
+
+/// `3 findings: 2 error, 1 info`.
+pub fn count_line(findings: &[Finding]) -> String {
+    if findings.is_empty() {
+        return "no findings".into();
+    }
+    let mut parts = Vec::new();
+    for sev in [Severity::Error, Severity::Warning, Severity::Info] {
+        let n = findings.iter().filter(|f| f.severity == sev).count();
+        if n > 0 {
+            parts.push(format!("{n} {}", sev.as_str()));
+        }
+    }
+    format!(
+        "{} finding{}: {}",
+        findings.len(),
+        if findings.len() == 1 { "" } else { "s" },
+        parts.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wraps_words() {
+        assert_eq!(wrap("aa bb cc", 5, "> "), "> aa bb\n> cc\n");
+        assert_eq!(quote("a b.pcap"), "'a b.pcap'");
+        assert_eq!(quote("/tmp/a.pcap"), "/tmp/a.pcap");
+    }
+}

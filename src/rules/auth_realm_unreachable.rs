@@ -1,0 +1,308 @@
+//! `auth-realm-unreachable`: a registry's 401 names a token (or Basic) `realm` that the client
+//! then cannot reach: its SYNs to the realm's address are retransmitted with no answer, or
+//! answered by a reset or an ICMP unreachable, or it connects but the token request is never
+//! answered.
+
+use super::s3::Url;
+use super::{exchange_evidence, request_line, secs, Rule, RuleInfo, MAX_RULE_STATE};
+use crate::capture::TimestampNs;
+use crate::finding::{Evidence, Finding, Severity};
+use crate::flow::{ConnectionAttempt, Outcome};
+use crate::http::message::escape_bytes;
+use crate::http::Exchange;
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+
+pub static INFO: RuleInfo = RuleInfo {
+    id: "auth-realm-unreachable",
+    severity: Severity::Error,
+    title: "The token realm named in a 401 cannot be reached by the client",
+    doc: include_str!("../../docs/rules/auth-realm-unreachable.md"),
+};
+
+/// A 401 is followed by the client's connection to its realm within this time.
+const FOLLOW_NS: TimestampNs = 120_000_000_000;
+/// Unanswered SYNs are conclusive this long after the first one (two or more SYNs sent).
+const SYN_WAIT_NS: TimestampNs = 3_000_000_000;
+
+#[derive(Debug)]
+struct Challenge {
+    ex: Exchange,
+    client: IpAddr,
+    realm: String,
+    url: Url,
+    /// The realm's address when the realm names an IP address.
+    target: Option<SocketAddr>,
+    ts: TimestampNs,
+    reported: bool,
+    reached: bool,
+    /// An unanswered attempt being watched.
+    pending: Option<ConnectionAttempt>,
+}
+
+#[derive(Default)]
+pub struct AuthRealmUnreachable {
+    challenges: VecDeque<Challenge>,
+    dropped: u64,
+}
+
+/// The realm of a `WWW-Authenticate: Bearer realm="...",...` (or Basic) header.
+pub fn realm_of(value: &str) -> Option<String> {
+    let lower = value.to_ascii_lowercase();
+    let at = lower.find("realm=")? + 6;
+    let rest = value.get(at..)?.trim_start();
+    let realm = match rest.strip_prefix('"') {
+        Some(q) => q.split('"').next()?,
+        None => rest.split([',', ' ']).next()?,
+    };
+    (!realm.is_empty()).then(|| realm.to_string())
+}
+
+fn matches(c: &Challenge, a: &ConnectionAttempt) -> bool {
+    let ts = a.first_syn_ts;
+    a.client.ip() == c.client
+        && ts + 1_000_000_000 >= c.ts
+        && ts <= c.ts + FOLLOW_NS
+        && match c.target {
+            Some(t) => a.server == t,
+            // A realm given by name: any connection to its port that is not to the registry.
+            None => a.server.port() == c.url.port && a.server != c.ex.server,
+        }
+}
+
+fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v) => v.is_loopback() || v.is_private() || v.is_link_local(),
+        IpAddr::V6(v) => v.is_loopback() || (v.segments()[0] & 0xfe00) == 0xfc00 || (v.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
+/// Why the realm's address itself is suspect, when it is.
+fn address_note(ip: IpAddr, registry: SocketAddr) -> Option<String> {
+    if ip.is_loopback() {
+        return Some(format!(
+            "The realm host {ip} is a loopback address: only the registry's own host can reach it, never a client."
+        ));
+    }
+    if is_internal(ip) && !is_internal(registry.ip()) {
+        return Some(format!(
+            "The realm host {ip} is a private address, while the client reached the registry at the public address {registry}: the realm is probably the registry's internal address, not the one clients use."
+        ));
+    }
+    if ip != registry.ip() {
+        return Some(format!(
+            "The client reached the registry itself at {registry}, a different address from the realm's."
+        ));
+    }
+    None
+}
+
+impl AuthRealmUnreachable {
+    fn report(c: &mut Challenge, a: &ConnectionAttempt, how: &str, out: &mut Vec<Finding>) {
+        c.reported = true;
+        let Some(resp) = &c.ex.response else {
+            return;
+        };
+        let mut evidence = exchange_evidence(&c.ex, "registry request", "401 naming the realm");
+        for (i, f) in a.syn_frames.iter().enumerate() {
+            evidence.push(Evidence {
+                frame: *f,
+                stream: Some(a.stream),
+                what: if i == 0 {
+                    format!("SYN to the realm {} from {}", a.server, a.client)
+                } else {
+                    format!("SYN retransmitted (#{})", i + 1)
+                },
+            });
+        }
+        for (frame, what) in [(a.rst_frame, "reset: nothing listens on the realm's port"), (a.icmp_frame, "ICMP destination unreachable")] {
+            if let Some(frame) = frame {
+                evidence.push(Evidence { frame, stream: Some(a.stream), what: what.to_string() });
+            }
+        }
+        let mut detail = format!(
+            "{} answered {} from {} with 401 and `WWW-Authenticate` realm \"{}\". The client then tried to reach the realm at {}: {how}.",
+            c.ex.server,
+            c.ex.request.as_ref().map(|m| request_line(m, 80)).unwrap_or_default(),
+            c.client,
+            c.realm,
+            a.server,
+        );
+        if let Some(note) = address_note(a.server.ip(), c.ex.server) {
+            detail.push(' ');
+            detail.push_str(&note);
+        }
+        let remediation = format!(
+            "Make the registry name a realm its clients can reach: Harbor: set `external_url` (or `hostname`) in harbor.yml to the address clients use, run `./prepare` and restart; \
+             Harbor Helm chart: `externalURL`; distribution: `auth.token.realm` (`REGISTRY_AUTH_TOKEN_REALM`). \
+             Otherwise make {} reachable from {} (routes, firewall, DNS). Verify from the client: `curl -v '{}'` must connect and answer.",
+            c.url.authority(),
+            c.client,
+            c.realm
+        );
+        out.push(Finding::new(
+            INFO.id,
+            INFO.severity,
+            resp.frame,
+            evidence,
+            format!("Token realm {} named in a 401 is unreachable from {}", c.url.authority(), c.client),
+            detail,
+            remediation,
+            secs(c.ts),
+        ));
+    }
+
+    fn report_no_answer(c: &mut Challenge, a: &ConnectionAttempt, out: &mut Vec<Finding>) {
+        let how = format!(
+            "{} SYNs over {:.1} s, no SYN-ACK, no reset",
+            a.syn_count,
+            (a.last_syn_ts - a.first_syn_ts) as f64 / 1e9
+        );
+        Self::report(c, a, &how, out);
+    }
+}
+
+impl Rule for AuthRealmUnreachable {
+    fn info(&self) -> &'static RuleInfo {
+        &INFO
+    }
+
+    fn on_exchange(&mut self, ex: &Exchange, out: &mut Vec<Finding>) {
+        // A request to a realm: answered means reachable; unanswered means the token service
+        // accepted the connection but never replied.
+        if let Some(req) = &ex.request {
+            for c in self.challenges.iter_mut().filter(|c| !c.reported && c.client == ex.client.ip()) {
+                let to_realm = match c.target {
+                    Some(t) => ex.server == t,
+                    None => req
+                        .header_str("host")
+                        .is_some_and(|h| h.eq_ignore_ascii_case(&c.url.authority())),
+                };
+                if !to_realm {
+                    continue;
+                }
+                if ex.response.is_some() {
+                    c.reached = true;
+                } else if req.first_ts >= c.ts {
+                    let a = ConnectionAttempt::new(ex.stream, ex.client, ex.server, req.frame, req.first_ts);
+                    Self::report(c, &a, &format!("it connected and sent {} (frame {}), which was never answered", request_line(req, 80), req.frame), out);
+                }
+            }
+        }
+        let Some(resp) = &ex.response else {
+            return;
+        };
+        if resp.status() != Some(401) {
+            return;
+        }
+        let Some(realm) = resp
+            .headers_named("www-authenticate")
+            .find_map(|v| realm_of(&escape_bytes(v)))
+        else {
+            return;
+        };
+        let Some(url) = Url::parse(&realm) else {
+            return;
+        };
+        let client = ex.client.ip();
+        if self.challenges.iter().any(|c| c.client == client && c.realm == realm) {
+            return;
+        }
+        let target = url.host.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, url.port));
+        if self.challenges.len() >= MAX_RULE_STATE {
+            self.dropped += 1;
+            self.challenges.pop_front();
+        }
+        self.challenges.push_back(Challenge {
+            ex: ex.clone(),
+            client,
+            realm,
+            url,
+            target,
+            ts: resp.end_ts,
+            reported: false,
+            reached: false,
+            pending: None,
+        });
+    }
+
+    fn on_attempt_progress(&mut self, a: &ConnectionAttempt, _out: &mut Vec<Finding>) {
+        for c in self.challenges.iter_mut().filter(|c| !c.reported && !c.reached) {
+            if matches(c, a) {
+                c.pending = Some(a.clone());
+            }
+        }
+    }
+
+    fn on_attempt(&mut self, a: &ConnectionAttempt, out: &mut Vec<Finding>) {
+        for c in self.challenges.iter_mut().filter(|c| !c.reported && !c.reached) {
+            if !matches(c, a) {
+                continue;
+            }
+            c.pending = None;
+            match a.outcome {
+                Outcome::Answered => c.reached = true,
+                Outcome::Refused => Self::report(c, a, "its SYN was answered by a reset", out),
+                Outcome::Unreachable => Self::report(c, a, "an ICMP destination-unreachable came back", out),
+                Outcome::NoAnswer if a.syn_count >= 2 => Self::report_no_answer(c, a, out),
+                Outcome::NoAnswer => {}
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<TimestampNs> {
+        let pending = self
+            .challenges
+            .iter()
+            .filter_map(|c| c.pending.as_ref().map(|a| a.first_syn_ts + SYN_WAIT_NS));
+        let expiry = self.challenges.iter().map(|c| c.ts + FOLLOW_NS);
+        pending.chain(expiry).min()
+    }
+
+    fn on_tick(&mut self, now: TimestampNs, out: &mut Vec<Finding>) {
+        for c in self.challenges.iter_mut() {
+            if c.reported || c.reached {
+                continue;
+            }
+            if let Some(a) = c.pending.take() {
+                if now >= a.first_syn_ts + SYN_WAIT_NS && a.syn_count >= 2 {
+                    Self::report_no_answer(c, &a, out);
+                } else {
+                    c.pending = Some(a);
+                }
+            }
+        }
+        self.challenges
+            .retain(|c| c.pending.is_some() || (!c.reported && !c.reached && now < c.ts + FOLLOW_NS));
+    }
+
+    fn finish(&mut self, out: &mut Vec<Finding>) {
+        for c in self.challenges.iter_mut() {
+            if let Some(a) = c.pending.take() {
+                if !c.reported && !c.reached && a.syn_count >= 2 {
+                    Self::report_no_answer(c, &a, out);
+                }
+            }
+        }
+        self.challenges.clear();
+    }
+
+    fn state_dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::realm_of;
+
+    #[test]
+    fn realms() {
+        assert_eq!(
+            realm_of(r#"Bearer realm="http://10.77.0.60/token",service="capdiag-registry""#).as_deref(),
+            Some("http://10.77.0.60/token")
+        );
+        assert_eq!(realm_of(r#"Basic realm="Registry""#).as_deref(), Some("Registry"));
+        assert_eq!(realm_of("Bearer service=x"), None);
+    }
+}

@@ -1,0 +1,193 @@
+//! Rules: small modules on one engine. Each receives completed HTTP exchanges and connection
+//! attempts as they happen, keeps its own bounded state, and emits a [`Finding`] as soon as its
+//! evidence is conclusive, so the same rules serve files and live capture. Time is capture
+//! time, passed by [`Rule::tick`]; a rule that waits for more evidence (retries, the
+//! registry's own 500) does so until a deadline in capture time, never until the end.
+
+pub mod auth_realm_unreachable;
+pub mod presigned_url_403;
+pub mod s3;
+pub mod s3_error_not_xml;
+
+use crate::capture::TimestampNs;
+use crate::engine::Sink;
+use crate::finding::{Evidence, Finding, Severity};
+use crate::flow::ConnectionAttempt;
+use crate::http::message::escape_bytes;
+use crate::http::{Exchange, Message};
+
+/// Most items a rule keeps in any one table; beyond it the oldest is dropped (and counted).
+pub const MAX_RULE_STATE: usize = 512;
+
+/// What every rule is.
+pub trait Rule {
+    fn info(&self) -> &'static RuleInfo;
+    fn on_exchange(&mut self, _ex: &Exchange, _out: &mut Vec<Finding>) {}
+    /// An attempt was resolved (answered, refused, unreachable) or ended unanswered.
+    fn on_attempt(&mut self, _a: &ConnectionAttempt, _out: &mut Vec<Finding>) {}
+    /// An attempt's SYN was retransmitted; still unanswered.
+    fn on_attempt_progress(&mut self, _a: &ConnectionAttempt, _out: &mut Vec<Finding>) {}
+    /// Capture time is now `now`; the earliest deadline the rule waits for, if any.
+    fn on_tick(&mut self, _now: TimestampNs, _out: &mut Vec<Finding>) {}
+    /// The earliest capture time at which `on_tick` has something to do.
+    fn next_deadline(&self) -> Option<TimestampNs> {
+        None
+    }
+    fn finish(&mut self, _out: &mut Vec<Finding>) {}
+    /// Items dropped because a table was full.
+    fn state_dropped(&self) -> u64 {
+        0
+    }
+}
+
+/// A rule's identity and documentation.
+#[derive(Debug)]
+pub struct RuleInfo {
+    pub id: &'static str,
+    pub severity: Severity,
+    pub title: &'static str,
+    /// The rule's page (`docs/rules/<id>.md`).
+    pub doc: &'static str,
+}
+
+pub static RULES: [&RuleInfo; 3] = [
+    &s3_error_not_xml::INFO,
+    &presigned_url_403::INFO,
+    &auth_realm_unreachable::INFO,
+];
+
+/// A fresh instance of every rule whose id is in `only` (all when `only` is empty).
+pub fn instantiate(only: &[String]) -> Result<Vec<Box<dyn Rule>>, String> {
+    for id in only {
+        if !RULES.iter().any(|r| r.id == id) {
+            let known: Vec<&str> = RULES.iter().map(|r| r.id).collect();
+            return Err(format!("unknown rule '{id}' (rules: {})", known.join(", ")));
+        }
+    }
+    let all: Vec<Box<dyn Rule>> = vec![
+        Box::new(s3_error_not_xml::S3ErrorNotXml::default()),
+        Box::new(presigned_url_403::PresignedUrl403::default()),
+        Box::new(auth_realm_unreachable::AuthRealmUnreachable::default()),
+    ];
+    Ok(all
+        .into_iter()
+        .filter(|r| only.is_empty() || only.iter().any(|o| o == r.info().id))
+        .collect())
+}
+
+/// The rules behind the engine: an engine [`Sink`] that runs every rule on every event and
+/// passes findings (and exchanges) on.
+pub struct RuleSet<'a> {
+    rules: Vec<Box<dyn Rule>>,
+    findings: Vec<Finding>,
+    next_deadline: Option<TimestampNs>,
+    on_finding: &'a mut dyn FnMut(Finding),
+}
+
+impl<'a> RuleSet<'a> {
+    pub fn new(rules: Vec<Box<dyn Rule>>, on_finding: &'a mut dyn FnMut(Finding)) -> RuleSet<'a> {
+        RuleSet {
+            rules,
+            findings: Vec::new(),
+            next_deadline: None,
+            on_finding,
+        }
+    }
+
+    fn flush(&mut self) {
+        let mut found = std::mem::take(&mut self.findings);
+        found.sort_by_key(|f| f.key_frame);
+        for f in found {
+            (self.on_finding)(f);
+        }
+        self.next_deadline = self.rules.iter().filter_map(|r| r.next_deadline()).min();
+    }
+
+    /// Rule-state items dropped because a table was full.
+    pub fn state_dropped(&self) -> u64 {
+        self.rules.iter().map(|r| r.state_dropped()).sum()
+    }
+}
+
+impl Sink for RuleSet<'_> {
+    fn exchange(&mut self, ex: &Exchange) {
+        for r in &mut self.rules {
+            r.on_exchange(ex, &mut self.findings);
+        }
+        self.flush();
+    }
+
+    fn connection_attempt(&mut self, a: &ConnectionAttempt) {
+        for r in &mut self.rules {
+            r.on_attempt(a, &mut self.findings);
+        }
+        self.flush();
+    }
+
+    fn connection_progress(&mut self, a: &ConnectionAttempt) {
+        for r in &mut self.rules {
+            r.on_attempt_progress(a, &mut self.findings);
+        }
+        self.flush();
+    }
+
+    fn tick(&mut self, now: TimestampNs) {
+        if self.next_deadline.is_some_and(|d| now >= d) {
+            for r in &mut self.rules {
+                r.on_tick(now, &mut self.findings);
+            }
+            self.flush();
+        }
+    }
+
+    fn finish(&mut self) {
+        for r in &mut self.rules {
+            r.finish(&mut self.findings);
+        }
+        self.flush();
+    }
+}
+
+/// Seconds since the epoch, as a float, of a capture timestamp.
+pub fn secs(ts: TimestampNs) -> f64 {
+    ts as f64 / 1e9
+}
+
+/// `GET /v2/x` (URI shortened to `max` characters).
+pub fn request_line(m: &Message, max: usize) -> String {
+    let uri = escape_bytes(m.uri().unwrap_or_default());
+    format!("{} {}", m.method().unwrap_or("?"), crate::output::table::shorten(&uri, max))
+}
+
+/// The request and response frames of an exchange as evidence.
+pub fn exchange_evidence(ex: &Exchange, what_req: &str, what_resp: &str) -> Vec<Evidence> {
+    let mut v = Vec::new();
+    if let Some(r) = &ex.request {
+        v.push(Evidence {
+            frame: r.frame,
+            stream: Some(ex.stream),
+            what: format!("{what_req}: {} ({} → {})", request_line(r, 80), ex.client, ex.server),
+        });
+    }
+    if let Some(r) = &ex.response {
+        v.push(Evidence {
+            frame: r.frame,
+            stream: Some(ex.stream),
+            what: format!(
+                "{what_resp}: {} {}{}",
+                r.status().unwrap_or(0),
+                escape_bytes(match &r.start {
+                    crate::http::StartLine::Response { reason, .. } => reason,
+                    crate::http::StartLine::Request { .. } => b"",
+                }),
+                r.header_str("content-type").map(|c| format!(" ({c})")).unwrap_or_default()
+            ),
+        });
+    }
+    v
+}
+
+/// The decoded body prefix of a message (as far as it was stored).
+pub fn body_of(m: &Message) -> Vec<u8> {
+    m.decoded_body(64 * 1024)
+}

@@ -1,0 +1,364 @@
+//! `presigned-url-403`: a redirect (3xx) to a presigned S3 URL, then the client's request to
+//! that URL answered 403 (or 400/401). The causes that the packets can show are told apart:
+//! expiry, clock skew, a `Host` that differs from the signed one, a different method, an extra
+//! `Authorization` header, and S3's own error code. When the capture holds the redirect but no
+//! follow-up at all (taken on the registry side), an `info` finding says where to capture.
+
+use super::s3::{human_duration, parse_http_date, parse_s3_error, presigned, target_path_query, Presigned, Url};
+use super::{body_of, exchange_evidence, request_line, secs, Rule, RuleInfo, MAX_RULE_STATE};
+use crate::capture::TimestampNs;
+use crate::finding::{Finding, Severity};
+use crate::http::message::escape_bytes;
+use crate::http::Exchange;
+use std::collections::VecDeque;
+
+pub static INFO: RuleInfo = RuleInfo {
+    id: "presigned-url-403",
+    severity: Severity::Error,
+    title: "Request to a presigned S3 URL from a registry redirect is refused (403)",
+    doc: include_str!("../../docs/rules/presigned-url-403.md"),
+};
+
+/// After the first refusal, further legs of the same follow-up (a proxy relaying it) are
+/// gathered this long before the finding is emitted.
+const SETTLE_NS: TimestampNs = 2_000_000_000;
+/// A redirect with no follow-up at all is reported (info) after this long.
+const NO_FOLLOW_UP_NS: TimestampNs = 60_000_000_000;
+
+#[derive(Debug)]
+struct FollowUp {
+    ex: Exchange,
+    status: u16,
+}
+
+#[derive(Debug)]
+struct Redirect {
+    ex: Exchange,
+    url: Url,
+    location: String,
+    signed: Presigned,
+    follow_ups: Vec<FollowUp>,
+    refused_at: Option<TimestampNs>,
+    ts: TimestampNs,
+}
+
+#[derive(Default)]
+pub struct PresignedUrl403 {
+    redirects: VecDeque<Redirect>,
+    dropped: u64,
+}
+
+fn redirect_of(ex: &Exchange) -> Option<(Url, String, Presigned)> {
+    let resp = ex.response.as_ref()?;
+    if !(300..400).contains(&resp.status()?) {
+        return None;
+    }
+    let location = escape_bytes(resp.header("location")?);
+    let url = Url::parse(&location)?;
+    let p = presigned(&url)?;
+    Some((url, location, p))
+}
+
+fn causes(r: &Redirect, f: &FollowUp) -> (Vec<String>, Vec<String>) {
+    let mut causes = Vec::new();
+    let mut fixes = Vec::new();
+    let Some(req) = &f.ex.request else {
+        return (causes, fixes);
+    };
+    let resp = f.ex.response.as_ref();
+    let sent_at = req.first_ts / 1_000_000_000;
+    if let Some(exp) = r.signed.expires_at {
+        if sent_at > exp {
+            causes.push(format!(
+                "the URL had expired: it was valid until {} (X-Amz-Date + X-Amz-Expires), the request was sent {} later",
+                fmt_time(exp),
+                human_duration(sent_at - exp)
+            ));
+            fixes.push("follow the redirect promptly, or have the registry sign URLs for longer".to_string());
+        }
+    }
+    let s3_date = resp.and_then(|m| m.header_str("date")).and_then(|d| parse_http_date(&d));
+    if let (Some(s3_now), Some(signed)) = (s3_date, r.signed.signed_at) {
+        let ahead = signed - s3_now;
+        if ahead > 15 * 60 {
+            causes.push(format!(
+                "clock skew: the URL was signed at {} (X-Amz-Date), {} ahead of S3's clock ({} in its Date header)",
+                fmt_time(signed),
+                human_duration(ahead),
+                fmt_time(s3_now)
+            ));
+            fixes.push("synchronise the registry host's and the S3 service's clocks (NTP)".to_string());
+        } else if let Some(exp) = r.signed.expires_at {
+            if s3_now > exp && sent_at <= exp {
+                causes.push(format!(
+                    "clock skew: by S3's clock ({}) the URL had expired at {}, although by the capture's clock it had not",
+                    fmt_time(s3_now),
+                    fmt_time(exp)
+                ));
+                fixes.push("synchronise the registry host's and the S3 service's clocks (NTP)".to_string());
+            }
+        }
+    }
+    let host = req.header_str("host").unwrap_or_default();
+    let signed_host = r.signed.signed_headers.iter().any(|h| h == "host") || !r.signed.v4;
+    if signed_host && !host.is_empty() && !host.eq_ignore_ascii_case(&r.url.authority()) {
+        causes.push(format!(
+            "the Host header sent was `{host}`, but the URL was signed for `{}` (X-Amz-SignedHeaders includes host): a proxy or split DNS rewrote it",
+            r.url.authority()
+        ));
+        fixes.push(format!(
+            "send the request to {} with that Host unchanged (a proxy must not rewrite Host for presigned URLs), or point the registry's storage endpoint at the address clients use",
+            r.url.authority()
+        ));
+    }
+    let redirect_method = r.ex.request.as_ref().and_then(|m| m.method()).unwrap_or_default();
+    let method = req.method().unwrap_or_default();
+    if !redirect_method.is_empty() && method != redirect_method {
+        causes.push(format!(
+            "the method changed: the redirect answered a {redirect_method}, the follow-up is a {method} (the signature covers the method)"
+        ));
+        fixes.push(format!("follow the redirect with {redirect_method}"));
+    }
+    if let Some(auth) = req.header_str("authorization") {
+        let scheme = auth.split_whitespace().next().unwrap_or_default().to_string();
+        causes.push(format!(
+            "the follow-up carries an Authorization header ({scheme} ...) next to the presigned query; S3 rejects two authentication mechanisms"
+        ));
+        fixes.push("do not forward the registry's Authorization header to the presigned URL".to_string());
+    }
+    if let Some(resp) = resp {
+        let body = body_of(resp);
+        match parse_s3_error(&body) {
+            Some(e) if !e.code.is_empty() => {
+                let mut c = format!("S3 says {}", e.code);
+                if !e.message.is_empty() {
+                    c.push_str(&format!(": \"{}\"", e.message));
+                }
+                causes.push(c);
+            }
+            _ if method == "HEAD" => {
+                causes.push(format!(
+                    "a HEAD response has no body, so S3's error code is not in the capture; `curl -s '{}'` (a GET of the same URL, while it is valid) shows it",
+                    r.location
+                ));
+            }
+            _ => {}
+        }
+    }
+    (causes, fixes)
+}
+
+fn fmt_time(epoch: i64) -> String {
+    let days = epoch.div_euclid(86_400);
+    let rem = epoch.rem_euclid(86_400);
+    // Civil date from days (inverse of days_from_civil).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, (rem % 3600) / 60, rem % 60)
+}
+
+impl PresignedUrl403 {
+    fn emit_refused(r: &Redirect, out: &mut Vec<Finding>) {
+        let refused: Vec<&FollowUp> = r.follow_ups.iter().filter(|f| matches!(f.status, 400 | 401 | 403)).collect();
+        let Some(key) = refused
+            .iter()
+            .filter_map(|f| f.ex.response.as_ref().map(|m| m.frame))
+            .min()
+        else {
+            return;
+        };
+        let mut evidence = exchange_evidence(&r.ex, "request redirected", "redirect to a presigned S3 URL");
+        let mut all_causes: Vec<String> = Vec::new();
+        let mut all_fixes: Vec<String> = Vec::new();
+        for f in &refused {
+            evidence.extend(exchange_evidence(&f.ex, "follow-up to the presigned URL", "refused"));
+            let (c, x) = causes(r, f);
+            for c in c {
+                if !all_causes.contains(&c) {
+                    all_causes.push(c);
+                }
+            }
+            for x in x {
+                if !all_fixes.contains(&x) {
+                    all_fixes.push(x);
+                }
+            }
+        }
+        let req = r.ex.request.as_ref();
+        let statuses: Vec<String> = refused.iter().map(|f| f.status.to_string()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let mut detail = format!(
+            "{} answered {} from {} with {} to a presigned S3 URL at {}; the follow-up request{} to that URL {} refused {}.",
+            r.ex.server,
+            req.map(|m| request_line(m, 80)).unwrap_or_default(),
+            r.ex.client.ip(),
+            r.ex.response.as_ref().and_then(|m| m.status()).unwrap_or(0),
+            r.url.authority(),
+            if refused.len() > 1 { "s" } else { "" },
+            if refused.len() > 1 { "were" } else { "was" },
+            statuses.join("/"),
+        );
+        if all_causes.is_empty() {
+            detail.push_str(" The packets do not show why (no expiry, skew, Host, method or header difference; no S3 error code).");
+        } else {
+            detail.push_str(" What the packets show: ");
+            detail.push_str(&all_causes.join("; "));
+            detail.push('.');
+        }
+        let mut remediation = String::new();
+        if !all_fixes.is_empty() {
+            remediation.push_str("Fix the cause: ");
+            remediation.push_str(&all_fixes.join("; "));
+            remediation.push_str(". ");
+        }
+        remediation.push_str(
+            "Or stop redirecting blob downloads to S3, so the registry serves them itself: distribution \
+             `storage.redirect.disable: true` (`REGISTRY_STORAGE_REDIRECT_DISABLE=true`), Harbor \
+             `storage_service.redirect.disable: true`, Harbor Helm chart `persistence.imageChartStorage.disableredirect: true`.",
+        );
+        out.push(Finding::new(
+            INFO.id,
+            INFO.severity,
+            key,
+            evidence,
+            format!(
+                "Presigned S3 URL from a {} redirect refused with {}",
+                r.ex.response.as_ref().and_then(|m| m.status()).unwrap_or(0),
+                statuses.join("/")
+            ),
+            detail,
+            remediation,
+            secs(r.ts),
+        ));
+    }
+
+    fn emit_no_follow_up(r: &Redirect, out: &mut Vec<Finding>) {
+        let Some(resp) = &r.ex.response else {
+            return;
+        };
+        let evidence = exchange_evidence(&r.ex, "request redirected", "redirect to a presigned S3 URL");
+        out.push(Finding::new(
+            INFO.id,
+            Severity::Info,
+            resp.frame,
+            evidence,
+            format!("Redirect to a presigned S3 URL at {}; the follow-up is not in this capture", r.url.authority()),
+            format!(
+                "{} redirected {} from {} to a presigned S3 URL at {}. The client sends its follow-up request straight to {}, \
+                 not through {}, so this capture (taken where the registry's traffic is) cannot show whether it succeeded.",
+                r.ex.server,
+                r.ex.request.as_ref().map(|m| request_line(m, 80)).unwrap_or_default(),
+                r.ex.client.ip(),
+                r.url.authority(),
+                r.url.authority(),
+                r.ex.server,
+            ),
+            format!(
+                "To see the follow-up, capture on the client {} (or on the path from it to {}), e.g. \
+                 `tcpdump -i any -w client.pcap host {}`, and run capdiag on that capture.",
+                r.ex.client.ip(),
+                r.url.authority(),
+                r.url.host
+            ),
+            secs(r.ts),
+        ));
+    }
+}
+
+impl Rule for PresignedUrl403 {
+    fn info(&self) -> &'static RuleInfo {
+        &INFO
+    }
+
+    fn on_exchange(&mut self, ex: &Exchange, _out: &mut Vec<Finding>) {
+        if let Some((url, location, signed)) = redirect_of(ex) {
+            if self.redirects.len() >= MAX_RULE_STATE {
+                self.dropped += 1;
+                self.redirects.pop_front();
+            }
+            let ts = ex.response.as_ref().map_or(0, |m| m.end_ts);
+            self.redirects.push_back(Redirect {
+                ex: ex.clone(),
+                url,
+                location,
+                signed,
+                follow_ups: Vec::new(),
+                refused_at: None,
+                ts,
+            });
+            return;
+        }
+        let Some(req) = &ex.request else {
+            return;
+        };
+        let target = target_path_query(&escape_bytes(req.uri().unwrap_or_default()));
+        let Some(r) = self.redirects.iter_mut().rev().find(|r| r.url.path_query == target) else {
+            return;
+        };
+        let status = ex.response.as_ref().and_then(|m| m.status()).unwrap_or(0);
+        if r.follow_ups.len() < 16 {
+            r.follow_ups.push(FollowUp { ex: ex.clone(), status });
+        }
+        if matches!(status, 400 | 401 | 403) && r.refused_at.is_none() {
+            r.refused_at = Some(ex.response.as_ref().map_or(req.end_ts, |m| m.end_ts));
+        }
+    }
+
+    fn next_deadline(&self) -> Option<TimestampNs> {
+        self.redirects
+            .iter()
+            .map(|r| match r.refused_at {
+                Some(t) => t + SETTLE_NS,
+                None => r.ts + NO_FOLLOW_UP_NS,
+            })
+            .min()
+    }
+
+    fn on_tick(&mut self, now: TimestampNs, out: &mut Vec<Finding>) {
+        let mut keep = VecDeque::new();
+        while let Some(r) = self.redirects.pop_front() {
+            match r.refused_at {
+                Some(t) if now >= t + SETTLE_NS => Self::emit_refused(&r, out),
+                None if now >= r.ts + NO_FOLLOW_UP_NS => {
+                    // Followed up without refusal (healthy): forget it. Not followed: say so.
+                    if r.follow_ups.is_empty() {
+                        Self::emit_no_follow_up(&r, out);
+                    }
+                }
+                _ => keep.push_back(r),
+            }
+        }
+        self.redirects = keep;
+    }
+
+    fn finish(&mut self, out: &mut Vec<Finding>) {
+        for r in std::mem::take(&mut self.redirects) {
+            if r.refused_at.is_some() {
+                Self::emit_refused(&r, out);
+            } else if r.follow_ups.is_empty() {
+                Self::emit_no_follow_up(&r, out);
+            }
+        }
+    }
+
+    fn state_dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fmt_time;
+
+    #[test]
+    fn time_format() {
+        assert_eq!(fmt_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(fmt_time(951_868_800 + 3661), "2000-03-01 01:01:01 UTC");
+    }
+}

@@ -1,0 +1,338 @@
+//! What the rules need to know about S3 and URLs: signed requests, presigned URLs, S3's XML
+//! error document, dates.
+
+use crate::http::Message;
+use quick_xml::events::Event;
+
+/// An S3 error document (`<Error><Code>…</Code><Message>…</Message>…</Error>`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct S3Error {
+    pub code: String,
+    pub message: String,
+    pub request_id: String,
+}
+
+/// Parses an S3 XML error document; `None` when the body is not one (HTML, JSON, empty).
+pub fn parse_s3_error(body: &[u8]) -> Option<S3Error> {
+    let mut reader = quick_xml::Reader::from_reader(body);
+    let mut path: Vec<Vec<u8>> = Vec::new();
+    let mut err = S3Error::default();
+    let mut saw_root = false;
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) => {
+                let name = e.local_name().as_ref().to_vec();
+                if path.is_empty() {
+                    if name != b"Error" {
+                        return None;
+                    }
+                    saw_root = true;
+                }
+                path.push(name);
+                if path.len() > 16 {
+                    return None;
+                }
+            }
+            Ok(Event::End(_)) => {
+                path.pop();
+            }
+            Ok(Event::Empty(e)) if path.is_empty() => {
+                return (e.local_name().as_ref() == b"Error").then(S3Error::default);
+            }
+            Ok(Event::Text(t)) if path.len() == 2 => {
+                let text = t.decode().map(|c| c.into_owned()).unwrap_or_default();
+                match path.get(1).map(Vec::as_slice) {
+                    Some(b"Code") => err.code.push_str(&text),
+                    Some(b"Message") => err.message.push_str(&text),
+                    Some(b"RequestId") => err.request_id.push_str(&text),
+                    _ => {}
+                }
+            }
+            Ok(Event::Eof) => break,
+            Ok(_) => {}
+            Err(_) => return saw_root.then_some(err),
+        }
+    }
+    saw_root.then_some(err)
+}
+
+/// The text of an HTML document's `<title>`, if any.
+pub fn html_title(body: &[u8]) -> Option<String> {
+    let lower = body.to_ascii_lowercase();
+    let start = memchr::memmem::find(&lower, b"<title>")? + 7;
+    let end = start + memchr::memmem::find(lower.get(start..)?, b"</title>")?;
+    let t = String::from_utf8_lossy(body.get(start..end)?).trim().to_string();
+    (!t.is_empty()).then_some(t)
+}
+
+/// Whether a body looks like HTML.
+pub fn looks_like_html(msg: &Message, body: &[u8]) -> bool {
+    let ct = msg.header_str("content-type").unwrap_or_default().to_ascii_lowercase();
+    if ct.contains("html") {
+        return true;
+    }
+    let head = body.get(..body.len().min(512)).unwrap_or_default().to_ascii_lowercase();
+    let t = head.trim_ascii_start();
+    t.starts_with(b"<!doctype html") || t.starts_with(b"<html")
+}
+
+/// A URL split into its parts (no normalisation).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Url {
+    pub scheme: String,
+    pub host: String,
+    pub port: u16,
+    /// Path and query as sent (`/bucket/key?X-Amz-...`).
+    pub path_query: String,
+}
+
+impl Url {
+    pub fn parse(s: &str) -> Option<Url> {
+        let (scheme, rest) = s.trim().split_once("://")?;
+        let scheme = scheme.to_ascii_lowercase();
+        let (authority, path_query) = match rest.find(['/', '?']) {
+            Some(i) => (rest.get(..i)?, rest.get(i..)?),
+            None => (rest, "/"),
+        };
+        let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+        let default_port = if scheme == "https" { 443 } else { 80 };
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, rest) = v6.split_once(']')?;
+            let port = rest.strip_prefix(':').and_then(|p| p.parse().ok()).unwrap_or(default_port);
+            (h.to_string(), port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), p.parse().ok()?),
+                None => (authority.to_string(), default_port),
+            }
+        };
+        Some(Url {
+            scheme,
+            host,
+            port,
+            path_query: if path_query.starts_with('?') {
+                format!("/{path_query}")
+            } else {
+                path_query.to_string()
+            },
+        })
+    }
+
+    /// `host:port` as it would appear in a `Host` header (port omitted when default).
+    pub fn authority(&self) -> String {
+        let default = if self.scheme == "https" { 443 } else { 80 };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.port == default {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+
+    pub fn query(&self) -> &str {
+        self.path_query.split_once('?').map_or("", |(_, q)| q)
+    }
+
+    pub fn path(&self) -> &str {
+        self.path_query.split_once('?').map_or(self.path_query.as_str(), |(p, _)| p)
+    }
+}
+
+/// Percent-decodes a query component (`+` stays `+`: S3 signs it as is).
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if c == b'%' {
+            if let Some(v) = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A query parameter's decoded value, by exact name.
+pub fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == name).then(|| percent_decode(v))
+    })
+}
+
+/// The request target as path and query: origin-form as is, absolute-form (through a proxy)
+/// without its scheme and authority.
+pub fn target_path_query(uri: &str) -> String {
+    if uri.contains("://") {
+        Url::parse(uri).map(|u| u.path_query).unwrap_or_else(|| uri.to_string())
+    } else {
+        uri.to_string()
+    }
+}
+
+/// What a presigned S3 URL says about itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Presigned {
+    /// SigV4 (`X-Amz-Signature`) or SigV2 (`Signature` + `Expires`).
+    pub v4: bool,
+    /// Signing time (SigV4 `X-Amz-Date`), seconds since the epoch.
+    pub signed_at: Option<i64>,
+    /// Validity in seconds (SigV4 `X-Amz-Expires`).
+    pub expires_in: Option<i64>,
+    /// Absolute expiry (SigV2 `Expires`, or SigV4 date + expires).
+    pub expires_at: Option<i64>,
+    pub signed_headers: Vec<String>,
+    pub credential: Option<String>,
+}
+
+/// Recognises a presigned S3 URL by its query parameters.
+pub fn presigned(url: &Url) -> Option<Presigned> {
+    let q = url.query();
+    if query_param(q, "X-Amz-Signature").is_some() {
+        let signed_at = query_param(q, "X-Amz-Date").and_then(|d| parse_amz_date(&d));
+        let expires_in = query_param(q, "X-Amz-Expires").and_then(|e| e.parse().ok());
+        return Some(Presigned {
+            v4: true,
+            signed_at,
+            expires_in,
+            expires_at: signed_at.zip(expires_in).map(|(a, b)| a + b),
+            signed_headers: query_param(q, "X-Amz-SignedHeaders")
+                .map(|h| h.split(';').map(str::to_string).collect())
+                .unwrap_or_default(),
+            credential: query_param(q, "X-Amz-Credential"),
+        });
+    }
+    if query_param(q, "Signature").is_some() && query_param(q, "AWSAccessKeyId").is_some() {
+        return Some(Presigned {
+            v4: false,
+            signed_at: None,
+            expires_in: None,
+            expires_at: query_param(q, "Expires").and_then(|e| e.parse().ok()),
+            signed_headers: Vec::new(),
+            credential: query_param(q, "AWSAccessKeyId"),
+        });
+    }
+    None
+}
+
+/// A request signed for S3: SigV4 or SigV2 `Authorization`, or a presigned query.
+pub fn is_s3_request(req: &Message) -> bool {
+    if let Some(a) = req.header("authorization") {
+        if a.starts_with(b"AWS4-HMAC-SHA256 ") || a.starts_with(b"AWS ") {
+            return true;
+        }
+    }
+    let uri = String::from_utf8_lossy(req.uri().unwrap_or_default()).into_owned();
+    let q = uri.split_once('?').map_or("", |(_, q)| q);
+    query_param(q, "X-Amz-Signature").is_some()
+        || (query_param(q, "Signature").is_some() && query_param(q, "AWSAccessKeyId").is_some())
+}
+
+/// Days since 1970-01-01 of a civil date (proleptic Gregorian; H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn epoch(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64) -> Option<i64> {
+    let ok = (1..=12).contains(&mo) && (1..=31).contains(&d) && h < 24 && mi < 60 && s <= 60;
+    ok.then(|| days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s)
+}
+
+/// `20261125T172344Z` (SigV4 `X-Amz-Date`).
+pub fn parse_amz_date(s: &str) -> Option<i64> {
+    let n = |a: usize, b: usize| s.get(a..b).and_then(|x| x.parse::<i64>().ok());
+    if s.len() != 16 || s.get(8..9) != Some("T") || !s.ends_with('Z') {
+        return None;
+    }
+    epoch(n(0, 4)?, n(4, 6)?, n(6, 8)?, n(9, 11)?, n(11, 13)?, n(13, 15)?)
+}
+
+/// `Wed, 25 Nov 2026 17:23:44 GMT` (RFC 9110 IMF-fixdate).
+pub fn parse_http_date(s: &str) -> Option<i64> {
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    let [_, d, mon, y, t, _] = parts.as_slice() else {
+        return None;
+    };
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let mo = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(mon))? as i64 + 1;
+    let mut hms = t.split(':').map(|x| x.parse::<i64>().ok());
+    let (h, mi, sec) = (hms.next()??, hms.next()??, hms.next()??);
+    epoch(y.parse().ok()?, mo, d.parse().ok()?, h, mi, sec)
+}
+
+/// Seconds as `1h 2m 3s`.
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.unsigned_abs();
+    let (h, m, s) = (s / 3600, (s % 3600) / 60, s % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m {s}s"),
+        _ => format!("{h}h {m}m {s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_error_documents() {
+        let xml = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message><RequestId>tx0001</RequestId></Error>";
+        let e = parse_s3_error(xml).expect("S3 error");
+        assert_eq!((e.code.as_str(), e.request_id.as_str()), ("NoSuchKey", "tx0001"));
+        assert_eq!(parse_s3_error(b"<html><head><title>502 Bad Gateway</title></head></html>"), None);
+        assert_eq!(parse_s3_error(b""), None);
+        assert_eq!(parse_s3_error(b"{\"errors\":[]}"), None);
+        assert_eq!(parse_s3_error(b"<ListBucketResult></ListBucketResult>"), None);
+    }
+
+    #[test]
+    fn titles() {
+        assert_eq!(html_title(b"<html><head><TITLE> 502 Bad Gateway </TITLE>"), Some("502 Bad Gateway".into()));
+        assert_eq!(html_title(b"<html>"), None);
+    }
+
+    #[test]
+    fn urls_and_presigned_queries() {
+        let u = Url::parse("http://10.77.0.30:9000/capdiag/docker/x/data?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20261125%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20261125T172344Z&X-Amz-Expires=1200&X-Amz-SignedHeaders=host&X-Amz-Signature=abc").expect("url");
+        assert_eq!((u.host.as_str(), u.port, u.path()), ("10.77.0.30", 9000, "/capdiag/docker/x/data"));
+        assert_eq!(u.authority(), "10.77.0.30:9000");
+        let p = presigned(&u).expect("presigned");
+        assert!(p.v4);
+        assert_eq!(p.expires_in, Some(1200));
+        assert_eq!(p.signed_headers, ["host"]);
+        assert_eq!(p.credential.as_deref(), Some("AK/20261125/us-east-1/s3/aws4_request"));
+        assert_eq!(p.signed_at, parse_http_date("Wed, 25 Nov 2026 17:23:44 GMT"));
+        assert_eq!(Url::parse("https://[::1]/t").map(|u| (u.host, u.port)), Some(("::1".into(), 443)));
+        assert_eq!(target_path_query("http://h:1/a?b=c"), "/a?b=c");
+        assert!(presigned(&Url::parse("http://h/a?b=c").expect("url")).is_none());
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(parse_amz_date("19700101T000000Z"), Some(0));
+        assert_eq!(parse_amz_date("20000301T000000Z"), Some(951_868_800));
+        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:01:00 GMT"), Some(60));
+        assert_eq!(parse_amz_date("2026-11-25"), None);
+        assert_eq!(human_duration(3725), "1h 2m 5s");
+    }
+}

@@ -1,0 +1,285 @@
+//! `s3-error-not-xml`: an S3-signed request answered with an error whose body is not S3's XML
+//! `<Error>` document (typically an HTML page from an nginx/openresty gateway), so the S3 SDK
+//! cannot decode it and the registry fails its own client with a 500.
+//!
+//! SDK retries of the same request are grouped; the 5xx the same host (the registry, the S3
+//! client) sends its own client around that time is correlated. The finding is emitted when
+//! that 5xx arrives, or when no more retries have come for [`SETTLE_NS`] of capture time.
+
+use super::s3::{html_title, is_s3_request, looks_like_html, parse_s3_error};
+use super::{body_of, exchange_evidence, request_line, secs, Rule, RuleInfo, MAX_RULE_STATE};
+use crate::capture::TimestampNs;
+use crate::finding::{Evidence, Finding, Severity};
+use crate::http::Exchange;
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+
+pub static INFO: RuleInfo = RuleInfo {
+    id: "s3-error-not-xml",
+    severity: Severity::Error,
+    title: "S3 error answered with a non-XML body (HTML from a gateway)",
+    doc: include_str!("../../docs/rules/s3-error-not-xml.md"),
+};
+
+/// Retries are grouped, and the registry's 5xx awaited, this long after the last error.
+const SETTLE_NS: TimestampNs = 10_000_000_000;
+/// A 5xx from the S3 client counts as caused by the S3 errors when it ends within this window
+/// around them.
+const CORRELATE_NS: TimestampNs = 60_000_000_000;
+/// Evidence kept per group.
+const MAX_ERRORS: usize = 32;
+
+#[derive(Clone, Debug)]
+struct BadAnswer {
+    evidence: Vec<Evidence>,
+    status: u16,
+    content_type: String,
+    server: String,
+    title: Option<String>,
+    amz_request_id: bool,
+    body_len: u64,
+    resp_frame: u64,
+}
+
+#[derive(Debug)]
+struct Group {
+    s3_client: IpAddr,
+    gateway: SocketAddr,
+    request: String,
+    key: (String, String),
+    first_ts: TimestampNs,
+    last_ts: TimestampNs,
+    answers: Vec<BadAnswer>,
+    count: usize,
+    /// The S3 client's own failed exchange: its request and 5xx.
+    caused: Option<Exchange>,
+}
+
+#[derive(Default)]
+pub struct S3ErrorNotXml {
+    groups: Vec<Group>,
+    /// Recent 5xx answers, for a group that starts after them.
+    recent_5xx: VecDeque<Exchange>,
+    dropped: u64,
+}
+
+fn final_status(ex: &Exchange) -> Option<u16> {
+    ex.response.as_ref().and_then(|r| r.status())
+}
+
+impl S3ErrorNotXml {
+    /// Whether `ex` is a 5xx sent by the S3 client of `g`, around the time of its errors.
+    fn causes(g: &Group, ex: &Exchange) -> bool {
+        let (Some(req), Some(resp)) = (&ex.request, &ex.response) else {
+            return false;
+        };
+        ex.server.ip() == g.s3_client
+            && resp.status().is_some_and(|s| s >= 500)
+            && req.first_ts <= g.last_ts
+            && resp.end_ts + CORRELATE_NS >= g.first_ts
+            && resp.end_ts <= g.last_ts + CORRELATE_NS
+    }
+
+    fn emit(g: Group, out: &mut Vec<Finding>) {
+        let Some(first) = g.answers.first().cloned() else {
+            return;
+        };
+        let mut evidence: Vec<Evidence> = g.answers.iter().flat_map(|a| a.evidence.clone()).collect();
+        let mut statuses: Vec<u16> = g.answers.iter().map(|a| a.status).collect();
+        statuses.sort_unstable();
+        statuses.dedup();
+        let statuses: Vec<String> = statuses.iter().map(u16::to_string).collect();
+        let what = if first.body_len == 0 {
+            "an empty body".to_string()
+        } else if first.content_type.is_empty() {
+            "a body that is not XML".to_string()
+        } else {
+            format!("a {} body", first.content_type)
+        };
+        let producer = if first.server.is_empty() {
+            "no Server header".to_string()
+        } else {
+            format!("Server: {}", first.server)
+        };
+        let title_txt = first
+            .title
+            .as_ref()
+            .map(|t| format!(", page title \"{t}\""))
+            .unwrap_or_default();
+        let amz = if first.amz_request_id {
+            "it does carry an x-amz-request-id"
+        } else {
+            "no x-amz-request-id, so it did not come from S3"
+        };
+        let tries = if g.count > 1 {
+            format!("{} times (the SDK retrying)", g.count)
+        } else {
+            "once".to_string()
+        };
+        let mut detail = format!(
+            "{} sent the S3 request {} to {} {tries}; it was answered {} with {what} ({producer}{title_txt}; {amz}) instead of S3's XML <Error> document. \
+             S3 SDKs cannot decode that and fail with an error such as `SerializationError: failed to decode REST XML response ... expected element type <Error> but have <html>`.",
+            g.s3_client,
+            g.request,
+            g.gateway,
+            statuses.join("/"),
+        );
+        if let Some(c) = &g.caused {
+            if let (Some(req), Some(resp)) = (&c.request, &c.response) {
+                detail.push_str(&format!(
+                    " The S3 client, {} (the registry), then answered its own client {} {} for {} (frame {}).",
+                    c.server,
+                    c.client.ip(),
+                    resp.status().unwrap_or(0),
+                    request_line(req, 80),
+                    resp.frame
+                ));
+            }
+            evidence.extend(exchange_evidence(c, "registry request", "registry answer"));
+        } else {
+            detail.push_str(" No 5xx from the S3 client to its own client was seen in the capture around that time.");
+        }
+        let remediation = format!(
+            "Make the gateway at {gw} pass S3's own XML error responses through instead of replacing them with HTML pages \
+             (nginx: no `proxy_intercept_errors on` or `error_page` for the S3 location; and fix the failure the {st} stands for, \
+             e.g. the gateway's upstream), or point the registry's storage endpoint (`storage.s3.regionendpoint`, \
+             `REGISTRY_STORAGE_S3_REGIONENDPOINT`) at the real S3 service. Verify with \
+             `curl -si http://{gw}/<bucket>/capdiag-no-such-key`: S3 answers `Content-Type: application/xml` with \
+             `<Error><Code>NoSuchKey</Code>` (or AccessDenied), never `text/html`.",
+            gw = g.gateway,
+            st = statuses.join("/"),
+        );
+        out.push(Finding::new(
+            INFO.id,
+            INFO.severity,
+            first.resp_frame,
+            evidence,
+            format!(
+                "S3 endpoint {} answered {} with {} instead of an S3 XML error",
+                g.gateway,
+                statuses.join("/"),
+                if first.body_len == 0 { "an empty body" } else if first.title.is_some() || first.content_type.contains("html") { "an HTML page" } else { "a non-XML body" },
+            ),
+            detail,
+            remediation,
+            secs(g.first_ts),
+        ));
+    }
+}
+
+impl Rule for S3ErrorNotXml {
+    fn info(&self) -> &'static RuleInfo {
+        &INFO
+    }
+
+    fn on_exchange(&mut self, ex: &Exchange, out: &mut Vec<Finding>) {
+        let (Some(req), Some(resp)) = (&ex.request, &ex.response) else {
+            return;
+        };
+        let status = resp.status().unwrap_or(0);
+        let method = req.method().unwrap_or_default();
+        let bad = is_s3_request(req)
+            && status >= 300
+            && status != 304
+            && method != "HEAD"
+            && resp.complete
+            && {
+                let body = body_of(resp);
+                parse_s3_error(&body).is_none()
+            };
+        if bad {
+            let body = body_of(resp);
+            let path = String::from_utf8_lossy(req.uri().unwrap_or_default());
+            let path = path.split('?').next().unwrap_or_default().to_string();
+            let key = (method.to_string(), path);
+            let answer = BadAnswer {
+                evidence: exchange_evidence(ex, "S3 request", "non-XML S3 error"),
+                status,
+                content_type: resp.header_str("content-type").unwrap_or_default(),
+                server: resp.header_str("server").unwrap_or_default(),
+                title: if looks_like_html(resp, &body) { html_title(&body) } else { None },
+                amz_request_id: resp.header("x-amz-request-id").is_some(),
+                body_len: resp.body.length,
+                resp_frame: resp.frame,
+            };
+            let now = resp.end_ts;
+            let pos = self.groups.iter().position(|g| {
+                g.s3_client == ex.client.ip() && g.gateway == ex.server && g.key == key && now <= g.last_ts + SETTLE_NS
+            });
+            let idx = match pos {
+                Some(i) => i,
+                None => {
+                    if self.groups.len() >= MAX_RULE_STATE {
+                        self.dropped += 1;
+                        let g = self.groups.remove(0);
+                        Self::emit(g, out);
+                    }
+                    self.groups.push(Group {
+                        s3_client: ex.client.ip(),
+                        gateway: ex.server,
+                        request: request_line(req, 80),
+                        key,
+                        first_ts: req.first_ts,
+                        last_ts: now,
+                        answers: Vec::new(),
+                        count: 0,
+                        caused: None,
+                    });
+                    self.groups.len() - 1
+                }
+            };
+            if let Some(g) = self.groups.get_mut(idx) {
+                g.last_ts = now;
+                g.count += 1;
+                if g.answers.len() < MAX_ERRORS {
+                    g.answers.push(answer);
+                }
+                if g.caused.is_none() {
+                    if let Some(c) = self.recent_5xx.iter().find(|c| Self::causes(g, c)) {
+                        g.caused = Some(c.clone());
+                    }
+                }
+            }
+            return;
+        }
+        if final_status(ex).is_some_and(|s| s >= 500) {
+            if let Some(i) = self.groups.iter().position(|g| g.caused.is_none() && Self::causes(g, ex)) {
+                let mut g = self.groups.remove(i);
+                g.caused = Some(ex.clone());
+                Self::emit(g, out);
+                return;
+            }
+            if self.recent_5xx.len() >= 64 {
+                self.recent_5xx.pop_front();
+            }
+            self.recent_5xx.push_back(ex.clone());
+        }
+    }
+
+    fn next_deadline(&self) -> Option<TimestampNs> {
+        self.groups.iter().map(|g| g.last_ts + SETTLE_NS).min()
+    }
+
+    fn on_tick(&mut self, now: TimestampNs, out: &mut Vec<Finding>) {
+        let mut i = 0;
+        while let Some(g) = self.groups.get(i) {
+            if now >= g.last_ts + SETTLE_NS {
+                let g = self.groups.remove(i);
+                Self::emit(g, out);
+            } else {
+                i += 1;
+            }
+        }
+        self.recent_5xx.retain(|c| c.response.as_ref().is_some_and(|r| r.end_ts + CORRELATE_NS >= now));
+    }
+
+    fn finish(&mut self, out: &mut Vec<Finding>) {
+        for g in std::mem::take(&mut self.groups) {
+            Self::emit(g, out);
+        }
+    }
+
+    fn state_dropped(&self) -> u64 {
+        self.dropped
+    }
+}
