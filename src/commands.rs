@@ -269,7 +269,14 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
                 let sep = if first_json { "\n" } else { ",\n" };
                 first_json = false;
                 out.write_all(sep.as_bytes()).and_then(|()| {
-                    serde_json::to_writer(&mut out, &JsonFinding { file: &name, finding: &f }).map_err(io::Error::from)
+                    serde_json::to_writer(
+                        &mut out,
+                        &JsonFinding {
+                            file: &name,
+                            finding: &f,
+                        },
+                    )
+                    .map_err(io::Error::from)
                 })
             } else {
                 writeln!(out, "{}", finding_block(&f, n, &name, color))
@@ -278,18 +285,27 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
                 io_error = Some(e);
             }
         };
-        let (end, engine, dropped) = match run_rules(&mut reader, limits, &args.rules, &mut on_finding) {
-            Ok(x) => x,
-            Err(e) => {
-                report_error("--rules", &e);
-                return EXIT_ERROR;
-            }
-        };
-        let summary = FileSummary::new(&name, reader.format(), reader.link_types(), engine.stats(), &end);
+        let (end, engine, dropped) =
+            match run_rules(&mut reader, limits, &args.rules, &mut on_finding) {
+                Ok(x) => x,
+                Err(e) => {
+                    report_error("--rules", &e);
+                    return EXIT_ERROR;
+                }
+            };
+        let summary = FileSummary::new(
+            &name,
+            reader.format(),
+            reader.link_types(),
+            engine.stats(),
+            &end,
+        );
         if !json && io_error.is_none() {
             let mut text = summary_text(&summary);
             if dropped > 0 {
-                text.push_str(&format!("  rules: {dropped} items dropped from full rule tables\n"));
+                text.push_str(&format!(
+                    "  rules: {dropped} items dropped from full rule tables\n"
+                ));
             }
             let r = write!(out, "{text}").and_then(|()| writeln!(out, "{}\n", count_line_n(n)));
             if let Err(e) = r {
@@ -379,7 +395,10 @@ pub fn explain(id: &str) -> u8 {
         }
         None => {
             let known: Vec<&str> = crate::rules::RULES.iter().map(|r| r.id).collect();
-            report_error("explain", &format!("unknown rule '{id}' (rules: {})", known.join(", ")));
+            report_error(
+                "explain",
+                &format!("unknown rule '{id}' (rules: {})", known.join(", ")),
+            );
             EXIT_ERROR
         }
     }
@@ -390,7 +409,10 @@ pub fn extract(args: &crate::cli::ExtractArgs) -> u8 {
     use crate::capture::write::parse_frame_list;
     let name = args.file.display().to_string();
     if args.file.as_os_str() == "-" && args.finding.is_some() {
-        report_error("extract", &"--finding reads the capture twice, so it needs a file, not standard input");
+        report_error(
+            "extract",
+            &"--finding reads the capture twice, so it needs a file, not standard input",
+        );
         return EXIT_ERROR;
     }
     // Which frames to keep.
@@ -421,7 +443,11 @@ pub fn extract(args: &crate::cli::ExtractArgs) -> u8 {
                 None => {
                     report_error(
                         "--finding",
-                        &format!("{name} has {} finding{}; there is no #{n}", found.len(), if found.len() == 1 { "" } else { "s" }),
+                        &format!(
+                            "{name} has {} finding{}; there is no #{n}",
+                            found.len(),
+                            if found.len() == 1 { "" } else { "s" }
+                        ),
                     );
                     return EXIT_ERROR;
                 }
@@ -443,7 +469,15 @@ pub fn extract(args: &crate::cli::ExtractArgs) -> u8 {
             return EXIT_ERROR;
         }
     };
-    extract_frames(&mut reader, file, ranges.as_deref(), args.stream, args.limits.to_limits(), &name, &args.out)
+    extract_frames(
+        &mut reader,
+        file,
+        ranges.as_deref(),
+        args.stream,
+        args.limits.to_limits(),
+        &name,
+        &args.out,
+    )
 }
 
 fn extract_frames(
@@ -501,7 +535,9 @@ fn extract_frames(
         Some(w) => w.finish().map(|_| ()),
         None => match file.take() {
             // Nothing matched: still leave a valid, empty capture.
-            Some(out) => CaptureWriter::pcapng(out).and_then(|w| w.finish()).map(|_| ()),
+            Some(out) => CaptureWriter::pcapng(out)
+                .and_then(|w| w.finish())
+                .map(|_| ()),
             None => Ok(()),
         },
     };
@@ -512,7 +548,11 @@ fn extract_frames(
     if end != crate::capture::file::ReadEnd::Complete {
         eprintln!("capdiag: warning: {name}: {end}");
     }
-    eprintln!("capdiag: wrote {written} frame{} to {}", if written == 1 { "" } else { "s" }, out_path.display());
+    eprintln!(
+        "capdiag: wrote {written} frame{} to {}",
+        if written == 1 { "" } else { "s" },
+        out_path.display()
+    );
     if written == 0 {
         eprintln!("capdiag: warning: no frame matched");
     }

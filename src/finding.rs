@@ -65,6 +65,7 @@ pub struct Finding {
 
 impl Finding {
     /// Builds a finding from its evidence: frames, streams and the display filter follow.
+    #[allow(clippy::too_many_arguments)] // one argument per documented JSON field
     pub fn new(
         rule: &'static str,
         severity: Severity,
@@ -119,7 +120,11 @@ pub fn frame_ranges(frames: &[u64]) -> String {
             end += 1;
             i += 1;
         }
-        out.push(if end == start { start.to_string() } else { format!("{start}-{end}") });
+        out.push(if end == start {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
         i += 1;
     }
     out.join(",")

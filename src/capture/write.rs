@@ -7,8 +7,15 @@ use std::io::{self, Write};
 const SNAPLEN: u32 = 262_144;
 
 pub enum CaptureWriter<W: Write> {
-    Pcap { out: W, nanosecond: bool, link: LinkType },
-    PcapNg { out: W, interfaces: Vec<LinkType> },
+    Pcap {
+        out: W,
+        nanosecond: bool,
+        link: LinkType,
+    },
+    PcapNg {
+        out: W,
+        interfaces: Vec<LinkType>,
+    },
 }
 
 impl<W: Write> CaptureWriter<W> {
@@ -22,7 +29,11 @@ impl<W: Write> CaptureWriter<W> {
         out.write_all(&0u32.to_le_bytes())?;
         out.write_all(&SNAPLEN.to_le_bytes())?;
         out.write_all(&link.0.to_le_bytes())?;
-        Ok(CaptureWriter::Pcap { out, nanosecond, link })
+        Ok(CaptureWriter::Pcap {
+            out,
+            nanosecond,
+            link,
+        })
     }
 
     /// A pcapng file; an interface is described for each link type as it first appears.
@@ -34,7 +45,10 @@ impl<W: Write> CaptureWriter<W> {
         out.write_all(&0u16.to_le_bytes())?;
         out.write_all(&(-1i64).to_le_bytes())?;
         out.write_all(&28u32.to_le_bytes())?;
-        Ok(CaptureWriter::PcapNg { out, interfaces: Vec::new() })
+        Ok(CaptureWriter::PcapNg {
+            out,
+            interfaces: Vec::new(),
+        })
     }
 
     pub fn write(&mut self, f: &Frame<'_>) -> io::Result<()> {
@@ -42,7 +56,11 @@ impl<W: Write> CaptureWriter<W> {
         let secs = f.ts.div_euclid(1_000_000_000);
         let nanos = f.ts.rem_euclid(1_000_000_000);
         match self {
-            CaptureWriter::Pcap { out, nanosecond, link } => {
+            CaptureWriter::Pcap {
+                out,
+                nanosecond,
+                link,
+            } => {
                 if f.link_type != *link {
                     return Err(io::Error::other(format!(
                         "frame {} has link type {}, the output {}",
@@ -109,10 +127,16 @@ pub fn parse_frame_list(s: &str) -> Result<Vec<(u64, u64)>, String> {
             Some((a, b)) => (a.trim(), b.trim()),
             None => (part, part),
         };
-        let a: u64 = a.parse().map_err(|_| format!("'{part}' is not a frame number or range"))?;
-        let b: u64 = b.parse().map_err(|_| format!("'{part}' is not a frame number or range"))?;
+        let a: u64 = a
+            .parse()
+            .map_err(|_| format!("'{part}' is not a frame number or range"))?;
+        let b: u64 = b
+            .parse()
+            .map_err(|_| format!("'{part}' is not a frame number or range"))?;
         if a == 0 || b < a {
-            return Err(format!("'{part}': frames are numbered from 1, ranges go upward"));
+            return Err(format!(
+                "'{part}': frames are numbered from 1, ranges go upward"
+            ));
         }
         v.push((a, b));
     }

@@ -1,7 +1,7 @@
 //! Findings for people: one block per finding, then the summary.
 
-use crate::finding::{frame_ranges, Finding, Severity};
-use comfy_table::{presets, Cell, ContentArrangement, Table};
+use crate::finding::{Finding, Severity, frame_ranges};
+use comfy_table::{Cell, ContentArrangement, Table, presets};
 use std::fmt::Write as _;
 
 /// Wraps text at `width` columns, indenting every line.
@@ -38,7 +38,9 @@ fn paint(s: &str, sev: Severity, color: bool) -> String {
 
 /// The shell-quoted form of a path, for a command the user can paste.
 fn quote(s: &str) -> String {
-    if s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+:=@".contains(&b)) {
+    if s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._-+:=@".contains(&b))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
@@ -62,7 +64,11 @@ pub fn finding_block(f: &Finding, n: usize, file: &str, color: bool) -> String {
         f.key_frame,
         f.frames.len(),
         if f.streams.len() == 1 { "" } else { "s" },
-        if streams.is_empty() { "-".into() } else { streams.join(", ") }
+        if streams.is_empty() {
+            "-".into()
+        } else {
+            streams.join(", ")
+        }
     );
     out.push('\n');
     out.push_str(&wrap(&f.detail, 96, "  "));
@@ -73,7 +79,11 @@ pub fn finding_block(f: &Finding, n: usize, file: &str, color: bool) -> String {
         .set_header(vec!["frame", "stream", "evidence"]);
     for e in &f.evidence {
         t.add_row(vec![
-            Cell::new(if e.frame == f.key_frame { format!("{} ◀", e.frame) } else { e.frame.to_string() }),
+            Cell::new(if e.frame == f.key_frame {
+                format!("{} ◀", e.frame)
+            } else {
+                e.frame.to_string()
+            }),
             Cell::new(e.stream.map(|s| s.to_string()).unwrap_or_default()),
             Cell::new(crate::output::table::shorten(&e.what, 110)),
         ]);

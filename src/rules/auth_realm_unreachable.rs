@@ -4,12 +4,12 @@
 //! answered.
 
 use super::s3::Url;
-use super::{exchange_evidence, request_line, secs, Rule, RuleInfo, MAX_RULE_STATE};
+use super::{MAX_RULE_STATE, Rule, RuleInfo, exchange_evidence, request_line, secs};
 use crate::capture::TimestampNs;
 use crate::finding::{Evidence, Finding, Severity};
 use crate::flow::{ConnectionAttempt, Outcome};
-use crate::http::message::escape_bytes;
 use crate::http::Exchange;
+use crate::http::message::escape_bytes;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 
@@ -73,7 +73,11 @@ fn matches(c: &Challenge, a: &ConnectionAttempt) -> bool {
 fn is_internal(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v) => v.is_loopback() || v.is_private() || v.is_link_local(),
-        IpAddr::V6(v) => v.is_loopback() || (v.segments()[0] & 0xfe00) == 0xfc00 || (v.segments()[0] & 0xffc0) == 0xfe80,
+        IpAddr::V6(v) => {
+            v.is_loopback()
+                || (v.segments()[0] & 0xfe00) == 0xfc00
+                || (v.segments()[0] & 0xffc0) == 0xfe80
+        }
     }
 }
 
@@ -115,15 +119,25 @@ impl AuthRealmUnreachable {
                 },
             });
         }
-        for (frame, what) in [(a.rst_frame, "reset: nothing listens on the realm's port"), (a.icmp_frame, "ICMP destination unreachable")] {
+        for (frame, what) in [
+            (a.rst_frame, "reset: nothing listens on the realm's port"),
+            (a.icmp_frame, "ICMP destination unreachable"),
+        ] {
             if let Some(frame) = frame {
-                evidence.push(Evidence { frame, stream: Some(a.stream), what: what.to_string() });
+                evidence.push(Evidence {
+                    frame,
+                    stream: Some(a.stream),
+                    what: what.to_string(),
+                });
             }
         }
         let mut detail = format!(
             "{} answered {} from {} with 401 and `WWW-Authenticate` realm \"{}\". The client then tried to reach the realm at {}: {how}.",
             c.ex.server,
-            c.ex.request.as_ref().map(|m| request_line(m, 80)).unwrap_or_default(),
+            c.ex.request
+                .as_ref()
+                .map(|m| request_line(m, 80))
+                .unwrap_or_default(),
             c.client,
             c.realm,
             a.server,
@@ -145,7 +159,11 @@ impl AuthRealmUnreachable {
             INFO.severity,
             resp.frame,
             evidence,
-            format!("Token realm {} named in a 401 is unreachable from {}", c.url.authority(), c.client),
+            format!(
+                "Token realm {} named in a 401 is unreachable from {}",
+                c.url.authority(),
+                c.client
+            ),
             detail,
             remediation,
             secs(c.ts),
@@ -171,7 +189,11 @@ impl Rule for AuthRealmUnreachable {
         // A request to a realm: answered means reachable; unanswered means the token service
         // accepted the connection but never replied.
         if let Some(req) = &ex.request {
-            for c in self.challenges.iter_mut().filter(|c| !c.reported && c.client == ex.client.ip()) {
+            for c in self
+                .challenges
+                .iter_mut()
+                .filter(|c| !c.reported && c.client == ex.client.ip())
+            {
                 let to_realm = match c.target {
                     Some(t) => ex.server == t,
                     None => req
@@ -184,8 +206,23 @@ impl Rule for AuthRealmUnreachable {
                 if ex.response.is_some() {
                     c.reached = true;
                 } else if req.first_ts >= c.ts {
-                    let a = ConnectionAttempt::new(ex.stream, ex.client, ex.server, req.frame, req.first_ts);
-                    Self::report(c, &a, &format!("it connected and sent {} (frame {}), which was never answered", request_line(req, 80), req.frame), out);
+                    let a = ConnectionAttempt::new(
+                        ex.stream,
+                        ex.client,
+                        ex.server,
+                        req.frame,
+                        req.first_ts,
+                    );
+                    Self::report(
+                        c,
+                        &a,
+                        &format!(
+                            "it connected and sent {} (frame {}), which was never answered",
+                            request_line(req, 80),
+                            req.frame
+                        ),
+                        out,
+                    );
                 }
             }
         }
@@ -205,10 +242,18 @@ impl Rule for AuthRealmUnreachable {
             return;
         };
         let client = ex.client.ip();
-        if self.challenges.iter().any(|c| c.client == client && c.realm == realm) {
+        if self
+            .challenges
+            .iter()
+            .any(|c| c.client == client && c.realm == realm)
+        {
             return;
         }
-        let target = url.host.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, url.port));
+        let target = url
+            .host
+            .parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, url.port));
         if self.challenges.len() >= MAX_RULE_STATE {
             self.dropped += 1;
             self.challenges.pop_front();
@@ -227,7 +272,11 @@ impl Rule for AuthRealmUnreachable {
     }
 
     fn on_attempt_progress(&mut self, a: &ConnectionAttempt, _out: &mut Vec<Finding>) {
-        for c in self.challenges.iter_mut().filter(|c| !c.reported && !c.reached) {
+        for c in self
+            .challenges
+            .iter_mut()
+            .filter(|c| !c.reported && !c.reached)
+        {
             if matches(c, a) {
                 c.pending = Some(a.clone());
             }
@@ -235,7 +284,11 @@ impl Rule for AuthRealmUnreachable {
     }
 
     fn on_attempt(&mut self, a: &ConnectionAttempt, out: &mut Vec<Finding>) {
-        for c in self.challenges.iter_mut().filter(|c| !c.reported && !c.reached) {
+        for c in self
+            .challenges
+            .iter_mut()
+            .filter(|c| !c.reported && !c.reached)
+        {
             if !matches(c, a) {
                 continue;
             }
@@ -243,7 +296,9 @@ impl Rule for AuthRealmUnreachable {
             match a.outcome {
                 Outcome::Answered => c.reached = true,
                 Outcome::Refused => Self::report(c, a, "its SYN was answered by a reset", out),
-                Outcome::Unreachable => Self::report(c, a, "an ICMP destination-unreachable came back", out),
+                Outcome::Unreachable => {
+                    Self::report(c, a, "an ICMP destination-unreachable came back", out)
+                }
                 Outcome::NoAnswer if a.syn_count >= 2 => Self::report_no_answer(c, a, out),
                 Outcome::NoAnswer => {}
             }
@@ -272,8 +327,9 @@ impl Rule for AuthRealmUnreachable {
                 }
             }
         }
-        self.challenges
-            .retain(|c| c.pending.is_some() || (!c.reported && !c.reached && now < c.ts + FOLLOW_NS));
+        self.challenges.retain(|c| {
+            c.pending.is_some() || (!c.reported && !c.reached && now < c.ts + FOLLOW_NS)
+        });
     }
 
     fn finish(&mut self, out: &mut Vec<Finding>) {
@@ -299,10 +355,14 @@ mod tests {
     #[test]
     fn realms() {
         assert_eq!(
-            realm_of(r#"Bearer realm="http://10.77.0.60/token",service="capdiag-registry""#).as_deref(),
+            realm_of(r#"Bearer realm="http://10.77.0.60/token",service="capdiag-registry""#)
+                .as_deref(),
             Some("http://10.77.0.60/token")
         );
-        assert_eq!(realm_of(r#"Basic realm="Registry""#).as_deref(), Some("Registry"));
+        assert_eq!(
+            realm_of(r#"Basic realm="Registry""#).as_deref(),
+            Some("Registry")
+        );
         assert_eq!(realm_of("Bearer service=x"), None);
     }
 }

@@ -156,7 +156,11 @@ pub fn secs(ts: TimestampNs) -> f64 {
 /// `GET /v2/x` (URI shortened to `max` characters).
 pub fn request_line(m: &Message, max: usize) -> String {
     let uri = escape_bytes(m.uri().unwrap_or_default());
-    format!("{} {}", m.method().unwrap_or("?"), crate::output::table::shorten(&uri, max))
+    format!(
+        "{} {}",
+        m.method().unwrap_or("?"),
+        crate::output::table::shorten(&uri, max)
+    )
 }
 
 /// The request and response frames of an exchange as evidence.
@@ -166,7 +170,12 @@ pub fn exchange_evidence(ex: &Exchange, what_req: &str, what_resp: &str) -> Vec<
         v.push(Evidence {
             frame: r.frame,
             stream: Some(ex.stream),
-            what: format!("{what_req}: {} ({} → {})", request_line(r, 80), ex.client, ex.server),
+            what: format!(
+                "{what_req}: {} ({} → {})",
+                request_line(r, 80),
+                ex.client,
+                ex.server
+            ),
         });
     }
     if let Some(r) = &ex.response {
@@ -180,7 +189,9 @@ pub fn exchange_evidence(ex: &Exchange, what_req: &str, what_resp: &str) -> Vec<
                     crate::http::StartLine::Response { reason, .. } => reason,
                     crate::http::StartLine::Request { .. } => b"",
                 }),
-                r.header_str("content-type").map(|c| format!(" ({c})")).unwrap_or_default()
+                r.header_str("content-type")
+                    .map(|c| format!(" ({c})"))
+                    .unwrap_or_default()
             ),
         });
     }

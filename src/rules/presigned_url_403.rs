@@ -4,12 +4,14 @@
 //! `Authorization` header, and S3's own error code. When the capture holds the redirect but no
 //! follow-up at all (taken on the registry side), an `info` finding says where to capture.
 
-use super::s3::{human_duration, parse_http_date, parse_s3_error, presigned, target_path_query, Presigned, Url};
-use super::{body_of, exchange_evidence, request_line, secs, Rule, RuleInfo, MAX_RULE_STATE};
+use super::s3::{
+    Presigned, Url, human_duration, parse_http_date, parse_s3_error, presigned, target_path_query,
+};
+use super::{MAX_RULE_STATE, Rule, RuleInfo, body_of, exchange_evidence, request_line, secs};
 use crate::capture::TimestampNs;
 use crate::finding::{Finding, Severity};
-use crate::http::message::escape_bytes;
 use crate::http::Exchange;
+use crate::http::message::escape_bytes;
 use std::collections::VecDeque;
 
 pub static INFO: RuleInfo = RuleInfo {
@@ -74,10 +76,15 @@ fn causes(r: &Redirect, f: &FollowUp) -> (Vec<String>, Vec<String>) {
                 fmt_time(exp),
                 human_duration(sent_at - exp)
             ));
-            fixes.push("follow the redirect promptly, or have the registry sign URLs for longer".to_string());
+            fixes.push(
+                "follow the redirect promptly, or have the registry sign URLs for longer"
+                    .to_string(),
+            );
         }
     }
-    let s3_date = resp.and_then(|m| m.header_str("date")).and_then(|d| parse_http_date(&d));
+    let s3_date = resp
+        .and_then(|m| m.header_str("date"))
+        .and_then(|d| parse_http_date(&d));
     if let (Some(s3_now), Some(signed)) = (s3_date, r.signed.signed_at) {
         let ahead = signed - s3_now;
         if ahead > 15 * 60 {
@@ -87,7 +94,9 @@ fn causes(r: &Redirect, f: &FollowUp) -> (Vec<String>, Vec<String>) {
                 human_duration(ahead),
                 fmt_time(s3_now)
             ));
-            fixes.push("synchronise the registry host's and the S3 service's clocks (NTP)".to_string());
+            fixes.push(
+                "synchronise the registry host's and the S3 service's clocks (NTP)".to_string(),
+            );
         } else if let Some(exp) = r.signed.expires_at {
             if s3_now > exp && sent_at <= exp {
                 causes.push(format!(
@@ -95,7 +104,9 @@ fn causes(r: &Redirect, f: &FollowUp) -> (Vec<String>, Vec<String>) {
                     fmt_time(s3_now),
                     fmt_time(exp)
                 ));
-                fixes.push("synchronise the registry host's and the S3 service's clocks (NTP)".to_string());
+                fixes.push(
+                    "synchronise the registry host's and the S3 service's clocks (NTP)".to_string(),
+                );
             }
         }
     }
@@ -111,7 +122,11 @@ fn causes(r: &Redirect, f: &FollowUp) -> (Vec<String>, Vec<String>) {
             r.url.authority()
         ));
     }
-    let redirect_method = r.ex.request.as_ref().and_then(|m| m.method()).unwrap_or_default();
+    let redirect_method =
+        r.ex.request
+            .as_ref()
+            .and_then(|m| m.method())
+            .unwrap_or_default();
     let method = req.method().unwrap_or_default();
     if !redirect_method.is_empty() && method != redirect_method {
         causes.push(format!(
@@ -120,11 +135,17 @@ fn causes(r: &Redirect, f: &FollowUp) -> (Vec<String>, Vec<String>) {
         fixes.push(format!("follow the redirect with {redirect_method}"));
     }
     if let Some(auth) = req.header_str("authorization") {
-        let scheme = auth.split_whitespace().next().unwrap_or_default().to_string();
+        let scheme = auth
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
         causes.push(format!(
             "the follow-up carries an Authorization header ({scheme} ...) next to the presigned query; S3 rejects two authentication mechanisms"
         ));
-        fixes.push("do not forward the registry's Authorization header to the presigned URL".to_string());
+        fixes.push(
+            "do not forward the registry's Authorization header to the presigned URL".to_string(),
+        );
     }
     if let Some(resp) = resp {
         let body = body_of(resp);
@@ -161,12 +182,21 @@ fn fmt_time(epoch: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, (rem % 3600) / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
 }
 
 impl PresignedUrl403 {
     fn emit_refused(r: &Redirect, out: &mut Vec<Finding>) {
-        let refused: Vec<&FollowUp> = r.follow_ups.iter().filter(|f| matches!(f.status, 400 | 401 | 403)).collect();
+        let refused: Vec<&FollowUp> = r
+            .follow_ups
+            .iter()
+            .filter(|f| matches!(f.status, 400 | 401 | 403))
+            .collect();
         let Some(key) = refused
             .iter()
             .filter_map(|f| f.ex.response.as_ref().map(|m| m.frame))
@@ -174,11 +204,19 @@ impl PresignedUrl403 {
         else {
             return;
         };
-        let mut evidence = exchange_evidence(&r.ex, "request redirected", "redirect to a presigned S3 URL");
+        let mut evidence = exchange_evidence(
+            &r.ex,
+            "request redirected",
+            "redirect to a presigned S3 URL",
+        );
         let mut all_causes: Vec<String> = Vec::new();
         let mut all_fixes: Vec<String> = Vec::new();
         for f in &refused {
-            evidence.extend(exchange_evidence(&f.ex, "follow-up to the presigned URL", "refused"));
+            evidence.extend(exchange_evidence(
+                &f.ex,
+                "follow-up to the presigned URL",
+                "refused",
+            ));
             let (c, x) = causes(r, f);
             for c in c {
                 if !all_causes.contains(&c) {
@@ -192,7 +230,12 @@ impl PresignedUrl403 {
             }
         }
         let req = r.ex.request.as_ref();
-        let statuses: Vec<String> = refused.iter().map(|f| f.status.to_string()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let statuses: Vec<String> = refused
+            .iter()
+            .map(|f| f.status.to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
         let mut detail = format!(
             "{} answered {} from {} with {} to a presigned S3 URL at {}; the follow-up request{} to that URL {} refused {}.",
             r.ex.server,
@@ -242,7 +285,11 @@ impl PresignedUrl403 {
         let Some(resp) = &r.ex.response else {
             return;
         };
-        let evidence = exchange_evidence(&r.ex, "request redirected", "redirect to a presigned S3 URL");
+        let evidence = exchange_evidence(
+            &r.ex,
+            "request redirected",
+            "redirect to a presigned S3 URL",
+        );
         out.push(Finding::new(
             INFO.id,
             Severity::Info,
@@ -298,12 +345,20 @@ impl Rule for PresignedUrl403 {
             return;
         };
         let target = target_path_query(&escape_bytes(req.uri().unwrap_or_default()));
-        let Some(r) = self.redirects.iter_mut().rev().find(|r| r.url.path_query == target) else {
+        let Some(r) = self
+            .redirects
+            .iter_mut()
+            .rev()
+            .find(|r| r.url.path_query == target)
+        else {
             return;
         };
         let status = ex.response.as_ref().and_then(|m| m.status()).unwrap_or(0);
         if r.follow_ups.len() < 16 {
-            r.follow_ups.push(FollowUp { ex: ex.clone(), status });
+            r.follow_ups.push(FollowUp {
+                ex: ex.clone(),
+                status,
+            });
         }
         if matches!(status, 400 | 401 | 403) && r.refused_at.is_none() {
             r.refused_at = Some(ex.response.as_ref().map_or(req.end_ts, |m| m.end_ts));

@@ -61,17 +61,25 @@ pub fn html_title(body: &[u8]) -> Option<String> {
     let lower = body.to_ascii_lowercase();
     let start = memchr::memmem::find(&lower, b"<title>")? + 7;
     let end = start + memchr::memmem::find(lower.get(start..)?, b"</title>")?;
-    let t = String::from_utf8_lossy(body.get(start..end)?).trim().to_string();
+    let t = String::from_utf8_lossy(body.get(start..end)?)
+        .trim()
+        .to_string();
     (!t.is_empty()).then_some(t)
 }
 
 /// Whether a body looks like HTML.
 pub fn looks_like_html(msg: &Message, body: &[u8]) -> bool {
-    let ct = msg.header_str("content-type").unwrap_or_default().to_ascii_lowercase();
+    let ct = msg
+        .header_str("content-type")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     if ct.contains("html") {
         return true;
     }
-    let head = body.get(..body.len().min(512)).unwrap_or_default().to_ascii_lowercase();
+    let head = body
+        .get(..body.len().min(512))
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let t = head.trim_ascii_start();
     t.starts_with(b"<!doctype html") || t.starts_with(b"<html")
 }
@@ -98,7 +106,10 @@ impl Url {
         let default_port = if scheme == "https" { 443 } else { 80 };
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let (h, rest) = v6.split_once(']')?;
-            let port = rest.strip_prefix(':').and_then(|p| p.parse().ok()).unwrap_or(default_port);
+            let port = rest
+                .strip_prefix(':')
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(default_port);
             (h.to_string(), port)
         } else {
             match authority.rsplit_once(':') {
@@ -138,7 +149,9 @@ impl Url {
     }
 
     pub fn path(&self) -> &str {
-        self.path_query.split_once('?').map_or(self.path_query.as_str(), |(p, _)| p)
+        self.path_query
+            .split_once('?')
+            .map_or(self.path_query.as_str(), |(p, _)| p)
     }
 }
 
@@ -177,7 +190,9 @@ pub fn query_param(query: &str, name: &str) -> Option<String> {
 /// without its scheme and authority.
 pub fn target_path_query(uri: &str) -> String {
     if uri.contains("://") {
-        Url::parse(uri).map(|u| u.path_query).unwrap_or_else(|| uri.to_string())
+        Url::parse(uri)
+            .map(|u| u.path_query)
+            .unwrap_or_else(|| uri.to_string())
     } else {
         uri.to_string()
     }
@@ -263,7 +278,14 @@ pub fn parse_amz_date(s: &str) -> Option<i64> {
     if s.len() != 16 || s.get(8..9) != Some("T") || !s.ends_with('Z') {
         return None;
     }
-    epoch(n(0, 4)?, n(4, 6)?, n(6, 8)?, n(9, 11)?, n(11, 13)?, n(13, 15)?)
+    epoch(
+        n(0, 4)?,
+        n(4, 6)?,
+        n(6, 8)?,
+        n(9, 11)?,
+        n(11, 13)?,
+        n(13, 15)?,
+    )
 }
 
 /// `Wed, 25 Nov 2026 17:23:44 GMT` (RFC 9110 IMF-fixdate).
@@ -272,7 +294,9 @@ pub fn parse_http_date(s: &str) -> Option<i64> {
     let [_, d, mon, y, t, _] = parts.as_slice() else {
         return None;
     };
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let mo = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(mon))? as i64 + 1;
     let mut hms = t.split(':').map(|x| x.parse::<i64>().ok());
     let (h, mi, sec) = (hms.next()??, hms.next()??, hms.next()??);
@@ -298,31 +322,55 @@ mod tests {
     fn s3_error_documents() {
         let xml = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message><RequestId>tx0001</RequestId></Error>";
         let e = parse_s3_error(xml).expect("S3 error");
-        assert_eq!((e.code.as_str(), e.request_id.as_str()), ("NoSuchKey", "tx0001"));
-        assert_eq!(parse_s3_error(b"<html><head><title>502 Bad Gateway</title></head></html>"), None);
+        assert_eq!(
+            (e.code.as_str(), e.request_id.as_str()),
+            ("NoSuchKey", "tx0001")
+        );
+        assert_eq!(
+            parse_s3_error(b"<html><head><title>502 Bad Gateway</title></head></html>"),
+            None
+        );
         assert_eq!(parse_s3_error(b""), None);
         assert_eq!(parse_s3_error(b"{\"errors\":[]}"), None);
-        assert_eq!(parse_s3_error(b"<ListBucketResult></ListBucketResult>"), None);
+        assert_eq!(
+            parse_s3_error(b"<ListBucketResult></ListBucketResult>"),
+            None
+        );
     }
 
     #[test]
     fn titles() {
-        assert_eq!(html_title(b"<html><head><TITLE> 502 Bad Gateway </TITLE>"), Some("502 Bad Gateway".into()));
+        assert_eq!(
+            html_title(b"<html><head><TITLE> 502 Bad Gateway </TITLE>"),
+            Some("502 Bad Gateway".into())
+        );
         assert_eq!(html_title(b"<html>"), None);
     }
 
     #[test]
     fn urls_and_presigned_queries() {
         let u = Url::parse("http://10.77.0.30:9000/capdiag/docker/x/data?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20261125%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20261125T172344Z&X-Amz-Expires=1200&X-Amz-SignedHeaders=host&X-Amz-Signature=abc").expect("url");
-        assert_eq!((u.host.as_str(), u.port, u.path()), ("10.77.0.30", 9000, "/capdiag/docker/x/data"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path()),
+            ("10.77.0.30", 9000, "/capdiag/docker/x/data")
+        );
         assert_eq!(u.authority(), "10.77.0.30:9000");
         let p = presigned(&u).expect("presigned");
         assert!(p.v4);
         assert_eq!(p.expires_in, Some(1200));
         assert_eq!(p.signed_headers, ["host"]);
-        assert_eq!(p.credential.as_deref(), Some("AK/20261125/us-east-1/s3/aws4_request"));
-        assert_eq!(p.signed_at, parse_http_date("Wed, 25 Nov 2026 17:23:44 GMT"));
-        assert_eq!(Url::parse("https://[::1]/t").map(|u| (u.host, u.port)), Some(("::1".into(), 443)));
+        assert_eq!(
+            p.credential.as_deref(),
+            Some("AK/20261125/us-east-1/s3/aws4_request")
+        );
+        assert_eq!(
+            p.signed_at,
+            parse_http_date("Wed, 25 Nov 2026 17:23:44 GMT")
+        );
+        assert_eq!(
+            Url::parse("https://[::1]/t").map(|u| (u.host, u.port)),
+            Some(("::1".into(), 443))
+        );
         assert_eq!(target_path_query("http://h:1/a?b=c"), "/a?b=c");
         assert!(presigned(&Url::parse("http://h/a?b=c").expect("url")).is_none());
     }

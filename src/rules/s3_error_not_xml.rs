@@ -7,7 +7,7 @@
 //! that 5xx arrives, or when no more retries have come for [`SETTLE_NS`] of capture time.
 
 use super::s3::{html_title, is_s3_request, looks_like_html, parse_s3_error};
-use super::{body_of, exchange_evidence, request_line, secs, Rule, RuleInfo, MAX_RULE_STATE};
+use super::{MAX_RULE_STATE, Rule, RuleInfo, body_of, exchange_evidence, request_line, secs};
 use crate::capture::TimestampNs;
 use crate::finding::{Evidence, Finding, Severity};
 use crate::http::Exchange;
@@ -84,7 +84,8 @@ impl S3ErrorNotXml {
         let Some(first) = g.answers.first().cloned() else {
             return;
         };
-        let mut evidence: Vec<Evidence> = g.answers.iter().flat_map(|a| a.evidence.clone()).collect();
+        let mut evidence: Vec<Evidence> =
+            g.answers.iter().flat_map(|a| a.evidence.clone()).collect();
         let mut statuses: Vec<u16> = g.answers.iter().map(|a| a.status).collect();
         statuses.sort_unstable();
         statuses.dedup();
@@ -158,7 +159,13 @@ impl S3ErrorNotXml {
                 "S3 endpoint {} answered {} with {} instead of an S3 XML error",
                 g.gateway,
                 statuses.join("/"),
-                if first.body_len == 0 { "an empty body" } else if first.title.is_some() || first.content_type.contains("html") { "an HTML page" } else { "a non-XML body" },
+                if first.body_len == 0 {
+                    "an empty body"
+                } else if first.title.is_some() || first.content_type.contains("html") {
+                    "an HTML page"
+                } else {
+                    "a non-XML body"
+                },
             ),
             detail,
             remediation,
@@ -197,14 +204,21 @@ impl Rule for S3ErrorNotXml {
                 status,
                 content_type: resp.header_str("content-type").unwrap_or_default(),
                 server: resp.header_str("server").unwrap_or_default(),
-                title: if looks_like_html(resp, &body) { html_title(&body) } else { None },
+                title: if looks_like_html(resp, &body) {
+                    html_title(&body)
+                } else {
+                    None
+                },
                 amz_request_id: resp.header("x-amz-request-id").is_some(),
                 body_len: resp.body.length,
                 resp_frame: resp.frame,
             };
             let now = resp.end_ts;
             let pos = self.groups.iter().position(|g| {
-                g.s3_client == ex.client.ip() && g.gateway == ex.server && g.key == key && now <= g.last_ts + SETTLE_NS
+                g.s3_client == ex.client.ip()
+                    && g.gateway == ex.server
+                    && g.key == key
+                    && now <= g.last_ts + SETTLE_NS
             });
             let idx = match pos {
                 Some(i) => i,
@@ -243,7 +257,11 @@ impl Rule for S3ErrorNotXml {
             return;
         }
         if final_status(ex).is_some_and(|s| s >= 500) {
-            if let Some(i) = self.groups.iter().position(|g| g.caused.is_none() && Self::causes(g, ex)) {
+            if let Some(i) = self
+                .groups
+                .iter()
+                .position(|g| g.caused.is_none() && Self::causes(g, ex))
+            {
                 let mut g = self.groups.remove(i);
                 g.caused = Some(ex.clone());
                 Self::emit(g, out);
@@ -270,7 +288,11 @@ impl Rule for S3ErrorNotXml {
                 i += 1;
             }
         }
-        self.recent_5xx.retain(|c| c.response.as_ref().is_some_and(|r| r.end_ts + CORRELATE_NS >= now));
+        self.recent_5xx.retain(|c| {
+            c.response
+                .as_ref()
+                .is_some_and(|r| r.end_ts + CORRELATE_NS >= now)
+        });
     }
 
     fn finish(&mut self, out: &mut Vec<Finding>) {

@@ -1,0 +1,442 @@
+//! End-to-end: every sample's findings (rule, severity, key frame, evidence frames), checked
+//! against tshark's numbering through the committed goldens; no warning or error on healthy
+//! captures; `analyze` exit codes and `extract`.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn capdiag(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_capdiag"))
+        .args(args)
+        .output()
+        .expect("run capdiag")
+}
+
+fn analyze(sample: &str) -> (Vec<Value>, Option<i32>) {
+    let p = root().join(sample);
+    let o = capdiag(&["analyze", "--format", "json", p.to_str().expect("path")]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{sample}: {e}"));
+    (
+        v["findings"].as_array().cloned().unwrap_or_default(),
+        o.status.code(),
+    )
+}
+
+fn frames(f: &Value) -> Vec<u64> {
+    f["frames"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default()
+}
+
+/// tshark's `tcp.stream` of every frame, and the frames where it shows an HTTP message.
+fn tshark(sample: &str) -> (BTreeMap<u64, u64>, BTreeMap<u64, String>) {
+    let name = format!(
+        "{}.tsv",
+        sample
+            .replacen("samples/", "samples-", 1)
+            .replace('/', "__")
+    );
+    let streams = std::fs::read_to_string(root().join("tests/oracle/streams").join(&name))
+        .expect("streams golden");
+    let http = std::fs::read_to_string(root().join("tests/oracle/golden").join(&name))
+        .expect("http golden");
+    let s = streams
+        .lines()
+        .filter_map(|l| {
+            let mut p = l.split('\t');
+            Some((p.next()?.parse().ok()?, p.next()?.parse().ok()?))
+        })
+        .collect();
+    let h = http
+        .lines()
+        .filter_map(|l| {
+            let mut p = l.split('\t');
+            let f = p.next()?.parse().ok()?;
+            let _stream = p.next()?;
+            Some((f, p.collect::<Vec<_>>().join(" ").trim().to_string()))
+        })
+        .collect();
+    (s, h)
+}
+
+/// Every evidence frame is numbered as tshark numbers it: its stream is tshark's `tcp.stream`,
+/// and evidence said to be an HTTP message is a frame where tshark shows one.
+fn check_against_tshark(sample: &str, f: &Value) {
+    let (streams, http) = tshark(sample);
+    for e in f["evidence"].as_array().expect("evidence") {
+        let frame = e["frame"].as_u64().expect("frame");
+        if let Some(s) = e["stream"].as_u64() {
+            assert_eq!(
+                streams.get(&frame),
+                Some(&s),
+                "{sample}: frame {frame} stream"
+            );
+        }
+        let what = e["what"].as_str().unwrap_or_default();
+        if !what.starts_with("SYN") && !what.starts_with("reset") && !what.starts_with("ICMP") {
+            assert!(
+                http.contains_key(&frame),
+                "{sample}: tshark shows no HTTP at frame {frame} ({what})"
+            );
+        }
+    }
+}
+
+struct Expect {
+    sample: &'static str,
+    rule: &'static str,
+    severity: &'static str,
+    key: u64,
+    frames: &'static [u64],
+}
+
+const EXPECTED: &[Expect] = &[
+    // samples/registry/README.md: nginx 502 text/html pages at 21/24/27/30 for the S3 GETs at
+    // 19/23/26/29 (one request retried by the SDK), the registry's 500 at 32 for the manifest
+    // GET at 14; then the blob HEAD (40) fails the same way: S3 GETs 42..51, 502s 43..52, 500 at 54.
+    Expect {
+        sample: "samples/registry/s3-html-error.pcap",
+        rule: "s3-error-not-xml",
+        severity: "error",
+        key: 21,
+        frames: &[14, 19, 21, 23, 24, 26, 27, 29, 30, 32],
+    },
+    Expect {
+        sample: "samples/registry/s3-html-error.pcap",
+        rule: "s3-error-not-xml",
+        severity: "error",
+        key: 43,
+        frames: &[40, 42, 43, 45, 46, 48, 49, 51, 52, 54],
+    },
+    // GET 4 -> 307 at 6; through the proxy: request 11, forwarded with a rewritten Host at 16,
+    // S3's 403 SignatureDoesNotMatch at 18, relayed to curl at 20.
+    Expect {
+        sample: "samples/registry/presigned-403.pcap",
+        rule: "presigned-url-403",
+        severity: "error",
+        key: 18,
+        frames: &[4, 6, 11, 16, 18, 20],
+    },
+    Expect {
+        sample: "samples/registry/presigned-403-head.pcap",
+        rule: "presigned-url-403",
+        severity: "error",
+        key: 18,
+        frames: &[4, 6, 11, 16, 18, 20],
+    },
+    // The registry's interface only: the 307 (27) and no follow-up.
+    Expect {
+        sample: "samples/registry/presigned-redirect-registry-side.pcap",
+        rule: "presigned-url-403",
+        severity: "info",
+        key: 27,
+        frames: &[4, 27],
+    },
+    // 401 at 6 names realm http://10.77.0.60/token; SYNs 11-14 never answered.
+    Expect {
+        sample: "samples/registry/auth-realm-unreachable.pcap",
+        rule: "auth-realm-unreachable",
+        severity: "error",
+        key: 6,
+        frames: &[4, 6, 11, 12, 13, 14],
+    },
+    // 401 at 6 names realm :8080; SYN 11 answered by RST at 12.
+    Expect {
+        sample: "samples/registry/auth-realm-refused.pcap",
+        rule: "auth-realm-unreachable",
+        severity: "error",
+        key: 6,
+        frames: &[4, 6, 11, 12],
+    },
+];
+
+#[test]
+fn findings_on_every_failure_sample() {
+    let mut by_sample: BTreeMap<&str, Vec<&Expect>> = BTreeMap::new();
+    for e in EXPECTED {
+        by_sample.entry(e.sample).or_default().push(e);
+    }
+    for (sample, want) in by_sample {
+        let (found, code) = analyze(sample);
+        assert_eq!(found.len(), want.len(), "{sample}: {found:#?}");
+        for (f, w) in found.iter().zip(&want) {
+            assert_eq!(f["rule"], w.rule, "{sample}");
+            assert_eq!(f["severity"], w.severity, "{sample}");
+            assert_eq!(f["key_frame"], w.key, "{sample}");
+            assert_eq!(frames(f), w.frames, "{sample}");
+            check_against_tshark(sample, f);
+            for field in ["title", "detail", "remediation", "filter"] {
+                assert!(
+                    f[field].as_str().is_some_and(|s| !s.is_empty()),
+                    "{sample}: {field}"
+                );
+            }
+            assert!(f["streams"].as_array().is_some_and(|s| !s.is_empty()));
+        }
+        let worst_is_error = want.iter().any(|w| w.severity == "error");
+        assert_eq!(
+            code,
+            Some(if worst_is_error { 1 } else { 0 }),
+            "{sample}: exit code"
+        );
+    }
+}
+
+#[test]
+fn causes_are_named() {
+    let (f, _) = analyze("samples/registry/presigned-403.pcap");
+    let d = f[0]["detail"].as_str().expect("detail");
+    assert!(
+        d.contains("`s3.lab.internal`") && d.contains("`10.77.0.30:9000`"),
+        "{d}"
+    );
+    assert!(d.contains("SignatureDoesNotMatch"), "{d}");
+    let (f, _) = analyze("samples/registry/presigned-403-head.pcap");
+    let d = f[0]["detail"].as_str().expect("detail");
+    assert!(
+        d.contains("HEAD response has no body") && d.contains("curl -s 'http://10.77.0.30:9000/"),
+        "{d}"
+    );
+    let (f, _) = analyze("samples/registry/s3-html-error.pcap");
+    let d = f[0]["detail"].as_str().expect("detail");
+    assert!(
+        d.contains("4 times")
+            && d.contains("Server: nginx/1.22.1")
+            && d.contains("\"502 Bad Gateway\""),
+        "{d}"
+    );
+    assert!(
+        d.contains("no x-amz-request-id") && d.contains("answered its own client 10.77.0.10 500"),
+        "{d}"
+    );
+    assert!(
+        f[0]["remediation"]
+            .as_str()
+            .is_some_and(|r| r.contains("storage.s3.regionendpoint"))
+    );
+    assert_eq!(
+        f[0]["filter"],
+        "frame.number in {14, 19, 21, 23, 24, 26, 27, 29, 30, 32}"
+    );
+    let (f, _) = analyze("samples/registry/auth-realm-refused.pcap");
+    assert!(
+        f[0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("answered by a reset"))
+    );
+}
+
+#[test]
+fn healthy_samples_have_no_warning_or_error() {
+    for sample in [
+        "samples/registry/s3-xml-error-healthy.pcap",
+        "samples/registry/presigned-redirect-healthy.pcap",
+        "samples/registry/auth-realm-reachable.pcap",
+        "samples/any-duplicates.pcap",
+    ] {
+        let (found, code) = analyze(sample);
+        let bad: Vec<&Value> = found.iter().filter(|f| f["severity"] != "info").collect();
+        assert!(bad.is_empty(), "{sample}: {bad:#?}");
+        assert_eq!(code, Some(0), "{sample}");
+    }
+}
+
+#[test]
+fn no_finding_on_the_public_corpus() {
+    // Real HTTP of every kind (errors, redirects, 401s with realms that answer, TLS probes):
+    // none of it is a registry/S3 failure.
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut dirs = vec![root().join("tests/corpus")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).expect("dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "pcap" || x == "pcapng") {
+                files.push(p);
+            }
+        }
+    }
+    assert!(files.len() > 70);
+    let mut args = vec!["analyze".to_string(), "--format".into(), "json".into()];
+    args.extend(files.iter().map(|p| p.display().to_string()));
+    let o = Command::new(env!("CARGO_BIN_EXE_capdiag"))
+        .args(&args)
+        .output()
+        .expect("run");
+    let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(
+        v["findings"].as_array().map(Vec::len),
+        Some(0),
+        "{:#}",
+        v["findings"]
+    );
+    assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn exit_codes_and_rule_selection() {
+    let p = |s: &str| root().join(s).display().to_string();
+    let side = p("samples/registry/presigned-redirect-registry-side.pcap");
+    assert_eq!(
+        capdiag(&["analyze", &side]).status.code(),
+        Some(0),
+        "info only"
+    );
+    assert_eq!(
+        capdiag(&["analyze", "--fail-on", "info", &side])
+            .status
+            .code(),
+        Some(1)
+    );
+    let bad = p("samples/registry/auth-realm-unreachable.pcap");
+    assert_eq!(
+        capdiag(&["analyze", "--fail-on", "never", &bad])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        capdiag(&["analyze", "--rules", "s3-error-not-xml", &bad])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        capdiag(&["analyze", "--rules", "auth-realm-unreachable", &bad])
+            .status
+            .code(),
+        Some(1)
+    );
+    let o = capdiag(&["analyze", "--rules", "no-such-rule", &bad]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown rule 'no-such-rule'"));
+    assert_eq!(
+        capdiag(&["analyze", "/nonexistent.pcap", &bad])
+            .status
+            .code(),
+        Some(2)
+    );
+    let o = capdiag(&["explain", "presigned-url-403"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("storage.redirect.disable"));
+}
+
+#[test]
+fn human_report_shows_filter_and_extract_command() {
+    let p = root().join("samples/registry/auth-realm-unreachable.pcap");
+    let o = capdiag(&["analyze", p.to_str().expect("path")]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("ERROR [auth-realm-unreachable] #1"), "{out}");
+    assert!(
+        out.contains("Wireshark filter: frame.number in {4, 6, 11, 12, 13, 14}"),
+        "{out}"
+    );
+    assert!(
+        out.contains("-w auth-realm-unreachable-1.pcap --frames 4,6,11-14"),
+        "{out}"
+    );
+    assert!(!out.contains('\x1b'), "no colour when not on a terminal");
+    assert!(out.contains("1 finding"));
+}
+
+fn read_frames(path: &Path) -> Vec<(u64, usize)> {
+    let mut r =
+        capdiag::capture::file::CaptureReader::new(std::fs::File::open(path).expect("open"))
+            .expect("capture");
+    let mut v = Vec::new();
+    r.for_each_frame(|f| v.push((f.number, f.data.len())));
+    v
+}
+
+#[test]
+fn extract_frames_stream_and_finding() {
+    let dir = std::env::temp_dir().join(format!("capdiag-extract-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let sample = root().join("samples/registry/s3-html-error.pcap");
+    let s = sample.to_str().expect("path");
+    let original = read_frames(&sample);
+
+    let out = dir.join("f.pcap");
+    let o = capdiag(&[
+        "extract",
+        s,
+        "-w",
+        out.to_str().expect("p"),
+        "--finding",
+        "2",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let got = read_frames(&out);
+    assert_eq!(got.len(), 10);
+    // Same bytes as frames 40, 42, 43, ... of the original.
+    let want: Vec<usize> = [40u64, 42, 43, 45, 46, 48, 49, 51, 52, 54]
+        .iter()
+        .map(|n| {
+            original
+                .iter()
+                .find(|(f, _)| f == n)
+                .map(|(_, l)| *l)
+                .expect("frame")
+        })
+        .collect();
+    assert_eq!(got.iter().map(|(_, l)| *l).collect::<Vec<_>>(), want);
+
+    let out = dir.join("s.pcap");
+    let o = capdiag(&[
+        "extract",
+        s,
+        "-w",
+        out.to_str().expect("p"),
+        "--stream",
+        "2",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let (streams, _) = tshark("samples/registry/s3-html-error.pcap");
+    let in_stream = streams.values().filter(|&&x| x == 2).count();
+    assert_eq!(read_frames(&out).len(), in_stream);
+
+    let out = dir.join("r.pcapng");
+    let mixed = root().join("samples/mixed-linktypes.pcapng");
+    let o = capdiag(&[
+        "extract",
+        mixed.to_str().expect("p"),
+        "-w",
+        out.to_str().expect("p"),
+        "--frames",
+        "30-34",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(read_frames(&out).len(), 5, "frames of both link types");
+
+    let o = capdiag(&[
+        "extract",
+        s,
+        "-w",
+        out.to_str().expect("p"),
+        "--finding",
+        "9",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("has 2 findings; there is no #9"));
+    let o = capdiag(&[
+        "extract",
+        s,
+        "-w",
+        out.to_str().expect("p"),
+        "--frames",
+        "9-3",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+}
