@@ -240,6 +240,7 @@ fn healthy_samples_have_no_warning_or_error() {
         "samples/registry/presigned-redirect-healthy.pcap",
         "samples/registry/auth-realm-reachable.pcap",
         "samples/any-duplicates.pcap",
+        "samples/tls-probe-400.pcap",
     ] {
         let (found, code) = analyze(sample);
         let bad: Vec<&Value> = found.iter().filter(|f| f["severity"] != "info").collect();

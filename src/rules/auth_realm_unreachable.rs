@@ -366,3 +366,95 @@ mod tests {
         assert_eq!(realm_of("Bearer service=x"), None);
     }
 }
+
+#[cfg(test)]
+mod cause_tests {
+    use super::*;
+    use crate::rules::testing::exchange;
+
+    fn challenge(r: &mut AuthRealmUnreachable, realm: &str, out: &mut Vec<Finding>) {
+        let resp = format!(
+            "HTTP/1.1 401 Unauthorized\r\nWww-Authenticate: Bearer realm=\"{realm}\",service=\"r\"\r\nContent-Length: 0\r\n\r\n"
+        );
+        r.on_exchange(
+            &exchange(
+                "203.0.113.5:40000",
+                "198.51.100.7:443",
+                0,
+                4,
+                100,
+                b"GET /v2/ HTTP/1.1\r\n\r\n",
+                resp.as_bytes(),
+            ),
+            out,
+        );
+    }
+
+    #[test]
+    fn icmp_unreachable_loopback_realm() {
+        let mut r = AuthRealmUnreachable::default();
+        let mut out = Vec::new();
+        challenge(&mut r, "http://127.0.0.1:8080/service/token", &mut out);
+        let mut a = ConnectionAttempt::new(
+            1,
+            "203.0.113.5:40001"
+                .parse()
+                .unwrap_or_else(|_| unreachable!()),
+            "127.0.0.1:8080".parse().unwrap_or_else(|_| unreachable!()),
+            9,
+            101_000_000_000,
+        );
+        a.icmp_frame = Some(10);
+        a.outcome = Outcome::Unreachable;
+        r.on_attempt(&a, &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(
+            out[0].detail.contains("ICMP destination-unreachable")
+                && out[0].detail.contains("loopback"),
+            "{}",
+            out[0].detail
+        );
+        assert_eq!(out[0].frames, [4, 6, 9, 10]);
+    }
+
+    #[test]
+    fn private_realm_behind_a_public_registry_and_an_unanswered_token_request() {
+        let mut r = AuthRealmUnreachable::default();
+        let mut out = Vec::new();
+        challenge(&mut r, "http://10.0.0.209/service/token", &mut out);
+        let token = exchange(
+            "203.0.113.5:40002",
+            "10.0.0.209:80",
+            2,
+            20,
+            101,
+            b"GET /service/token?service=r HTTP/1.1\r\nHost: 10.0.0.209\r\n\r\n",
+            b"",
+        );
+        r.on_exchange(&token, &mut out);
+        assert_eq!(out.len(), 1);
+        let d = &out[0].detail;
+        assert!(
+            d.contains("never answered") && d.contains("public address 198.51.100.7:443"),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn answered_realm_and_one_lost_syn_are_not_findings() {
+        let mut r = AuthRealmUnreachable::default();
+        let mut out = Vec::new();
+        challenge(&mut r, "http://10.0.0.9/token", &mut out);
+        let c = "203.0.113.5:40003"
+            .parse()
+            .unwrap_or_else(|_| unreachable!());
+        let s = "10.0.0.9:80".parse().unwrap_or_else(|_| unreachable!());
+        let a = ConnectionAttempt::new(3, c, s, 30, 101_000_000_000);
+        r.on_attempt(&a, &mut out); // one SYN, then the capture ended: not conclusive
+        let mut ok = ConnectionAttempt::new(4, c, s, 40, 102_000_000_000);
+        ok.outcome = Outcome::Answered;
+        r.on_attempt(&ok, &mut out);
+        r.finish(&mut out);
+        assert!(out.is_empty(), "{out:?}");
+    }
+}

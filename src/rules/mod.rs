@@ -202,3 +202,39 @@ pub fn exchange_evidence(ex: &Exchange, what_req: &str, what_resp: &str) -> Vec<
 pub fn body_of(m: &Message) -> Vec<u8> {
     m.decoded_body(64 * 1024)
 }
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Exchanges built from raw HTTP bytes, for rule tests.
+    use crate::http::parser::{Limits, Origin};
+    use crate::http::{Exchange, HttpConn};
+    use std::net::SocketAddr;
+
+    /// One exchange: `req` at frame `f` (time `t` seconds), `resp` at frame `f + 2`.
+    pub fn exchange(
+        client: &str,
+        server: &str,
+        stream: u64,
+        f: u64,
+        t: i64,
+        req: &[u8],
+        resp: &[u8],
+    ) -> Exchange {
+        let c: SocketAddr = client.parse().unwrap_or_else(|_| unreachable!());
+        let s: SocketAddr = server.parse().unwrap_or_else(|_| unreachable!());
+        let mut conn = HttpConn::new(stream, [c, s], Limits::default(), 16);
+        let o = |frame: u64, secs: i64| Origin {
+            frame,
+            arrival: frame,
+            ts: secs * 1_000_000_000,
+        };
+        conn.data(0, req, o(f, t));
+        if !resp.is_empty() {
+            conn.data(1, resp, o(f + 2, t));
+        }
+        conn.close(o(f + 3, t));
+        conn.take_exchanges()
+            .next()
+            .unwrap_or_else(|| unreachable!())
+    }
+}

@@ -417,3 +417,101 @@ mod tests {
         assert_eq!(fmt_time(951_868_800 + 3661), "2000-03-01 01:01:01 UTC");
     }
 }
+
+#[cfg(test)]
+mod cause_tests {
+    use super::*;
+    use crate::rules::testing::exchange;
+
+    const LOC: &str = "http://s3.example:9000/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20261125%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20261125T120000Z&X-Amz-Expires=1200&X-Amz-SignedHeaders=host&X-Amz-Signature=ab12";
+    /// 2026-11-25 12:00:00 UTC.
+    const SIGNED: i64 = 1_795_608_000;
+
+    fn run(follow_up_at: i64, follow_req: &str, resp: &str) -> Vec<Finding> {
+        let mut r = PresignedUrl403::default();
+        let mut out = Vec::new();
+        let redirect = exchange(
+            "10.0.0.1:1000",
+            "10.0.0.2:5000",
+            0,
+            4,
+            SIGNED,
+            b"GET /v2/a/blobs/sha256:1 HTTP/1.1\r\nHost: reg:5000\r\n\r\n",
+            format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {LOC}\r\nContent-Length: 0\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        r.on_exchange(&redirect, &mut out);
+        let follow = exchange(
+            "10.0.0.1:1001",
+            "10.0.0.3:9000",
+            1,
+            10,
+            follow_up_at,
+            follow_req.as_bytes(),
+            resp.as_bytes(),
+        );
+        r.on_exchange(&follow, &mut out);
+        r.finish(&mut out);
+        out
+    }
+
+    const XML_403: &str = "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: 62\r\n\r\n<Error><Code>AccessDenied</Code><Message>x</Message></Error>\r\n";
+
+    #[test]
+    fn expired_url() {
+        let f = run(
+            SIGNED + 1300,
+            "GET /b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20261125%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20261125T120000Z&X-Amz-Expires=1200&X-Amz-SignedHeaders=host&X-Amz-Signature=ab12 HTTP/1.1\r\nHost: s3.example:9000\r\n\r\n",
+            XML_403,
+        );
+        assert_eq!(f.len(), 1);
+        assert!(
+            f[0].detail.contains("the URL had expired") && f[0].detail.contains("1m 40s later"),
+            "{}",
+            f[0].detail
+        );
+        assert!(f[0].detail.contains("S3 says AccessDenied"));
+        assert_eq!(
+            (f[0].key_frame, f[0].frames.as_slice()),
+            (12, &[4, 6, 10, 12][..])
+        );
+    }
+
+    #[test]
+    fn clock_skew_method_and_authorization() {
+        let q = LOC.split_once("9000").map(|(_, p)| p).unwrap_or_default();
+        let req = format!(
+            "HEAD {q} HTTP/1.1\r\nHost: s3.example:9000\r\nAuthorization: Bearer tok\r\n\r\n"
+        );
+        let resp = "HTTP/1.1 403 Forbidden\r\nDate: Wed, 25 Nov 2026 11:30:00 GMT\r\nContent-Length: 0\r\n\r\n";
+        let f = run(SIGNED + 10, &req, resp);
+        let d = &f[0].detail;
+        assert!(
+            d.contains("clock skew") && d.contains("30m 0s ahead of S3's clock"),
+            "{d}"
+        );
+        assert!(
+            d.contains("the method changed: the redirect answered a GET, the follow-up is a HEAD"),
+            "{d}"
+        );
+        assert!(d.contains("Authorization header (Bearer ...)"), "{d}");
+        assert!(d.contains("HEAD response has no body"), "{d}");
+        assert!(
+            f[0].remediation.contains("NTP")
+                && f[0].remediation.contains("storage.redirect.disable")
+        );
+    }
+
+    #[test]
+    fn healthy_follow_up_is_not_a_finding() {
+        let q = LOC.split_once("9000").map(|(_, p)| p).unwrap_or_default();
+        let f = run(
+            SIGNED + 1,
+            &format!("GET {q} HTTP/1.1\r\nHost: s3.example:9000\r\n\r\n"),
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        );
+        assert!(f.is_empty(), "{f:?}");
+    }
+}
