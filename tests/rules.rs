@@ -441,3 +441,22 @@ fn extract_frames_stream_and_finding() {
     ]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn colour_on_a_terminal_unless_no_color() {
+    // `script` (util-linux) runs the command on a pseudo-terminal.
+    let p = root().join("samples/registry/auth-realm-refused.pcap");
+    let cmd = format!("{} analyze {}", env!("CARGO_BIN_EXE_capdiag"), p.display());
+    let run = |no_color: bool| {
+        let mut c = Command::new("script");
+        c.args(["-qec", &cmd, "/dev/null"]).env_remove("NO_COLOR");
+        if no_color {
+            c.env("NO_COLOR", "1");
+        }
+        let o = c.output().expect("script (util-linux) is needed for this test");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(run(false).contains("\x1b[1;31mERROR\x1b[0m"), "colour on a terminal");
+    let plain = run(true);
+    assert!(plain.contains("ERROR [auth-realm-unreachable]") && !plain.contains('\x1b'), "{plain}");
+}
