@@ -19,6 +19,8 @@ pub struct Cli {
 pub enum Command {
     /// Diagnose captures: run every rule and report findings with their evidence frames
     Analyze(AnalyzeArgs),
+    /// Diagnose live traffic on an interface, printing findings as they are made
+    Watch(WatchArgs),
     /// List the HTTP/1.x exchanges in captures, with the frames Wireshark shows them at
     Http(HttpArgs),
     /// Write some frames of a capture (a range, a stream, a finding's evidence) to a new capture
@@ -51,6 +53,65 @@ pub struct AnalyzeArgs {
     pub format: OutputFormat,
 
     /// Exit with 1 when a finding of this severity or higher is found
+    #[arg(long, value_enum, default_value_t = FailOn::Warning)]
+    pub fail_on: FailOn,
+
+    /// Run only these rules (comma-separated ids, see `capdiag rules`)
+    #[arg(long, value_delimiter = ',', value_name = "ID,...")]
+    pub rules: Vec<String>,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WatchFormat {
+    /// Finding blocks for people
+    Text,
+    /// One JSON object per line: each finding, then a summary
+    Ndjson,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Interface to capture on (`any` for all; see `-D`)
+    #[arg(short = 'i', value_name = "IFACE", required_unless_present = "list_interfaces")]
+    pub interface: Option<String>,
+
+    /// List the interfaces that can be captured on, and exit
+    #[arg(short = 'D', long = "list-interfaces")]
+    pub list_interfaces: bool,
+
+    /// Capture filter (BPF, as for tcpdump); frame numbers count the frames it lets through
+    #[arg(short = 'f', value_name = "FILTER")]
+    pub filter: Option<String>,
+
+    /// Write every captured frame to this pcap file: the frame numbers in findings are the ones
+    /// Wireshark shows when it opens it
+    #[arg(short = 'w', value_name = "FILE")]
+    pub write: Option<PathBuf>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = WatchFormat::Text)]
+    pub format: WatchFormat,
+
+    /// Stop after this many frames
+    #[arg(short = 'c', value_name = "COUNT")]
+    pub count: Option<u64>,
+
+    /// Stop after this many seconds
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<u64>,
+
+    /// Bytes captured per frame
+    #[arg(long, value_name = "N", default_value_t = 262_144)]
+    pub snaplen: i32,
+
+    /// Kernel capture buffer, MiB (large enough for bursts)
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    pub buffer_mib: i32,
+
+    /// Exit with 1 when a finding of this severity or higher was made
     #[arg(long, value_enum, default_value_t = FailOn::Warning)]
     pub fail_on: FailOn,
 

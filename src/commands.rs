@@ -558,3 +558,251 @@ fn extract_frames(
     }
     EXIT_OK
 }
+
+fn fail_threshold(f: crate::cli::FailOn) -> Option<crate::finding::Severity> {
+    use crate::cli::FailOn;
+    use crate::finding::Severity;
+    match f {
+        FailOn::Info => Some(Severity::Info),
+        FailOn::Warning => Some(Severity::Warning),
+        FailOn::Error => Some(Severity::Error),
+        FailOn::Never => None,
+    }
+}
+
+#[derive(serde::Serialize)]
+struct WatchLine<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    interface: &'a str,
+    file: Option<&'a str>,
+    #[serde(flatten)]
+    finding: &'a crate::finding::Finding,
+}
+
+#[derive(serde::Serialize)]
+struct WatchSummary<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    interface: &'a str,
+    file: Option<&'a str>,
+    link_type: String,
+    frames: u64,
+    captured_bytes: u64,
+    tcp_streams: u64,
+    exchanges: u64,
+    findings: usize,
+    seconds: f64,
+    kernel: crate::capture::live::LiveStats,
+    skipped: Vec<crate::engine::Skipped>,
+    tcp: crate::flow::FlowStats,
+    rule_state_dropped: u64,
+    stopped_by: &'a str,
+}
+
+/// How long an idle watch waits for frames before letting time move on (ms).
+const POLL_MS: u64 = 200;
+
+/// `capdiag watch`.
+pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
+    use crate::capture::live::{list_interfaces, LiveCapture, LiveOptions, Read};
+    use crate::cli::WatchFormat;
+    use crate::output::findings::finding_block;
+    use std::sync::atomic::{AtomicU8, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant, SystemTime};
+
+    if args.list_interfaces {
+        return match list_interfaces() {
+            Ok(list) => {
+                for (i, l) in list.iter().enumerate() {
+                    println!("{}.{l}", i + 1);
+                }
+                EXIT_OK
+            }
+            Err(e) => {
+                report_error("listing interfaces", &e);
+                EXIT_ERROR
+            }
+        };
+    }
+    let Some(iface) = args.interface.clone() else {
+        report_error("watch", &"-i IFACE is required");
+        return EXIT_ERROR;
+    };
+    let rules = match crate::rules::instantiate(&args.rules) {
+        Ok(r) => r,
+        Err(e) => {
+            report_error("--rules", &e);
+            return EXIT_ERROR;
+        }
+    };
+    let opts = LiveOptions {
+        interface: iface.clone(),
+        filter: args.filter.clone(),
+        snaplen: args.snaplen.max(64),
+        buffer: args.buffer_mib.clamp(1, 2048) * 1024 * 1024,
+        timeout_ms: 250,
+    };
+    let mut cap = match LiveCapture::open(&opts, args.write.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("capdiag: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    // Why the capture stopped: 0 running, 1 signal, 2 duration. The loop looks at it at least
+    // every POLL_MS, so stopping is prompt on an idle interface too.
+    let stop = Arc::new(AtomicU8::new(0));
+    let mut signals = match signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => {
+            report_error("installing signal handlers", &e);
+            return EXIT_ERROR;
+        }
+    };
+    let sig_handle = signals.handle();
+    {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            if signals.forever().next().is_some() {
+                stop.store(1, Ordering::SeqCst);
+            }
+        });
+    }
+    if let Some(secs) = args.duration {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(secs));
+            let _ = stop.compare_exchange(0, 2, Ordering::SeqCst, Ordering::SeqCst);
+        });
+    }
+    let write_name = args.write.as_ref().map(|p| p.display().to_string());
+    let json = args.format == WatchFormat::Ndjson;
+    eprintln!(
+        "capdiag: watching {iface} ({}){}; Ctrl-C to stop",
+        cap.link_type(),
+        write_name.as_ref().map(|w| format!(", writing {w}")).unwrap_or_default()
+    );
+    let color = use_color();
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let mut n = 0usize;
+    let mut worst = None;
+    let extract_name = write_name.clone().unwrap_or_else(|| "CAPTURE.pcap".into());
+    let mut on_finding = |f: crate::finding::Finding| {
+        n += 1;
+        worst = worst.max(Some(f.severity));
+        let r = if json {
+            serde_json::to_writer(
+                &mut out,
+                &WatchLine { kind: "finding", interface: &iface, file: write_name.as_deref(), finding: &f },
+            )
+            .map_err(io::Error::from)
+            .and_then(|()| out.write_all(b"\n"))
+        } else {
+            writeln!(out, "{}", finding_block(&f, n, &extract_name, color))
+        };
+        let _ = r.and_then(|()| out.flush());
+    };
+    let mut engine = Engine::new(args.limits.to_limits());
+    let mut set = crate::rules::RuleSet::new(rules, &mut on_finding);
+    let started = Instant::now();
+    let mut last_flush = Instant::now();
+    let mut frames = 0u64;
+    let mut failed: Option<String> = None;
+    let wall_ns = || {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0)
+    };
+    loop {
+        if stop.load(Ordering::SeqCst) != 0 || args.count.is_some_and(|c| frames >= c) {
+            break;
+        }
+        match cap.read(frames + 1, &mut |f| {
+            engine.frame(f, &mut set);
+        }) {
+            Read::Frame => frames += 1,
+            Read::Idle => {
+                if !cap.wait(POLL_MS) {
+                    engine.idle(wall_ns(), &mut set);
+                }
+            }
+            Read::Stopped => break,
+            Read::Failed(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+        if last_flush.elapsed() >= Duration::from_secs(1) {
+            let _ = cap.flush();
+            last_flush = Instant::now();
+        }
+    }
+    sig_handle.close();
+    engine.finish(&mut set);
+    let dropped = set.state_dropped();
+    drop(set);
+    let flushed = cap.flush();
+    let kernel = cap.stats();
+    let stats = engine.stats();
+    let stopped_by = match (stop.load(Ordering::SeqCst), &failed) {
+        (_, Some(_)) => "error",
+        (1, _) => "signal",
+        (2, _) => "duration",
+        _ if args.count.is_some_and(|c| frames >= c) => "count",
+        _ => "end",
+    };
+    let summary = WatchSummary {
+        kind: "summary",
+        interface: &iface,
+        file: write_name.as_deref(),
+        link_type: cap.link_type().to_string(),
+        frames: stats.frames,
+        captured_bytes: stats.captured_bytes,
+        tcp_streams: stats.flow.tcp_streams,
+        exchanges: stats.exchanges,
+        findings: n,
+        seconds: started.elapsed().as_secs_f64(),
+        kernel,
+        skipped: stats.skipped(),
+        tcp: stats.flow,
+        rule_state_dropped: dropped,
+        stopped_by,
+    };
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let _ = if json {
+        serde_json::to_writer(&mut out, &summary)
+            .map_err(io::Error::from)
+            .and_then(|()| out.write_all(b"\n"))
+    } else {
+        writeln!(
+            out,
+            "{iface}: {} frames ({} dropped by the kernel, {} by the interface), {} TCP streams, {} exchanges, {} in {:.1} s{}",
+            stats.frames,
+            kernel.dropped_by_kernel,
+            kernel.dropped_by_interface,
+            stats.flow.tcp_streams,
+            stats.exchanges,
+            count_line_n(n),
+            summary.seconds,
+            write_name.as_ref().map(|w| format!("; frames written to {w}")).unwrap_or_default()
+        )
+    };
+    let _ = out.flush();
+    if let Err(e) = flushed {
+        report_error("writing the capture file", &e);
+        return EXIT_ERROR;
+    }
+    if let Some(e) = failed {
+        report_error(&format!("capturing on {iface}"), &e);
+        return EXIT_ERROR;
+    }
+    match (fail_threshold(args.fail_on), worst) {
+        (Some(t), Some(w)) if w >= t => EXIT_FINDINGS,
+        _ => EXIT_OK,
+    }
+}

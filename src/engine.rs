@@ -232,6 +232,20 @@ impl Engine {
         }
     }
 
+    /// No frame arrived for a while (live capture): let time move on, so idle flows are
+    /// finished and rules waiting for a deadline act.
+    pub fn idle(&mut self, now: TimestampNs, sink: &mut dyn Sink) {
+        if now > self.max_ts {
+            self.max_ts = now;
+        }
+        if self.last_sweep.is_some_and(|t| self.max_ts.saturating_sub(t) >= SWEEP_INTERVAL_NS) {
+            self.table.sweep(self.max_ts, self.last_frame, &mut self.events);
+            self.last_sweep = Some(self.max_ts);
+        }
+        self.deliver(sink);
+        sink.tick(self.max_ts);
+    }
+
     /// End of input: every open flow is finished and its results delivered.
     pub fn finish(&mut self, sink: &mut dyn Sink) {
         self.table.finish(self.last_frame, &mut self.events);

@@ -6,6 +6,7 @@
 //! carries the number along.
 
 pub mod file;
+pub mod live;
 pub mod write;
 
 /// A link-layer header type as registered at tcpdump.org (`LINKTYPE_*`), kept as its raw value.

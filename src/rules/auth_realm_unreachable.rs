@@ -22,8 +22,10 @@ pub static INFO: RuleInfo = RuleInfo {
 
 /// A 401 is followed by the client's connection to its realm within this time.
 const FOLLOW_NS: TimestampNs = 120_000_000_000;
-/// Unanswered SYNs are conclusive this long after the first one (two or more SYNs sent).
-const SYN_WAIT_NS: TimestampNs = 3_000_000_000;
+/// Unanswered SYNs are conclusive this long after the first one (two or more SYNs sent): past
+/// the first retransmission (1 s), clear of the second (3 s) so that a live watch and a later
+/// analysis of its file see the same SYNs.
+const SYN_WAIT_NS: TimestampNs = 2_500_000_000;
 
 #[derive(Debug)]
 struct Challenge {
