@@ -75,7 +75,11 @@ pub enum WatchFormat {
 #[derive(Debug, Args)]
 pub struct WatchArgs {
     /// Interface to capture on (`any` for all; see `-D`)
-    #[arg(short = 'i', value_name = "IFACE", required_unless_present = "list_interfaces")]
+    #[arg(
+        short = 'i',
+        value_name = "IFACE",
+        required_unless_present = "list_interfaces"
+    )]
     pub interface: Option<String>,
 
     /// List the interfaces that can be captured on, and exit

@@ -605,11 +605,11 @@ const POLL_MS: u64 = 200;
 
 /// `capdiag watch`.
 pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
-    use crate::capture::live::{list_interfaces, LiveCapture, LiveOptions, Read};
+    use crate::capture::live::{LiveCapture, LiveOptions, Read, list_interfaces};
     use crate::cli::WatchFormat;
     use crate::output::findings::finding_block;
-    use std::sync::atomic::{AtomicU8, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicU8, Ordering};
     use std::time::{Duration, Instant, SystemTime};
 
     if args.list_interfaces {
@@ -654,7 +654,10 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
     // Why the capture stopped: 0 running, 1 signal, 2 duration. The loop looks at it at least
     // every POLL_MS, so stopping is prompt on an idle interface too.
     let stop = Arc::new(AtomicU8::new(0));
-    let mut signals = match signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]) {
+    let mut signals = match signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ]) {
         Ok(s) => s,
         Err(e) => {
             report_error("installing signal handlers", &e);
@@ -682,7 +685,10 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
     eprintln!(
         "capdiag: watching {iface} ({}){}; Ctrl-C to stop",
         cap.link_type(),
-        write_name.as_ref().map(|w| format!(", writing {w}")).unwrap_or_default()
+        write_name
+            .as_ref()
+            .map(|w| format!(", writing {w}"))
+            .unwrap_or_default()
     );
     let color = use_color();
     let stdout = io::stdout();
@@ -696,7 +702,12 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
         let r = if json {
             serde_json::to_writer(
                 &mut out,
-                &WatchLine { kind: "finding", interface: &iface, file: write_name.as_deref(), finding: &f },
+                &WatchLine {
+                    kind: "finding",
+                    interface: &iface,
+                    file: write_name.as_deref(),
+                    finding: &f,
+                },
             )
             .map_err(io::Error::from)
             .and_then(|()| out.write_all(b"\n"))
@@ -789,7 +800,10 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
             stats.exchanges,
             count_line_n(n),
             summary.seconds,
-            write_name.as_ref().map(|w| format!("; frames written to {w}")).unwrap_or_default()
+            write_name
+                .as_ref()
+                .map(|w| format!("; frames written to {w}"))
+                .unwrap_or_default()
         )
     };
     let _ = out.flush();

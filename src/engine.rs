@@ -238,8 +238,12 @@ impl Engine {
         if now > self.max_ts {
             self.max_ts = now;
         }
-        if self.last_sweep.is_some_and(|t| self.max_ts.saturating_sub(t) >= SWEEP_INTERVAL_NS) {
-            self.table.sweep(self.max_ts, self.last_frame, &mut self.events);
+        if self
+            .last_sweep
+            .is_some_and(|t| self.max_ts.saturating_sub(t) >= SWEEP_INTERVAL_NS)
+        {
+            self.table
+                .sweep(self.max_ts, self.last_frame, &mut self.events);
             self.last_sweep = Some(self.max_ts);
         }
         self.deliver(sink);

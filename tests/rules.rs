@@ -453,10 +453,18 @@ fn colour_on_a_terminal_unless_no_color() {
         if no_color {
             c.env("NO_COLOR", "1");
         }
-        let o = c.output().expect("script (util-linux) is needed for this test");
+        let o = c
+            .output()
+            .expect("script (util-linux) is needed for this test");
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
-    assert!(run(false).contains("\x1b[1;31mERROR\x1b[0m"), "colour on a terminal");
+    assert!(
+        run(false).contains("\x1b[1;31mERROR\x1b[0m"),
+        "colour on a terminal"
+    );
     let plain = run(true);
-    assert!(plain.contains("ERROR [auth-realm-unreachable]") && !plain.contains('\x1b'), "{plain}");
+    assert!(
+        plain.contains("ERROR [auth-realm-unreachable]") && !plain.contains('\x1b'),
+        "{plain}"
+    );
 }

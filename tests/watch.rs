@@ -25,7 +25,10 @@ struct Lab {
 }
 
 fn sh(args: &[&str]) {
-    let st = Command::new(args[0]).args(&args[1..]).status().unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    let st = Command::new(args[0])
+        .args(&args[1..])
+        .status()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
     assert!(st.success(), "{args:?} failed");
 }
 
@@ -44,15 +47,35 @@ impl Lab {
         sh(&["ip", "netns", "add", s]);
         sh(&["ip", "-n", c, "link", "set", "lo", "up"]);
         sh(&["ip", "-n", s, "link", "set", "lo", "up"]);
-        sh(&["ip", "-n", c, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", s]);
+        sh(&[
+            "ip", "-n", c, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns",
+            s,
+        ]);
         sh(&["ip", "-n", c, "addr", "add", "10.79.0.1/24", "dev", "eth0"]);
         sh(&["ip", "-n", s, "addr", "add", "10.79.0.2/24", "dev", "eth0"]);
         sh(&["ip", "-n", c, "link", "set", "eth0", "up"]);
         sh(&["ip", "-n", s, "link", "set", "eth0", "up"]);
         // The realm's network is routed to the server namespace, which does not forward:
         // packets to it are dropped without an answer.
-        sh(&["ip", "-n", c, "route", "add", "10.79.1.0/24", "via", "10.79.0.2"]);
-        sh(&["ip", "netns", "exec", s, "sysctl", "-qw", "net.ipv4.ip_forward=0"]);
+        sh(&[
+            "ip",
+            "-n",
+            c,
+            "route",
+            "add",
+            "10.79.1.0/24",
+            "via",
+            "10.79.0.2",
+        ]);
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            s,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=0",
+        ]);
         let d = lab.dir.display();
         let conf = format!(
             r#"daemon on;
@@ -76,7 +99,15 @@ http {{
         );
         let conf_path = lab.dir.join("nginx.conf");
         std::fs::write(&conf_path, conf).expect("nginx.conf");
-        sh(&["ip", "netns", "exec", s, "nginx", "-c", conf_path.to_str().expect("path")]);
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            s,
+            "nginx",
+            "-c",
+            conf_path.to_str().expect("path"),
+        ]);
         lab
     }
 
@@ -95,24 +126,45 @@ impl Drop for Lab {
         if let Ok(pid) = std::fs::read_to_string(&self.nginx_pid) {
             let _ = Command::new("kill").arg(pid.trim()).status();
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.client]).status();
-        let _ = Command::new("ip").args(["netns", "del", &self.server]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.client])
+            .status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.server])
+            .status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 #[test]
 #[ignore = "needs root, iproute2, nginx and curl; run by .ci/run"]
 fn watch_reports_findings_live_and_its_file_gives_the_same_ones() {
-    assert!(is_root(), "this test must run as root (it creates network namespaces)");
+    assert!(
+        is_root(),
+        "this test must run as root (it creates network namespaces)"
+    );
     let lab = Lab::new();
     let pcap = lab.dir.join("watch.pcap");
     let mut watch: Child = Command::new("ip")
-        .args(["netns", "exec", &lab.client, env!("CARGO_BIN_EXE_capdiag"), "watch", "-i", "eth0", "--format", "ndjson", "-w"])
+        .args([
+            "netns",
+            "exec",
+            &lab.client,
+            env!("CARGO_BIN_EXE_capdiag"),
+            "watch",
+            "-i",
+            "eth0",
+            "--format",
+            "ndjson",
+            "-w",
+        ])
         .arg(&pcap)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -137,27 +189,47 @@ fn watch_reports_findings_live_and_its_file_gives_the_same_ones() {
     let body = lab.curl(&["http://10.79.0.2/v2/"]);
     assert!(body.contains("UNAUTHORIZED"), "{body}");
     // The client follows the realm: its SYNs go unanswered (curl gives up after 4 s).
-    lab.curl(&["--connect-timeout", "4", "http://10.79.1.5/token?service=lab-registry"]);
-    let html = lab.curl(&["--aws-sigv4", "aws:amz:us-east-1:s3", "--user", "AKIDLAB:secretlab", "http://10.79.0.2/bucket/key"]);
+    lab.curl(&[
+        "--connect-timeout",
+        "4",
+        "http://10.79.1.5/token?service=lab-registry",
+    ]);
+    let html = lab.curl(&[
+        "--aws-sigv4",
+        "aws:amz:us-east-1:s3",
+        "--user",
+        "AKIDLAB:secretlab",
+        "http://10.79.0.2/bucket/key",
+    ]);
     assert!(html.contains("<html>"), "{html}");
     let mut live: Vec<Value> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while live.len() < 2 && Instant::now() < deadline {
         if let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
-            let v: Value = serde_json::from_str(&l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+            let v: Value =
+                serde_json::from_str(&l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
             assert_eq!(v["type"], "finding", "{l}");
-            eprintln!("finding after {:.1} s: {} key frame {}", start.elapsed().as_secs_f64(), v["rule"], v["key_frame"]);
+            eprintln!(
+                "finding after {:.1} s: {} key frame {}",
+                start.elapsed().as_secs_f64(),
+                v["rule"],
+                v["key_frame"]
+            );
             live.push(v);
         }
     }
     let rules: Vec<&str> = live.iter().filter_map(|v| v["rule"].as_str()).collect();
-    assert!(rules.contains(&"auth-realm-unreachable") && rules.contains(&"s3-error-not-xml"), "printed before the stop: {rules:?}");
+    assert!(
+        rules.contains(&"auth-realm-unreachable") && rules.contains(&"s3-error-not-xml"),
+        "printed before the stop: {rules:?}"
+    );
     // Stop it as a person would.
     sh(&["kill", "-INT", &watch.id().to_string()]);
     let status = watch.wait().expect("wait");
     let _ = reader.join();
     let summary: Vec<String> = rx.try_iter().collect();
-    let last: Value = serde_json::from_str(summary.last().expect("summary line")).expect("summary JSON");
+    let last: Value =
+        serde_json::from_str(summary.last().expect("summary line")).expect("summary JSON");
     assert_eq!(last["type"], "summary");
     assert_eq!(last["stopped_by"], "signal");
     assert_eq!(last["kernel"]["dropped_by_kernel"], 0);
@@ -171,12 +243,23 @@ fn watch_reports_findings_live_and_its_file_gives_the_same_ones() {
     let offline: Value = serde_json::from_slice(&o.stdout).expect("analyze JSON");
     let offline = offline["findings"].as_array().cloned().unwrap_or_default();
     assert_eq!(offline.len(), live.len(), "{offline:#?}");
-    assert_eq!(offline.first().and_then(|f| f["frames"].as_array()).map(|_| ()), Some(()));
+    assert_eq!(
+        offline
+            .first()
+            .and_then(|f| f["frames"].as_array())
+            .map(|_| ()),
+        Some(())
+    );
     for f in &live {
         let same = offline
             .iter()
             .find(|g| g["rule"] == f["rule"] && g["key_frame"] == f["key_frame"])
-            .unwrap_or_else(|| panic!("offline has no {} at key frame {}: {offline:#?}", f["rule"], f["key_frame"]));
+            .unwrap_or_else(|| {
+                panic!(
+                    "offline has no {} at key frame {}: {offline:#?}",
+                    f["rule"], f["key_frame"]
+                )
+            });
         assert_eq!(same["frames"], f["frames"], "{}", f["rule"]);
     }
 }

@@ -87,7 +87,10 @@ fn classify(iface: &str, e: &pcap::Error) -> LiveError {
             exe: exe(),
         };
     }
-    if lower.contains("no such device") || lower.contains("doesn't exist") || lower.contains("no such interface") {
+    if lower.contains("no such device")
+        || lower.contains("doesn't exist")
+        || lower.contains("no such interface")
+    {
         let known = pcap::Device::list()
             .map(|d| d.into_iter().map(|d| d.name).collect::<Vec<_>>().join(", "))
             .unwrap_or_default();
@@ -104,7 +107,8 @@ fn classify(iface: &str, e: &pcap::Error) -> LiveError {
 
 impl LiveCapture {
     pub fn open(o: &LiveOptions, write_to: Option<&Path>) -> Result<LiveCapture, LiveError> {
-        let inactive = pcap::Capture::from_device(o.interface.as_str()).map_err(|e| classify(&o.interface, &e))?;
+        let inactive = pcap::Capture::from_device(o.interface.as_str())
+            .map_err(|e| classify(&o.interface, &e))?;
         let mut cap = inactive
             .immediate_mode(true)
             .buffer_size(o.buffer)
@@ -147,7 +151,8 @@ impl LiveCapture {
                 if let Some(s) = self.save.as_mut() {
                     s.write(&p);
                 }
-                let ts = i64::from(p.header.ts.tv_sec) * 1_000_000_000 + i64::from(p.header.ts.tv_usec) * 1000;
+                let ts = i64::from(p.header.ts.tv_sec) * 1_000_000_000
+                    + i64::from(p.header.ts.tv_usec) * 1000;
                 f(&Frame {
                     number,
                     ts,
@@ -159,14 +164,19 @@ impl LiveCapture {
             }
             Err(pcap::Error::TimeoutExpired) => Read::Idle,
             Err(pcap::Error::NoMorePackets) => Read::Stopped,
-            Err(pcap::Error::PcapError(m)) if m.contains("breakloop") || m.is_empty() => Read::Stopped,
+            Err(pcap::Error::PcapError(m)) if m.contains("breakloop") || m.is_empty() => {
+                Read::Stopped
+            }
             Err(e) => Read::Failed(e.to_string()),
         }
     }
 
     /// Waits up to `ms` milliseconds for frames to arrive; true when some may have.
     pub fn wait(&self, ms: u64) -> bool {
-        let mut fds = [rustix::event::PollFd::new(&self.cap, rustix::event::PollFlags::IN)];
+        let mut fds = [rustix::event::PollFd::new(
+            &self.cap,
+            rustix::event::PollFlags::IN,
+        )];
         let timeout = rustix::event::Timespec {
             tv_sec: (ms / 1000) as i64,
             tv_nsec: ((ms % 1000) * 1_000_000) as i64,

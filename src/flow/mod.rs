@@ -178,12 +178,15 @@ struct Flow {
     rst: bool,
     http_limits: HttpLimits,
     max_pending: usize,
+    /// This stream was already counted as HTTP (a revived dormant flow is the same stream).
+    http_counted: bool,
 }
 
 struct Dormant {
     stream: u64,
     base_seq: [Option<u32>; 2],
     last_ts: TimestampNs,
+    http_counted: bool,
 }
 
 enum Slot {
@@ -230,6 +233,7 @@ impl Flow {
             rst: false,
             http_limits: limits.http,
             max_pending: limits.max_pending_exchanges,
+            http_counted: false,
         }
     }
 
@@ -294,7 +298,8 @@ impl Flow {
                 stats.http_resyncs += p.resyncs;
             }
             stats.http_pending_limit_hits += s.pairing.pending_limit_hits;
-            if h.is_http() {
+            if h.is_http() && !self.http_counted {
+                self.http_counted = true;
                 stats.http_streams += 1;
             }
         }
@@ -305,6 +310,7 @@ impl Flow {
             stream: self.stream,
             base_seq: [self.half[0].base_seq, self.half[1].base_seq],
             last_ts: self.last_ts,
+            http_counted: self.http_counted,
         }
     }
 }
@@ -376,8 +382,9 @@ impl FlowTable {
                     return Some(d.stream);
                 }
                 if !reused {
-                    let (stream, base) = (d.stream, d.base_seq);
-                    let flow = Flow::new(stream, key.endpoints(), ts, &self.limits, base);
+                    let (stream, base, counted) = (d.stream, d.base_seq, d.http_counted);
+                    let mut flow = Flow::new(stream, key.endpoints(), ts, &self.limits, base);
+                    flow.http_counted = counted;
                     self.flows.insert(key, Slot::Active(Box::new(flow)));
                     self.active += 1;
                 } else {
@@ -455,6 +462,7 @@ impl FlowTable {
                         stream,
                         base_seq: [None, None],
                         last_ts: frame.ts,
+                        http_counted: false,
                     }),
                 );
                 stream

@@ -21,6 +21,12 @@ pub struct Exchange {
     /// 1xx responses before the final one.
     pub interim: Vec<Message>,
     pub response: Option<Message>,
+    /// Bytes from the server were missing from the capture while this exchange waited for its
+    /// response: a missing response may just not have been captured.
+    pub response_gap: bool,
+    /// Capture time at which the exchange was handed on (its response ended, or the
+    /// connection did).
+    pub ended_ts: i64,
 }
 
 impl Exchange {
@@ -55,6 +61,7 @@ struct Slot {
     interim: Vec<Message>,
     response: Option<Message>,
     response_open: bool,
+    response_gap: bool,
 }
 
 impl Slot {
@@ -83,6 +90,8 @@ struct Pairing {
     max_pending: usize,
     out: Vec<Exchange>,
     stats: PairingStats,
+    /// Capture time of the latest event.
+    now: i64,
 }
 
 /// The message sink of one direction.
@@ -150,6 +159,7 @@ impl MessageSink for DirSink<'_> {
                 interim: Vec::new(),
                 response: None,
                 response_open: false,
+                response_gap: false,
             });
             p.current[dir] = Some((id, Role::Request));
             p.enforce_limit();
@@ -195,6 +205,7 @@ impl MessageSink for DirSink<'_> {
                     interim: Vec::new(),
                     response: None,
                     response_open: !interim,
+                    response_gap: false,
                 });
                 p.enforce_limit();
                 (id, None)
@@ -257,6 +268,8 @@ impl Pairing {
             request: s.request,
             interim: s.interim,
             response: s.response,
+            response_gap: s.response_gap,
+            ended_ts: self.now,
         });
     }
 
@@ -318,6 +331,7 @@ impl HttpConn {
                 max_pending,
                 out: Vec::new(),
                 stats: PairingStats::default(),
+                now: 0,
             },
         }
     }
@@ -338,6 +352,7 @@ impl HttpConn {
     }
 
     pub fn data(&mut self, dir: usize, bytes: &[u8], o: Origin) {
+        self.pairing.now = o.ts;
         if let Some(p) = self.parsers.get_mut(dir) {
             p.feed(
                 bytes,
@@ -352,6 +367,16 @@ impl HttpConn {
     }
 
     pub fn gap(&mut self, dir: usize, len: u64, o: Origin) {
+        self.pairing.now = o.ts;
+        // Requests of the other direction still waiting may have had their answer in the gap.
+        for s in self
+            .pairing
+            .queue
+            .iter_mut()
+            .filter(|s| s.client_dir != dir && s.response.is_none())
+        {
+            s.response_gap = true;
+        }
         if let Some(p) = self.parsers.get_mut(dir) {
             p.gap(
                 len,
@@ -366,6 +391,7 @@ impl HttpConn {
     }
 
     pub fn fin(&mut self, dir: usize, o: Origin) {
+        self.pairing.now = o.ts;
         if let Some(p) = self.parsers.get_mut(dir) {
             p.fin(
                 o,
@@ -379,6 +405,7 @@ impl HttpConn {
 
     /// The connection is over: end both directions and emit every exchange still waiting.
     pub fn close(&mut self, o: Origin) {
+        self.pairing.now = o.ts;
         for dir in 0..2 {
             if let Some(p) = self.parsers.get_mut(dir) {
                 p.abort(

@@ -20,6 +20,9 @@ pub static INFO: RuleInfo = RuleInfo {
     doc: include_str!("../../docs/rules/auth-realm-unreachable.md"),
 };
 
+/// A token request counts as never answered when its connection ended (or the capture did)
+/// this long after it with no response, and no server bytes were missing from the capture.
+const NO_ANSWER_NS: TimestampNs = 5_000_000_000;
 /// A 401 is followed by the client's connection to its realm within this time.
 const FOLLOW_NS: TimestampNs = 120_000_000_000;
 /// Unanswered SYNs are conclusive this long after the first one (two or more SYNs sent): past
@@ -207,7 +210,10 @@ impl Rule for AuthRealmUnreachable {
                 }
                 if ex.response.is_some() {
                     c.reached = true;
-                } else if req.first_ts >= c.ts {
+                } else if req.first_ts >= c.ts
+                    && !ex.response_gap
+                    && ex.ended_ts - req.first_ts >= NO_ANSWER_NS
+                {
                     let a = ConnectionAttempt::new(
                         ex.stream,
                         ex.client,

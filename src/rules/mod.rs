@@ -232,7 +232,8 @@ pub(crate) mod testing {
         if !resp.is_empty() {
             conn.data(1, resp, o(f + 2, t));
         }
-        conn.close(o(f + 3, t));
+        // An unanswered request: the connection ends 30 s later.
+        conn.close(o(f + 3, if resp.is_empty() { t + 30 } else { t }));
         conn.take_exchanges()
             .next()
             .unwrap_or_else(|| unreachable!())
