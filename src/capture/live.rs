@@ -151,6 +151,8 @@ impl LiveCapture {
                 if let Some(s) = self.save.as_mut() {
                     s.write(&p);
                 }
+                // time_t and suseconds_t are not i64 on every platform.
+                #[allow(clippy::useless_conversion)]
                 let ts = i64::from(p.header.ts.tv_sec) * 1_000_000_000
                     + i64::from(p.header.ts.tv_usec) * 1000;
                 f(&Frame {
