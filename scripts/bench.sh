@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Benchmark: capdiag analyze (all rules, single-threaded) against `tcpdump -r F -w /dev/null`
+# (libpcap's raw read) and tshark's HTTP extraction, on the same captures, warm cache.
+# Prints MB/s, packets/s, peak RSS and the ratios the performance targets are stated in.
+#
+#   scripts/bench.sh CAPTURE...            measure these captures
+#   sudo scripts/bench.sh --record DIR     record the two 1 GB benchmark captures into DIR first
+#                                          (real nginx + wrk traffic in a private namespace), then
+#                                          measure them
+#
+# Needs tcpdump, tshark, capinfos (Debian: tcpdump, tshark). Results go in docs/performance.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [[ ${1:-} == --record ]]; then
+  dir=${2:?usage: bench.sh --record DIR}
+  scripts/record-bench-captures.sh "$dir"
+  set -- "$dir/http-mix.pcap" "$dir/http-small.pcap"
+fi
+(($#)) || { echo "usage: scripts/bench.sh CAPTURE... | --record DIR" >&2; exit 2; }
+cargo build --release -q
+bin=target/release/capdiag
+measure() { # prints "seconds peak_rss_kib" of a command, its output discarded
+  { /usr/bin/time -f '%e %M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1
+}
+printf '%-18s %8s %10s | %-26s | %-18s | %-22s | %s\n' capture MB packets "capdiag s (MB/s, RSS)" "tcpdump -r s" "tshark http s (RSS)" "capdiag/tcpdump, tshark/capdiag"
+for f in "$@"; do
+  bytes=$(stat -c %s "$f")
+  pkts=$(capinfos -c -M "$f" | awk '/Number of packets/ {print $NF}')
+  cat "$f" >/dev/null
+  read -r td _ < <(measure tcpdump -r "$f" -w /dev/null)
+  # Best of three for the fast ones.
+  best=""; rss=""
+  for _ in 1 2 3; do
+    read -r s r < <(measure "$bin" analyze --fail-on never "$f")
+    if [[ -z $best ]] || (( $(echo "$s < $best" | bc) )); then best=$s; fi
+    rss=$r
+  done
+  ports=$("$bin" http --format json "$f" 2>/dev/null | python3 -c '
+import json,sys
+d=json.load(sys.stdin)
+print(" ".join(sorted({"-d tcp.port==%s,http" % e["server"].rsplit(":",1)[1] for e in d["exchanges"]})))' 2>/dev/null || true)
+  # shellcheck disable=SC2086
+  read -r ts trss < <(measure tshark -n -2 -r "$f" $ports -Y http -T fields -e frame.number -e http.request.method -e http.response.code)
+  mb=$(echo "scale=1; $bytes / 1000000" | bc)
+  printf '%-18s %8s %10s | %6s (%6.0f, %4d MiB)     | %8s           | %8s (%5d MiB)       | %5.2fx, %5.1fx\n' \
+    "$(basename "$f")" "$mb" "$pkts" "$best" "$(echo "$bytes / 1000000 / $best" | bc -l)" $((rss / 1024)) \
+    "$td" "$ts" $((trss / 1024)) "$(echo "$best / $td" | bc -l)" "$(echo "$ts / $best" | bc -l)"
+done
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"

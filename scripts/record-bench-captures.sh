@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Records two large, realistic HTTP captures for benchmarking, from real traffic (nginx serving,
+# wrk requesting) on the loopback of a private network namespace. Nothing leaves the machine.
+#
+#   usage: sudo scripts/record-bench-captures.sh OUTDIR [MIX_BYTES] [SMALL_BYTES]     (defaults: 1 GB each)
+#
+#   OUTDIR/http-mix.pcap    bulk: 16 keep-alive connections, objects 200 B..4 MiB, some 404/401
+#   OUTDIR/http-small.pcap  small packets: many short connections (4 requests each), bodies <= 1 KiB,
+#                           25% 4xx (HTML 404s, 401s with a Bearer realm)
+# Needs Debian packages: tcpdump nginx wrk iproute2 ethtool (installed when missing).
+set -euo pipefail
+OUT=$(realpath -m "${1:?usage: record-bench-captures.sh OUTDIR [MIX_BYTES] [SMALL_BYTES]}")
+MIX=${2:-1000000000}
+SMALL=${3:-1000000000}
+NS=capbench$$
+WORK=$(mktemp -d /tmp/capbench.XXXXXX)
+mkdir -p "$OUT" "$WORK/www/s" "$WORK/logs" "$WORK/tmp"
+
+need=()
+for c in tcpdump nginx wrk ip ethtool; do command -v $c >/dev/null || need+=($c); done
+if ((${#need[@]})); then
+  pk=(); for c in "${need[@]}"; do case $c in ip) pk+=(iproute2);; *) pk+=($c);; esac; done
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pk[@]}" >/dev/null
+fi
+
+cleanup() {
+  [[ -f $WORK/nginx.pid ]] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+  ip netns del "$NS" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+python3 - "$WORK/www/s" <<'PY'
+import random, sys, os
+d = sys.argv[1]
+random.seed(42)
+words = b"lorem ipsum dolor sit amet registry blob manifest layer sha256 digest ".split()
+for n, s in {"200.html": 200, "1k.json": 1024, "4k.html": 4096, "16k.js": 16384, "64k.css": 65536,
+             "256k.bin": 262144, "1m.bin": 1048576, "4m.bin": 4194304}.items():
+    if n.endswith(".bin"):
+        data = random.randbytes(s)
+    else:
+        out = bytearray()
+        while len(out) < s:
+            out += random.choice(words) + b" "
+        data = bytes(out[:s])
+    open(os.path.join(d, n), "wb").write(data)
+open(os.path.join(d, "err.xml"), "w").write(
+    '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code><Message>The specified key '
+    'does not exist.</Message><Key>docker/registry/v2/blobs/sha256/ab/abcdef/data</Key><RequestId>'
+    'tx000000000000000000001-0065a1b2c3-1234-default</RequestId></Error>\n')
+open(os.path.join(d, "manifest.json"), "w").write(
+    '{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":'
+    '{"mediaType":"application/vnd.docker.container.image.v1+json","size":1469,"digest":"sha256:'
+    + "0" * 64 + '"},"layers":[]}\n')
+PY
+
+cat > "$WORK/nginx.conf" <<NGX
+worker_processes 1;
+daemon on;
+pid $WORK/nginx.pid;
+error_log $WORK/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/tmp/body;
+    proxy_temp_path $WORK/tmp/proxy;
+    fastcgi_temp_path $WORK/tmp/fastcgi;
+    uwsgi_temp_path $WORK/tmp/uwsgi;
+    scgi_temp_path $WORK/tmp/scgi;
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    sendfile on;
+    tcp_nopush on;
+    server {
+        listen 127.0.0.1:80;
+        keepalive_timeout 65;
+        keepalive_requests 100;
+        root $WORK/www;
+        location /s/ { }
+        location = /v2/ { add_header Docker-Distribution-Api-Version registry/2.0; return 401 '{"errors":[{"code":"UNAUTHORIZED"}]}'; }
+    }
+    server {
+        listen 127.0.0.1:8080;
+        keepalive_timeout 5;
+        keepalive_requests 4;
+        root $WORK/www;
+        location /s/ { }
+        location = /v2/ { add_header Www-Authenticate 'Bearer realm="http://127.0.0.1:8200/service/token",service="harbor-registry"' always; return 401 '{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}'; }
+    }
+}
+NGX
+
+cat > "$WORK/mix.lua" <<'LUA'
+local paths = {}
+local function add(p, w) for i=1,w do paths[#paths+1] = p end end
+add("/s/200.html", 30); add("/s/1k.json", 20); add("/s/4k.html", 15); add("/s/16k.js", 10)
+add("/s/64k.css", 8); add("/s/256k.bin", 5); add("/s/1m.bin", 3); add("/s/4m.bin", 1)
+add("/s/missing-blob", 6); add("/v2/", 2); add("/s/manifest.json", 4)
+local hdrs = {
+  ["User-Agent"] = "docker/24.0.7 go/go1.20.10 git-commit/311b9ff kernel/6.1 os/linux arch/amd64",
+  ["Accept"] = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.index.v1+json, */*",
+  ["Authorization"] = "Bearer eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9." .. string.rep("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo", 8) .. ".c2lnbmF0dXJl",
+  ["Accept-Encoding"] = "gzip",
+}
+math.randomseed(12345)
+request = function() return wrk.format("GET", paths[math.random(#paths)], hdrs) end
+LUA
+cat > "$WORK/small.lua" <<'LUA'
+local paths = {}
+local function add(p, w) for i=1,w do paths[#paths+1] = p end end
+add("/s/200.html", 30); add("/s/1k.json", 20); add("/s/err.xml", 10); add("/s/manifest.json", 15)
+add("/s/missing-blob", 15); add("/v2/", 10)
+local hdrs = {
+  ["User-Agent"] = "docker/24.0.7 go/go1.20.10 kernel/6.1 os/linux arch/amd64",
+  ["Accept"] = "application/vnd.docker.distribution.manifest.v2+json, */*",
+}
+math.randomseed(6789)
+request = function() return wrk.format("GET", paths[math.random(#paths)], hdrs) end
+LUA
+
+ip netns add "$NS"
+ip netns exec "$NS" ip link set lo mtu 1500
+ip netns exec "$NS" ip link set lo up
+ip netns exec "$NS" ethtool -K lo tso off gso off gro off >/dev/null 2>&1 || true
+ip netns exec "$NS" sysctl -qw net.ipv4.ip_local_port_range="10000 65000"
+ip netns exec "$NS" nginx -c "$WORK/nginx.conf"
+
+record() {   # record FILE BYTES -- wrk args
+  local file=$1 target=$2; shift 3
+  rm -f "$file"
+  ip netns exec "$NS" tcpdump -i lo -s 0 -B 524288 -w "$file" 2>"$WORK/logs/tcpdump.log" &
+  local tp=$!
+  sleep 1
+  ip netns exec "$NS" wrk "$@" >"$WORK/logs/wrk.log" 2>&1 &
+  local wp=$!
+  while kill -0 $wp 2>/dev/null; do
+    [[ $(stat -c %s "$file" 2>/dev/null || echo 0) -ge $target ]] && { kill -TERM $wp; break; }
+    sleep 0.2
+  done
+  wait $wp 2>/dev/null || true
+  sleep 0.5
+  kill -INT $tp; wait $tp || true
+  echo "$(basename "$file"): $(stat -c %s "$file") bytes; $(grep -h 'packets captured\|dropped by kernel' "$WORK/logs/tcpdump.log" | tr '\n' ' ')"
+}
+record "$OUT/http-mix.pcap" "$MIX" -- -t1 -c16 -d300s -s "$WORK/mix.lua" http://127.0.0.1:80/
+record "$OUT/http-small.pcap" "$SMALL" -- -t1 -c64 -d600s -s "$WORK/small.lua" http://127.0.0.1:8080/
