@@ -218,6 +218,7 @@ impl LimitArgs {
                 max_header_bytes: self.max_header_bytes,
                 max_headers: self.max_headers.max(1),
                 body_prefix: self.body_limit,
+                bodies: crate::http::BodyPolicy::ErrorResponses,
             },
             ..crate::flow::Limits::default()
         }

@@ -99,7 +99,10 @@ fn is_broken_pipe(e: &io::Error) -> bool {
 pub fn http(args: &HttpArgs) -> u8 {
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(256 * 1024, stdout.lock());
-    let limits = args.limits.to_limits();
+    let mut limits = args.limits.to_limits();
+    if args.show_body {
+        limits.http.bodies = crate::http::BodyPolicy::All;
+    }
     let mut code = EXIT_OK;
     let mut summaries = Vec::new();
     let body_limit = args.show_body.then_some(args.limits.body_limit);

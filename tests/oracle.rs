@@ -40,9 +40,10 @@ impl Sink for Collect {
     fn exchange(&mut self, ex: &Exchange) {
         for m in ex
             .request
-            .iter()
+            .as_deref()
+            .into_iter()
             .chain(ex.interim.iter())
-            .chain(ex.response.iter())
+            .chain(ex.response.as_deref())
         {
             self.add(ex.stream, m);
         }

@@ -17,10 +17,10 @@ pub struct Exchange {
     pub stream: u64,
     pub client: SocketAddr,
     pub server: SocketAddr,
-    pub request: Option<Message>,
+    pub request: Option<Box<Message>>,
     /// 1xx responses before the final one.
     pub interim: Vec<Message>,
-    pub response: Option<Message>,
+    pub response: Option<Box<Message>>,
     /// Bytes from the server were missing from the capture while this exchange waited for its
     /// response: a missing response may just not have been captured.
     pub response_gap: bool,
@@ -56,10 +56,10 @@ struct Slot {
     /// Direction the request travels (client to server).
     client_dir: usize,
     method: Option<String>,
-    request: Option<Message>,
+    request: Option<Box<Message>>,
     request_open: bool,
     interim: Vec<Message>,
-    response: Option<Message>,
+    response: Option<Box<Message>>,
     response_open: bool,
     response_gap: bool,
 }
@@ -235,7 +235,7 @@ impl MessageSink for DirSink<'_> {
         }
     }
 
-    fn complete(&mut self, msg: Message) {
+    fn complete(&mut self, msg: Box<Message>) {
         let p = &mut *self.p;
         let Some((id, role)) = p.current[self.dir].take() else {
             return;
@@ -246,7 +246,7 @@ impl MessageSink for DirSink<'_> {
                     slot.request = Some(msg);
                     slot.request_open = false;
                 }
-                Role::Interim => slot.interim.push(msg),
+                Role::Interim => slot.interim.push(*msg),
                 Role::Final => {
                     slot.response = Some(msg);
                     slot.response_open = false;
@@ -458,7 +458,11 @@ mod tests {
     fn conn() -> HttpConn {
         let a: SocketAddr = "10.0.0.1:40000".parse().unwrap_or_else(|_| unreachable!());
         let b: SocketAddr = "10.0.0.2:80".parse().unwrap_or_else(|_| unreachable!());
-        HttpConn::new(7, [a, b], Limits::default(), 1024)
+        let limits = Limits {
+            bodies: crate::http::BodyPolicy::All,
+            ..Limits::default()
+        };
+        HttpConn::new(7, [a, b], limits, 1024)
     }
 
     fn o(frame: u64) -> Origin {
@@ -503,9 +507,9 @@ mod tests {
                     .collect();
                 format!(
                     "{}>{}{}",
-                    m(e.request.as_ref()),
+                    m(e.request.as_deref()),
                     interim,
-                    m(e.response.as_ref())
+                    m(e.response.as_deref())
                 )
             })
             .collect()
@@ -777,6 +781,7 @@ mod tests {
             max_header_bytes: 64,
             max_headers: 4,
             body_prefix: 4,
+            bodies: crate::http::BodyPolicy::All,
         };
         let a: SocketAddr = "10.0.0.1:1".parse().unwrap_or_else(|_| unreachable!());
         let mut c = HttpConn::new(0, [a, a], limits, 8);

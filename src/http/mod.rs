@@ -7,4 +7,4 @@ pub mod parser;
 
 pub use exchange::{Exchange, HttpConn};
 pub use message::{Anomaly, Message, StartLine};
-pub use parser::Limits;
+pub use parser::{BodyPolicy, Limits};

@@ -19,6 +19,17 @@ pub struct Limits {
     pub max_headers: usize,
     /// Body bytes kept per message.
     pub body_prefix: usize,
+    /// Which messages keep a body prefix at all.
+    pub bodies: BodyPolicy,
+}
+
+/// Which message bodies are worth keeping: every one (`capdiag http --show-body`), or only
+/// those of error responses (status 300 and above, but 304), which are all the rules read.
+/// Keeping none of a bulk transfer is what lets a capture be read at disk speed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyPolicy {
+    All,
+    ErrorResponses,
 }
 
 impl Default for Limits {
@@ -27,6 +38,7 @@ impl Default for Limits {
             max_header_bytes: 64 * 1024,
             max_headers: 256,
             body_prefix: 64 * 1024,
+            bodies: BodyPolicy::ErrorResponses,
         }
     }
 }
@@ -48,7 +60,7 @@ pub trait MessageSink {
     /// A header block was parsed; say how its body is delimited.
     fn head(&mut self, msg: &mut Message) -> BodyKind;
     /// A message ended (completely, or cut short: see [`Message::complete`]).
-    fn complete(&mut self, msg: Message);
+    fn complete(&mut self, msg: Box<Message>);
 }
 
 /// Where a frame's bytes came from: the frame that carried them and the frame being processed
@@ -115,7 +127,9 @@ pub struct Parser {
     buf_origin: Option<Origin>,
     /// Chunk-size / trailer line being assembled.
     line: Vec<u8>,
-    cur: Option<Message>,
+    cur: Option<Box<Message>>,
+    /// Body bytes the current message may still store.
+    room: usize,
     /// Switch to `Ignore` once the current message ends.
     tunnel_after: bool,
     /// Whether any message was ever recognised on this direction.
@@ -228,6 +242,7 @@ impl Parser {
             buf_origin: None,
             line: Vec::new(),
             cur: None,
+            room: 0,
             tunnel_after: false,
             is_http: false,
             limits,
@@ -405,7 +420,7 @@ impl Parser {
         used
     }
 
-    fn parse_head(&mut self, mut head: Vec<u8>, origin: Origin) -> Option<Message> {
+    fn parse_head(&mut self, mut head: Vec<u8>, origin: Origin) -> Option<Box<Message>> {
         let mut anomalies = Vec::new();
         // httparse insists on upper-case "HTTP/"; some servers do not.
         let version_at = if head
@@ -454,14 +469,25 @@ impl Parser {
                 }
             },
         };
-        let mut msg = Message::new(start, head, positions, origin.frame, origin.ts);
+        let mut msg = Box::new(Message::new(
+            start,
+            head,
+            positions,
+            origin.frame,
+            origin.ts,
+        ));
         for a in anomalies {
             msg.note(a);
         }
         Some(msg)
     }
 
-    fn start_body(&mut self, mut msg: Message, o: Origin, sink: &mut dyn MessageSink) {
+    fn start_body(&mut self, mut msg: Box<Message>, o: Origin, sink: &mut dyn MessageSink) {
+        let keep = match self.limits.bodies {
+            BodyPolicy::All => true,
+            BodyPolicy::ErrorResponses => msg.status().is_some_and(|s| s >= 300 && s != 304),
+        };
+        self.room = if keep { self.limits.body_prefix } else { 0 };
         match sink.head(&mut msg) {
             BodyKind::None => self.finish(msg, o, true, sink),
             BodyKind::Tunnel => {
@@ -485,7 +511,13 @@ impl Parser {
         }
     }
 
-    fn finish(&mut self, mut msg: Message, o: Origin, complete: bool, sink: &mut dyn MessageSink) {
+    fn finish(
+        &mut self,
+        mut msg: Box<Message>,
+        o: Origin,
+        complete: bool,
+        sink: &mut dyn MessageSink,
+    ) {
         msg.complete = complete;
         // Wireshark shows a message at the frame that holds its last byte (the FIN for a body
         // delimited by the close); one cut short is placed at the last frame that carried it.
@@ -502,11 +534,12 @@ impl Parser {
     fn store(&mut self, bytes: &[u8], o: Origin) {
         if let Some(m) = self.cur.as_mut() {
             m.body.length += bytes.len() as u64;
-            let room = self.limits.body_prefix.saturating_sub(m.body.prefix.len());
-            if room > 0 {
+            if self.room > 0 {
+                let take = self.room.min(bytes.len());
                 m.body
                     .prefix
-                    .extend_from_slice(bytes.get(..room.min(bytes.len())).unwrap_or_default());
+                    .extend_from_slice(bytes.get(..take).unwrap_or_default());
+                self.room -= take;
             }
             m.last_frame = o.frame;
             m.end_ts = o.ts;

@@ -48,8 +48,8 @@ fn frame_cell(m: Option<&Message>) -> String {
 
 /// One row of the `http` listing.
 pub fn exchange_row(ex: &Exchange) -> Vec<Cell> {
-    let req = ex.request.as_ref();
-    let resp = ex.response.as_ref();
+    let req = ex.request.as_deref();
+    let resp = ex.response.as_deref();
     let host = req.and_then(|m| m.header_str("host")).unwrap_or_default();
     let uri = req
         .and_then(|m| m.uri())

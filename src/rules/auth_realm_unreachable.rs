@@ -193,7 +193,7 @@ impl Rule for AuthRealmUnreachable {
     fn on_exchange(&mut self, ex: &Exchange, out: &mut Vec<Finding>) {
         // A request to a realm: answered means reachable; unanswered means the token service
         // accepted the connection but never replied.
-        if let Some(req) = &ex.request {
+        if let Some(req) = ex.request.as_ref().filter(|_| !self.challenges.is_empty()) {
             for c in self
                 .challenges
                 .iter_mut()

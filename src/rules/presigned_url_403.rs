@@ -52,7 +52,7 @@ pub struct PresignedUrl403 {
 
 fn redirect_of(ex: &Exchange) -> Option<(Url, String, Presigned)> {
     let resp = ex.response.as_ref()?;
-    if !(300..400).contains(&resp.status()?) {
+    if !(300..400).contains(&resp.status()?) || resp.status() == Some(304) {
         return None;
     }
     let location = escape_bytes(resp.header("location")?);
@@ -344,6 +344,11 @@ impl Rule for PresignedUrl403 {
         let Some(req) = &ex.request else {
             return;
         };
+        if self.redirects.is_empty()
+            || !req.uri().is_some_and(|u| memchr::memchr(b'?', u).is_some())
+        {
+            return;
+        }
         let target = target_path_query(&escape_bytes(req.uri().unwrap_or_default()));
         let Some(r) = self
             .redirects

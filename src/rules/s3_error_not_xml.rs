@@ -185,8 +185,8 @@ impl Rule for S3ErrorNotXml {
         };
         let status = resp.status().unwrap_or(0);
         let method = req.method().unwrap_or_default();
-        let bad = is_s3_request(req)
-            && status >= 300
+        let bad = status >= 300
+            && is_s3_request(req)
             && status != 304
             && method != "HEAD"
             && resp.complete
