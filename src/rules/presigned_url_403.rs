@@ -345,7 +345,7 @@ impl Rule for PresignedUrl403 {
             return;
         };
         if self.redirects.is_empty()
-            || !req.uri().is_some_and(|u| memchr::memchr(b'?', u).is_some())
+            || req.uri().is_none_or(|u| memchr::memchr(b'?', u).is_none())
         {
             return;
         }
