@@ -18,6 +18,16 @@
 //! * [`engine`] drives the layers frame by frame and keeps statistics of what was skipped.
 //! * [`output`] renders results for people (tables) and scripts (JSON).
 #![forbid(unsafe_code)]
+// Nothing derived from input may panic: no unwrap, expect or unchecked indexing outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 pub mod capture;
 pub mod cli;

@@ -140,7 +140,10 @@ impl fmt::Debug for CaptureReader {
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
-        match r.read(&mut buf[n..]) {
+        let Some(rest) = buf.get_mut(n..) else {
+            break;
+        };
+        match r.read(rest) {
             Ok(0) => break,
             Ok(k) => n += k,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -164,15 +167,15 @@ impl CaptureReader {
     pub fn new<R: Read + Send + 'static>(mut input: R) -> Result<CaptureReader, OpenError> {
         // Read exactly the file header first, so the probe sees a whole header even when the
         // input is a pipe that delivers a few bytes at a time.
-        let mut head = vec![0u8; 24];
-        let n = read_up_to(&mut input, &mut head[..4])?;
+        let mut magic = [0u8; 4];
+        let n = read_up_to(&mut input, &mut magic)?;
         if n == 0 {
             return Err(OpenError::Empty);
         }
         if n < 4 {
             return Err(OpenError::TooShort(n));
         }
-        let magic = [head[0], head[1], head[2], head[3]];
+        let mut head = magic.to_vec();
         let format = if magic == PCAPNG_MAGIC {
             // Section header block: type, total length, byte-order magic.
             let mut fixed = [0u8; 8];
@@ -195,15 +198,13 @@ impl CaptureReader {
             if !(28..=MAX_BLOCK_LEN).contains(&total) || total % 4 != 0 {
                 return Err(OpenError::BadSectionHeader("impossible block length"));
             }
-            head.truncate(4);
             head.extend_from_slice(&fixed);
-            let rest = total as usize - 12;
-            let start = head.len();
-            head.resize(start + rest, 0);
-            let k = read_up_to(&mut input, &mut head[start..])?;
-            if k < rest {
-                return Err(OpenError::TooShort(start + k));
+            let mut rest = vec![0u8; total as usize - 12];
+            let k = read_up_to(&mut input, &mut rest)?;
+            if k < rest.len() {
+                return Err(OpenError::TooShort(head.len() + k));
             }
+            head.extend_from_slice(&rest);
             Format::PcapNg
         } else {
             let format = match magic {
@@ -235,10 +236,12 @@ impl CaptureReader {
                     return Err(OpenError::NotACapture(hex_prefix(&magic), hint));
                 }
             };
-            let k = read_up_to(&mut input, &mut head[4..24])?;
+            let mut rest = [0u8; 20];
+            let k = read_up_to(&mut input, &mut rest)?;
             if k < 20 {
                 return Err(OpenError::TooShort(4 + k));
             }
+            head.extend_from_slice(&rest);
             format
         };
         let chained = io::Cursor::new(head).chain(input);

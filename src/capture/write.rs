@@ -104,7 +104,7 @@ impl<W: Write> CaptureWriter<W> {
                 out.write_all(&caplen.to_le_bytes())?;
                 out.write_all(&f.wire_len.max(caplen).to_le_bytes())?;
                 out.write_all(f.data)?;
-                out.write_all(&[0u8; 3][..pad])?;
+                out.write_all([0u8; 3].get(..pad).unwrap_or_default())?;
                 out.write_all(&(total as u32).to_le_bytes())
             }
         }

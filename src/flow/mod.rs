@@ -631,13 +631,9 @@ fn process(
     if syn && !ack {
         match f.attempt.as_mut() {
             None => {
-                f.attempt = Some(ConnectionAttempt::new(
-                    f.stream,
-                    f.ends[dir],
-                    f.ends[other],
-                    n,
-                    ts,
-                ));
+                let [a, b] = f.ends;
+                let (client, server) = if dir == 0 { (a, b) } else { (b, a) };
+                f.attempt = Some(ConnectionAttempt::new(f.stream, client, server, n, ts));
                 f.client_dir = dir;
                 f.attempt_open = true;
             }

@@ -161,7 +161,9 @@ impl MessageSink for DirSink<'_> {
                 response_open: false,
                 response_gap: false,
             });
-            p.current[dir] = Some((id, Role::Request));
+            if let Some(c) = p.current.get_mut(dir) {
+                *c = Some((id, Role::Request));
+            }
             p.enforce_limit();
             let chunked = is_chunked(msg);
             let length = content_length(msg);
@@ -211,7 +213,9 @@ impl MessageSink for DirSink<'_> {
                 (id, None)
             }
         };
-        p.current[dir] = Some((id, if interim { Role::Interim } else { Role::Final }));
+        if let Some(c) = p.current.get_mut(dir) {
+            *c = Some((id, if interim { Role::Interim } else { Role::Final }));
+        }
         let method = method.as_deref();
         if interim || status == 204 || status == 304 || method == Some("HEAD") {
             return BodyKind::None;
@@ -237,7 +241,7 @@ impl MessageSink for DirSink<'_> {
 
     fn complete(&mut self, msg: Box<Message>) {
         let p = &mut *self.p;
-        let Some((id, role)) = p.current[self.dir].take() else {
+        let Some((id, role)) = p.current.get_mut(self.dir).and_then(Option::take) else {
             return;
         };
         if let Some(slot) = p.queue.iter_mut().find(|s| s.id == id) {
@@ -259,8 +263,8 @@ impl MessageSink for DirSink<'_> {
 
 impl Pairing {
     fn emit(&mut self, s: Slot) {
-        let client = self.endpoints[s.client_dir];
-        let server = self.endpoints[1 - s.client_dir];
+        let [a, b] = self.endpoints;
+        let (client, server) = if s.client_dir == 0 { (a, b) } else { (b, a) };
         self.out.push(Exchange {
             stream: self.stream,
             client,

@@ -344,8 +344,7 @@ impl Rule for PresignedUrl403 {
         let Some(req) = &ex.request else {
             return;
         };
-        if self.redirects.is_empty()
-            || req.uri().is_none_or(|u| memchr::memchr(b'?', u).is_none())
+        if self.redirects.is_empty() || req.uri().is_none_or(|u| memchr::memchr(b'?', u).is_none())
         {
             return;
         }
