@@ -203,6 +203,10 @@ pub struct LimitArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_buffered: usize,
 
+    /// Out-of-order bytes buffered over all connections together
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_buffered_total: usize,
+
     /// HTTP exchanges waiting for a response per connection
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub max_pending: usize,
@@ -213,6 +217,7 @@ impl LimitArgs {
         crate::flow::Limits {
             max_flows: self.max_flows.max(1),
             max_buffered_per_direction: self.max_buffered,
+            max_buffered_total: self.max_buffered_total,
             max_pending_exchanges: self.max_pending.max(1),
             http: crate::http::Limits {
                 max_header_bytes: self.max_header_bytes,

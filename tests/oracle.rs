@@ -30,9 +30,8 @@ impl Collect {
             (None, Some(s)) => s.to_string(),
             _ => return,
         };
-        if m.complete {
-            self.at.entry((m.frame, stream)).or_default().push(what);
-        }
+        // Messages cut short count too: capdiag lists them at their last frame.
+        self.at.entry((m.frame, stream)).or_default().push(what);
     }
 }
 

@@ -122,6 +122,12 @@ pub fn decode_ip(ip: &[u8], wire_len: usize, cap_len: usize, depth: u8) -> Decod
     let (src, dst, payload, claimed) = match &slice {
         LaxIpSlice::Ipv4(v4) => {
             let h = v4.header();
+            // A total length shorter than the header itself is bogus (Wireshark: "Bogus IP
+            // length"); 0 is what TSO/GSO super-frames carry, and is read from the frame.
+            let total = usize::from(h.total_len());
+            if total != 0 && total < h.slice().len() {
+                return Decoded::Malformed(Malformed::IpHeaderBad);
+            }
             let p = v4.payload();
             let claimed = if p.incomplete && p.len_source == LenSource::Ipv4HeaderTotalLen {
                 usize::from(h.total_len())

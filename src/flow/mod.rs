@@ -31,6 +31,8 @@ pub struct Limits {
     pub max_flows: usize,
     /// Out-of-order bytes buffered per direction.
     pub max_buffered_per_direction: usize,
+    /// Out-of-order bytes buffered over all flows.
+    pub max_buffered_total: usize,
     /// Exchanges waiting for a response per connection.
     pub max_pending_exchanges: usize,
     /// A flow silent this long (capture time) is finished and made dormant.
@@ -47,6 +49,7 @@ impl Default for Limits {
         Limits {
             max_flows: 262_144,
             max_buffered_per_direction: 4 * 1024 * 1024,
+            max_buffered_total: 64 * 1024 * 1024,
             max_pending_exchanges: 1024,
             idle_timeout_ns: 300 * 1_000_000_000,
             dormant_timeout_ns: 3600 * 1_000_000_000,
@@ -78,6 +81,9 @@ pub struct FlowStats {
     pub gap_bytes: u64,
     /// Times a direction's out-of-order buffer was full and a hole was declared lost.
     pub reassembly_limit_hits: u64,
+    /// Times the out-of-order bytes of all flows together reached their limit (the flow that
+    /// crossed it had its holes declared lost).
+    pub reassembly_total_limit_hits: u64,
     /// Flows finished early because the flow table was full.
     pub flow_limit_hits: u64,
     /// Flows finished because they were idle.
@@ -198,6 +204,8 @@ enum Slot {
 pub struct FlowTable {
     flows: FxHashMap<FlowKey, Slot>,
     active: usize,
+    /// Out-of-order bytes buffered over all flows.
+    buffered_total: usize,
     next_stream: u64,
     limits: Limits,
     pub stats: FlowStats,
@@ -286,6 +294,21 @@ impl Flow {
         }
     }
 
+    /// Out-of-order bytes this flow holds.
+    fn buffered(&self) -> usize {
+        self.half.iter().map(|h| h.reasm.buffered()).sum()
+    }
+
+    /// Declares this flow's holes lost, delivering what it had buffered.
+    fn release(&mut self, frame: u64, ts: TimestampNs, out: &mut Vec<FlowEvent>) {
+        if let App::Http(h) = &mut self.app {
+            for (dir, half) in self.half.iter_mut().enumerate() {
+                half.reasm.release(&mut |c| feed(h, dir, c, frame, ts));
+            }
+        }
+        self.drain(out);
+    }
+
     /// Stops HTTP parsing of this flow, folding its counters into the run's.
     fn retire_http(&mut self, stats: &mut FlowStats) {
         if let App::Http(h) = std::mem::replace(&mut self.app, App::Off) {
@@ -337,6 +360,7 @@ impl FlowTable {
         FlowTable {
             flows: FxHashMap::default(),
             active: 0,
+            buffered_total: 0,
             next_stream: 0,
             limits,
             stats: FlowStats::default(),
@@ -408,6 +432,7 @@ impl FlowTable {
             }
         }
         if let Some(mut old) = retire {
+            self.buffered_total = self.buffered_total.saturating_sub(old.buffered());
             old.finish(frame.number, ts, &mut self.stats, out);
         }
         if created {
@@ -424,7 +449,15 @@ impl FlowTable {
             return None;
         };
         let stream = f.stream;
+        let before = f.buffered();
         let closed = process(f, dir, frame, seg, &mut self.stats, out);
+        let after = f.buffered();
+        self.buffered_total = (self.buffered_total + after).saturating_sub(before);
+        if self.buffered_total > self.limits.max_buffered_total {
+            self.stats.reassembly_total_limit_hits += 1;
+            f.release(frame.number, frame.ts, out);
+            self.buffered_total = self.buffered_total.saturating_sub(after - f.buffered());
+        }
         if closed {
             let d = f.dormant();
             self.flows.insert(key, Slot::Dormant(d));
@@ -453,6 +486,7 @@ impl FlowTable {
             _ => {
                 if let Some(Slot::Active(mut old)) = self.flows.remove(&key) {
                     self.active -= 1;
+                    self.buffered_total = self.buffered_total.saturating_sub(old.buffered());
                     old.finish(frame.number, frame.ts, &mut self.stats, out);
                 }
                 let stream = self.new_stream();
@@ -534,6 +568,7 @@ impl FlowTable {
         for (_, key) in &idle {
             if let Some(Slot::Active(f)) = self.flows.get_mut(key) {
                 let ts = f.last_ts;
+                self.buffered_total = self.buffered_total.saturating_sub(f.buffered());
                 f.finish(frame, ts, &mut self.stats, out);
                 let d = f.dormant();
                 self.flows.insert(*key, Slot::Dormant(d));

@@ -191,6 +191,15 @@ impl Reassembler {
         self.check_fin(out);
     }
 
+    /// Memory is short: declare every hole before buffered data lost and deliver the data.
+    pub fn release(&mut self, out: &mut dyn FnMut(Chunk<'_>)) {
+        while let Some(&first) = self.pending.keys().next() {
+            self.skip_to(first, out);
+            self.drain(out);
+        }
+        self.check_fin(out);
+    }
+
     fn skip_to(&mut self, off: u64, out: &mut dyn FnMut(Chunk<'_>)) {
         if off > self.next_off {
             let len = off - self.next_off;
@@ -462,6 +471,19 @@ mod tests {
         );
         assert_eq!(log, ["d1:a", "g2", "d2:de", "d3:fg", "d4:hi"]);
         assert_eq!(r.stats.buffer_limit_hits, 1);
+    }
+
+    #[test]
+    fn release_declares_holes_lost() {
+        let mut r = Reassembler::new(1 << 20);
+        let mut log = run(
+            &mut r,
+            &[(0, "", b"a", 1), (3, "", b"d", 2), (6, "", b"g", 3)],
+        );
+        assert_eq!(r.buffered(), 2);
+        r.release(&mut |c| log.push(fmt(c)));
+        assert_eq!(log, ["d1:a", "g2", "d2:d", "g2", "d3:g"]);
+        assert_eq!(r.buffered(), 0);
     }
 
     #[test]

@@ -1,0 +1,29 @@
+//! A whole capture file through the reader, the engine and every rule, as `capdiag analyze`
+//! does it (`capdiag::commands::run_rules`). Must never panic.
+#![no_main]
+
+use capdiag::capture::file::CaptureReader;
+use capdiag::engine::Engine;
+use capdiag::rules::{RuleSet, instantiate};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(mut reader) = CaptureReader::new(std::io::Cursor::new(data.to_vec())) else {
+        return;
+    };
+    let rules = instantiate(&[]).expect("all rules");
+    let mut engine = Engine::new(capdiag::flow::Limits::default());
+    let mut findings = 0usize;
+    let mut on_finding = |f: capdiag::finding::Finding| {
+        findings += 1;
+        assert!(f.frames.windows(2).all(|w| w[0] <= w[1]), "finding frames not ascending");
+    };
+    let mut set = RuleSet::new(rules, &mut on_finding);
+    let end = reader.for_each_frame(|f| {
+        engine.frame(f, &mut set);
+    });
+    engine.finish(&mut set);
+    let _ = set.state_dropped();
+    let _ = (end.to_string(), reader.format().to_string(), reader.link_types().len());
+    let _ = engine.stats().skipped();
+});

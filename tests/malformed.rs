@@ -1,0 +1,211 @@
+//! Damaged captures (tests/malformed/, see its README): never a panic, a clear message for what
+//! was skipped, exit 2 with one line when nothing can be read.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_capdiag"))
+        .args(args)
+        .output()
+        .expect("run")
+}
+
+fn path(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/malformed")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn http(name: &str, extra: &[&str]) -> (Value, String, Option<i32>) {
+    let p = path(name);
+    let mut args = vec!["http", "--format", "json"];
+    args.extend_from_slice(extra);
+    args.push(&p);
+    let o = run(&args);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!err.contains("panicked"), "{name}: {err}");
+    let v = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+    (v, err, o.status.code())
+}
+
+fn file(v: &Value) -> &Value {
+    &v["files"][0]
+}
+
+#[test]
+fn unreadable_files_are_one_line_and_exit_2() {
+    for (name, msg) in [
+        ("empty.pcap", "empty file: no capture header"),
+        (
+            "wrong-magic.pcap",
+            "not a pcap or pcapng capture (it starts with 47 41 52 42)",
+        ),
+    ] {
+        let (_, err, code) = http(name, &[]);
+        assert_eq!(code, Some(2), "{name}");
+        assert_eq!(err.lines().count(), 1, "{name}: {err}");
+        assert!(err.contains(msg), "{name}: {err}");
+    }
+}
+
+#[test]
+fn damaged_files_are_read_up_to_the_damage() {
+    let cases = [
+        ("header-only.pcap", 0, "complete"),
+        (
+            "record-cut-midway.pcap",
+            2,
+            "cut off in the middle of a record",
+        ),
+        (
+            "record-longer-than-file.pcap",
+            1,
+            "cut off in the middle of a record",
+        ),
+        ("record-over-256k.pcap", 1, "record 2 claims 300016 bytes"),
+        (
+            "pcapng-bad-block-length.pcapng",
+            1,
+            "impossible length of 7 bytes",
+        ),
+    ];
+    for (name, frames, read) in cases {
+        let (v, err, code) = http(name, &[]);
+        assert_eq!(code, Some(0), "{name}");
+        assert_eq!(file(&v)["frames"], frames, "{name}");
+        assert!(
+            file(&v)["read"].as_str().is_some_and(|r| r.contains(read)),
+            "{name}: {}",
+            file(&v)["read"]
+        );
+        if read != "complete" {
+            assert!(err.contains("warning"), "{name}: {err}");
+        }
+    }
+}
+
+#[test]
+fn damaged_packets_are_skipped_with_a_reason() {
+    let (v, _, _) = http("unknown-linktype.pcap", &[]);
+    assert_eq!(
+        file(&v)["skipped"][0]["reason"],
+        "link type LINKTYPE 147 is not decoded"
+    );
+    assert_eq!(file(&v)["skipped"][0]["count"], 7);
+    for (name, reason, streams) in [
+        ("ipv4-bad-ihl.pcap", "IP header cut short or invalid", 1),
+        (
+            "ipv4-bad-total-length.pcap",
+            "IP header cut short or invalid",
+            1,
+        ),
+        (
+            "tcp-bad-data-offset.pcap",
+            "TCP header invalid (data offset below 5)",
+            2,
+        ),
+    ] {
+        let (v, _, _) = http(name, &[]);
+        assert_eq!(file(&v)["skipped"][0]["reason"], reason, "{name}");
+        assert_eq!(file(&v)["skipped"][0]["first_frame"], 1, "{name}");
+        assert_eq!(file(&v)["tcp_streams"], streams, "{name}");
+        assert_eq!(
+            v["exchanges"][0]["response"]["status"], 200,
+            "{name}: the good exchange after it"
+        );
+    }
+    let (v, _, _) = http("snaplen-truncated.pcap", &[]);
+    assert_eq!(file(&v)["frames"], 7);
+    assert!(
+        file(&v)["snaplen_truncated_frames"]
+            .as_u64()
+            .is_some_and(|n| n >= 2)
+    );
+    assert!(
+        file(&v)["tcp"]["gap_bytes"]
+            .as_u64()
+            .is_some_and(|n| n > 200)
+    );
+}
+
+#[test]
+fn header_limits_are_counted_and_parsing_goes_on() {
+    for name in ["http-10000-headers.pcap", "http-1mb-header-line.pcap"] {
+        let (v, _, _) = http(name, &[]);
+        assert_eq!(file(&v)["tcp"]["http_header_too_large"], 1, "{name}");
+        assert_eq!(v["exchanges"].as_array().map(Vec::len), Some(1), "{name}");
+        assert_eq!(v["exchanges"][0]["request"]["uri"], "/v2/", "{name}");
+    }
+    let (v, _, _) = http(
+        "http-10000-headers.pcap",
+        &["--max-header-bytes", "1000000"],
+    );
+    assert_eq!(file(&v)["tcp"]["http_too_many_headers"], 1);
+    assert_eq!(v["exchanges"][0]["request"]["uri"], "/v2/");
+}
+
+#[test]
+fn framing_anomalies() {
+    let anomaly = |name: &str, who: &str| {
+        let (v, _, _) = http(name, &[]);
+        v["exchanges"][0][who].clone()
+    };
+    let r = anomaly("http-bad-chunk-size.pcap", "response");
+    assert_eq!(
+        (r["complete"].clone(), r["anomalies"][0].clone()),
+        (Value::Bool(false), "bad_chunk_size".into())
+    );
+    let r = anomaly("http-content-length-and-chunked.pcap", "response");
+    assert_eq!(
+        (r["body_length"].clone(), r["anomalies"][0].clone()),
+        (5.into(), "content_length_and_chunked".into())
+    );
+    let r = anomaly("http-two-content-lengths.pcap", "request");
+    assert_eq!(
+        (r["body_length"].clone(), r["anomalies"][0].clone()),
+        (2.into(), "conflicting_content_length".into())
+    );
+    for name in [
+        "http-negative-content-length.pcap",
+        "http-huge-content-length.pcap",
+    ] {
+        let r = anomaly(name, "response");
+        assert_eq!(
+            (r["body_length"].clone(), r["anomalies"][0].clone()),
+            (5.into(), "bad_content_length".into()),
+            "{name}"
+        );
+    }
+    let (v, _, _) = http("http-endless-chunked.pcap", &["--show-body"]);
+    let r = &v["exchanges"][0]["response"];
+    assert_eq!(
+        (r["complete"].clone(), r["body_length"].clone()),
+        (Value::Bool(false), 2_048_000.into())
+    );
+    assert_eq!(
+        r["body"].as_str().map(str::len),
+        Some(64 * 1024),
+        "only the prefix is kept"
+    );
+}
+
+#[test]
+fn analyze_does_not_trip_on_any_of_them() {
+    for e in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/malformed"))
+        .expect("dir")
+        .flatten()
+    {
+        let p = e.path();
+        if !p.extension().is_some_and(|x| x == "pcap" || x == "pcapng") {
+            continue;
+        }
+        let o = run(&["analyze", "--format", "json", p.to_str().expect("path")]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked"), "{}: {err}", p.display());
+        assert!(matches!(o.status.code(), Some(0 | 2)), "{}", p.display());
+    }
+}
