@@ -37,8 +37,8 @@ LINKS = [0, 1, 101, 108, 113, 228, 229, 239, 276]
 # Must match SPLIT in fuzz_targets/http_stream.rs.
 SPLIT = b"\x00\xffSPLIT\xff\x00"
 
-MAX_FRAMES_PER_FILE = 12
-MAX_FRAMES = 400
+MAX_FRAMES_PER_FILE = 6
+MAX_FRAMES = 500
 MAX_STREAMS_PER_FILE = 4
 MAX_DIRECTION_BYTES = 16 * 1024
 
@@ -155,7 +155,28 @@ def seed_decode_frame(files):
             write_seed("decode_frame", seed)
             n += 1
             total += 1
-    print(f"decode_frame: {total} frames")
+    # The captures hold few frames of some link types: re-wrap IP packets taken from Ethernet
+    # frames as raw IP, IPv4/IPv6, BSD loopback (host and network byte order).
+    ips = []
+    for p in files:
+        for link, frame, orig in records(p)[:40]:
+            v6 = frame[12:14] == b"\x86\xdd"
+            if link == 1 and (v6 or frame[12:14] == b"\x08\x00"):
+                if sum(1 for x in ips if x[0] == v6) < (20 if v6 else 40):
+                    ips.append((v6, frame[14:], orig - len(frame)))
+    wrapped = 0
+    for i, (v6, ip, cut) in enumerate(ips):
+        extra = 0 if cut <= 0 else min(253, (cut + 63) // 64)
+        family = 30 if v6 else 2
+        link, frame = [
+            (101, ip),
+            (229 if v6 else 228, ip),
+            (0, struct.pack("<I", family) + ip),
+            (108, struct.pack(">I", family) + ip),
+        ][i % 4]
+        write_seed("decode_frame", bytes([LINKS.index(link), extra]) + frame)
+        wrapped += 1
+    print(f"decode_frame: {total} frames, {wrapped} re-wrapped IP packets")
 
 
 def follow_stream(path, stream):

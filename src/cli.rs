@@ -196,7 +196,7 @@ pub struct LimitArgs {
     pub max_headers: usize,
 
     /// Most TCP flows tracked with full state at once
-    #[arg(long, value_name = "N", default_value_t = 262_144)]
+    #[arg(long, value_name = "N", default_value_t = 131_072)]
     pub max_flows: usize,
 
     /// Out-of-order bytes buffered per direction of a connection

@@ -47,13 +47,13 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            max_flows: 262_144,
+            max_flows: 131_072,
             max_buffered_per_direction: 4 * 1024 * 1024,
             max_buffered_total: 64 * 1024 * 1024,
             max_pending_exchanges: 1024,
             idle_timeout_ns: 300 * 1_000_000_000,
             dormant_timeout_ns: 3600 * 1_000_000_000,
-            max_dormant: 1_048_576,
+            max_dormant: 262_144,
             http: HttpLimits::default(),
         }
     }
@@ -463,6 +463,9 @@ impl FlowTable {
             self.flows.insert(key, Slot::Dormant(d));
             self.active -= 1;
         }
+        if self.flows.len() - self.active > self.limits.max_dormant {
+            self.limit_dormant();
+        }
         Some(stream)
     }
 
@@ -528,6 +531,11 @@ impl FlowTable {
         self.flows
             .retain(|_, s| !matches!(s, Slot::Dormant(d) if d.last_ts < dormant_before));
         self.stats.dormant_forgotten += (before - self.flows.len()) as u64;
+        self.limit_dormant();
+    }
+
+    /// Keeps the dormant entries under their limit: past it, the oldest half is forgotten.
+    fn limit_dormant(&mut self) {
         let dormant = self.flows.len() - self.active;
         if dormant > self.limits.max_dormant {
             // Forget the oldest half of the dormant entries.
@@ -576,6 +584,9 @@ impl FlowTable {
             }
         }
         self.stats.idle_flows_finished += idle.len() as u64;
+        if self.flows.len() - self.active > self.limits.max_dormant {
+            self.limit_dormant();
+        }
         idle.len()
     }
 

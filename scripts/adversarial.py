@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""Writes three adversarial captures into DIR (default /tmp/capdiag-adversarial) for
+scripts/adversarial.sh: a million SYNs from distinct sources, one stream of nothing but
+out-of-order segments, a pipeline of 100,000 requests with no response."""
+import os
+import struct
+import sys
+
+DIR = sys.argv[1] if len(sys.argv) > 1 else "/tmp/capdiag-adversarial"
+os.makedirs(DIR, exist_ok=True)
+ETH = b"\x02\0\0\0\0\x02\x02\0\0\0\0\x01\x08\x00"
+
+
+def pkt(src, dst, sport, dport, seq, ack, flags, payload=b""):
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40 + len(payload), 0, 0x4000, 64, 6, 0, src, dst)
+    return ETH + ip + tcp + payload
+
+
+def write(name, packets):
+    with open(os.path.join(DIR, name), "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+        for i, p in enumerate(packets):
+            t = 1_700_000_000 + i // 100_000
+            f.write(struct.pack("<IIII", t, (i % 100_000) * 10, len(p), len(p)))
+            f.write(p)
+
+
+dst = bytes([198, 51, 100, 7])
+# 1. A million SYNs from distinct sources (10.x.y.z), none answered.
+write("syn-flood.pcap", (pkt(bytes([10, (i >> 16) & 255, (i >> 8) & 255, i & 255]), dst, 1024 + i % 50000, 80, (i * 7919) & 0xFFFFFFFF, 0, 0x02) for i in range(1_000_000)))
+# 2. One connection whose client sends 200,000 segments of 1,000 bytes, every one ahead of a
+#    hole that is never filled (the first byte never arrives).
+c, s = bytes([192, 0, 2, 1]), bytes([192, 0, 2, 2])
+seg = b"x" * 1000
+ooo = [pkt(c, s, 40000, 80, 1000, 0, 0x02)]
+ooo += (pkt(c, s, 40000, 80, 1002 + i * 1000, 0, 0x10, seg) for i in range(200_000))
+write("out-of-order-only.pcap", ooo)
+# 3. 100,000 pipelined requests on one connection, never answered.
+req = b"GET /v2/library/alpine/manifests/latest HTTP/1.1\r\nHost: registry\r\n\r\n"
+pipe = [pkt(c, s, 40001, 80, 5000, 0, 0x02), pkt(s, c, 80, 40001, 9000, 5001, 0x12)]
+pipe += (pkt(c, s, 40001, 80, 5001 + i * len(req), 9001, 0x18, req) for i in range(100_000))
+write("pipeline-no-responses.pcap", pipe)
+print(DIR)
