@@ -100,47 +100,43 @@ struct DirSink<'a> {
     dir: usize,
 }
 
-/// Values of `Content-Length`, all of them (repeated headers and comma lists).
-fn content_length(msg: &mut Message) -> Option<u64> {
-    let mut values = Vec::new();
+/// How a message's headers frame its body: the `Content-Length` (all values, repeated headers
+/// and comma lists, checked to agree) and whether the last transfer coding is chunked
+/// (RFC 9112 §6.3 rule 4), in one pass over the headers.
+fn framing(msg: &mut Message) -> (Option<bool>, Option<u64>) {
+    let mut first: Option<u64> = None;
+    let mut conflicting = false;
     let mut bad = false;
-    for v in msg.headers_named("content-length") {
-        for part in v.split(|&c| c == b',') {
-            let t = part.trim_ascii();
-            match std::str::from_utf8(t)
-                .ok()
-                .filter(|s| s.bytes().all(|c| c.is_ascii_digit()))
-            {
-                Some(s) if !s.is_empty() => match s.parse::<u64>() {
-                    Ok(n) => values.push(n),
-                    Err(_) => bad = true,
-                },
-                _ => bad = true,
+    let mut last_coding: Option<bool> = None;
+    for (name, value) in msg.headers() {
+        if name.eq_ignore_ascii_case(b"content-length") {
+            for part in value.split(|&c| c == b',') {
+                let t = part.trim_ascii();
+                let n = (!t.is_empty() && t.iter().all(u8::is_ascii_digit))
+                    .then(|| std::str::from_utf8(t).ok()?.parse::<u64>().ok())
+                    .flatten();
+                match (n, first) {
+                    (None, _) => bad = true,
+                    (Some(n), None) => first = Some(n),
+                    (Some(n), Some(f)) => conflicting |= n != f,
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            for part in value.split(|&c| c == b',') {
+                let t = part.trim_ascii();
+                if !t.is_empty() {
+                    last_coding = Some(t.eq_ignore_ascii_case(b"chunked"));
+                }
             }
         }
     }
     if bad {
         msg.note(Anomaly::BadContentLength);
     }
-    let first = *values.first()?;
-    if values.iter().any(|&v| v != first) {
+    if conflicting {
         msg.note(Anomaly::ConflictingContentLength);
     }
-    Some(first)
-}
-
-/// Whether the last transfer coding is chunked (RFC 9112 §6.3 rule 4).
-fn is_chunked(msg: &Message) -> Option<bool> {
-    let mut last: Option<Vec<u8>> = None;
-    for v in msg.headers_named("transfer-encoding") {
-        for part in v.split(|&c| c == b',') {
-            let t = part.trim_ascii();
-            if !t.is_empty() {
-                last = Some(t.to_ascii_lowercase());
-            }
-        }
-    }
-    last.map(|l| l == b"chunked")
+    (last_coding, first)
 }
 
 impl MessageSink for DirSink<'_> {
@@ -165,8 +161,7 @@ impl MessageSink for DirSink<'_> {
                 *c = Some((id, Role::Request));
             }
             p.enforce_limit();
-            let chunked = is_chunked(msg);
-            let length = content_length(msg);
+            let (chunked, length) = framing(msg);
             return match (chunked, length) {
                 (Some(true), l) => {
                     if l.is_some() {
@@ -224,8 +219,7 @@ impl MessageSink for DirSink<'_> {
             p.switch_protocols = Some(1 - dir);
             return BodyKind::Tunnel;
         }
-        let chunked = is_chunked(msg);
-        let length = content_length(msg);
+        let (chunked, length) = framing(msg);
         match (chunked, length) {
             (Some(true), l) => {
                 if l.is_some() {

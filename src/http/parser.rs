@@ -377,6 +377,19 @@ impl Parser {
                 return skip;
             }
         }
+        // The common case: a whole header block at the start of this chunk. Copy just the block.
+        if self.buf.is_empty() {
+            if let Some(end) = find_head_end(rest, 0) {
+                if end <= self.limits.max_header_bytes {
+                    self.append(rest.get(..end).unwrap_or_default(), o);
+                    // Not a message: resynchronise from the next line, which may start one.
+                    return match self.parse_buffered(o, sink) {
+                        Some(()) => end,
+                        None => first_line(rest).len(),
+                    };
+                }
+            }
+        }
         let old = self.buf.len();
         let from = old.saturating_sub(3);
         self.append(rest, o);
@@ -405,6 +418,12 @@ impl Parser {
         }
         let used = end - old;
         self.buf.truncate(end);
+        let _ = self.parse_buffered(o, sink);
+        used
+    }
+
+    /// Parses the complete header block in `buf` and starts the message's body.
+    fn parse_buffered(&mut self, o: Origin, sink: &mut dyn MessageSink) -> Option<()> {
         let origin = self.buf_origin.take().unwrap_or(o);
         let head = std::mem::take(&mut self.buf);
         match self.parse_head(head, origin) {
@@ -412,12 +431,13 @@ impl Parser {
                 self.is_http = true;
                 msg.last_frame = o.frame;
                 self.start_body(msg, o, sink);
+                Some(())
             }
             None => {
                 self.lose_sync();
+                None
             }
         }
-        used
     }
 
     fn parse_head(&mut self, mut head: Vec<u8>, origin: Origin) -> Option<Box<Message>> {
@@ -458,7 +478,9 @@ impl Parser {
                 self.stats.too_many_headers += 1;
                 return None;
             }
-            Err(_) => match parse_lenient(&head, self.limits.max_headers) {
+            Err(_) => match parse_lenient(&head, self.limits.max_headers)
+                .filter(|_| is_start_line(trim_nl(first_line(&head))))
+            {
                 Some(p) => {
                     anomalies.push(Anomaly::MalformedStartLine);
                     p
@@ -733,6 +755,12 @@ impl Parser {
         self.buf.clear();
         self.state = State::Ignore;
     }
+}
+
+fn first_line(b: &[u8]) -> &[u8] {
+    memchr::memchr(b'\n', b)
+        .and_then(|i| b.get(..=i))
+        .unwrap_or(b)
 }
 
 fn trim_nl(line: &[u8]) -> &[u8] {

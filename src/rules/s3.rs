@@ -250,10 +250,17 @@ pub fn is_s3_request(req: &Message) -> bool {
             return true;
         }
     }
-    let uri = String::from_utf8_lossy(req.uri().unwrap_or_default()).into_owned();
-    let q = uri.split_once('?').map_or("", |(_, q)| q);
-    query_param(q, "X-Amz-Signature").is_some()
-        || (query_param(q, "Signature").is_some() && query_param(q, "AWSAccessKeyId").is_some())
+    let uri = req.uri().unwrap_or_default();
+    let Some(q) = memchr::memchr(b'?', uri).and_then(|i| uri.get(i + 1..)) else {
+        return false;
+    };
+    let has = |name: &[u8]| {
+        q.split(|&c| c == b'&').any(|kv| {
+            kv.strip_prefix(name)
+                .is_some_and(|rest| rest.first() == Some(&b'='))
+        })
+    };
+    has(b"X-Amz-Signature") || (has(b"Signature") && has(b"AWSAccessKeyId"))
 }
 
 /// Days since 1970-01-01 of a civil date (proleptic Gregorian; H. Hinnant's algorithm).
