@@ -209,19 +209,51 @@ fn use_color() -> bool {
     io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
+/// A progress bar on standard error for a long offline run: only on a terminal, only for a
+/// file whose size is known, and only with human output.
+pub fn progress_bar(path: &Path, human: bool) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !human || !io::stderr().is_terminal() || path.as_os_str() == "-" {
+        return None;
+    }
+    let size = std::fs::metadata(path).ok()?.len();
+    if size < 64 * 1024 * 1024 {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(size);
+    let style = indicatif::ProgressStyle::with_template(
+        "{spinner} {bytes}/{total_bytes} [{wide_bar}] {binary_bytes_per_sec}, {eta} left",
+    )
+    .ok()?;
+    bar.set_style(style.progress_chars("=> "));
+    Some(bar)
+}
+
 /// Runs the rules over one capture, calling `on_finding` as findings are made.
 pub fn run_rules(
     reader: &mut CaptureReader,
     limits: crate::flow::Limits,
     only: &[String],
     on_finding: &mut dyn FnMut(crate::finding::Finding),
+    progress: Option<&indicatif::ProgressBar>,
 ) -> Result<(crate::capture::file::ReadEnd, Engine, u64), String> {
     let rules = crate::rules::instantiate(only)?;
     let mut engine = Engine::new(limits);
     let mut set = crate::rules::RuleSet::new(rules, on_finding);
+    let mut read = 0u64;
     let end = reader.for_each_frame(|f| {
         engine.frame(f, &mut set);
+        if let Some(p) = progress {
+            // Record header plus data: close to the bytes of the file read.
+            read += f.data.len() as u64 + 16;
+            if f.number % 65_536 == 0 {
+                p.set_position(read);
+            }
+        }
     });
+    if let Some(p) = progress {
+        p.finish_and_clear();
+    }
     engine.finish(&mut set);
     let dropped = set.state_dropped();
     Ok((end, engine, dropped))
@@ -288,14 +320,20 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
                 io_error = Some(e);
             }
         };
-        let (end, engine, dropped) =
-            match run_rules(&mut reader, limits, &args.rules, &mut on_finding) {
-                Ok(x) => x,
-                Err(e) => {
-                    report_error("--rules", &e);
-                    return EXIT_ERROR;
-                }
-            };
+        let bar = progress_bar(path, !json);
+        let (end, engine, dropped) = match run_rules(
+            &mut reader,
+            limits,
+            &args.rules,
+            &mut on_finding,
+            bar.as_ref(),
+        ) {
+            Ok(x) => x,
+            Err(e) => {
+                report_error("--rules", &e);
+                return EXIT_ERROR;
+            }
+        };
         let summary = FileSummary::new(
             &name,
             reader.format(),
@@ -437,7 +475,7 @@ pub fn extract(args: &crate::cli::ExtractArgs) -> u8 {
             };
             let mut found = Vec::new();
             let mut keep = |f: crate::finding::Finding| found.push(f);
-            if let Err(e) = run_rules(&mut reader, args.limits.to_limits(), &[], &mut keep) {
+            if let Err(e) = run_rules(&mut reader, args.limits.to_limits(), &[], &mut keep, None) {
                 report_error("extract", &e);
                 return EXIT_ERROR;
             }
