@@ -19,8 +19,10 @@ fi
 (($#)) || { echo "usage: scripts/bench.sh CAPTURE... | --record DIR" >&2; exit 2; }
 cargo build --release -q
 bin=target/release/capdiag
+tmp=$(mktemp); trap 'rm -f "$tmp"' EXIT
 measure() { # prints "seconds peak_rss_kib" of a command, its output discarded
-  { /usr/bin/time -f '%e %M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1
+  /usr/bin/time -f '%e %M' -o "$tmp" "$@" >/dev/null 2>&1 || true
+  tail -1 "$tmp"
 }
 printf '%-18s %8s %10s | %-26s | %-18s | %-22s | %s\n' capture MB packets "capdiag s (MB/s, RSS)" "tcpdump -r s" "tshark http s (RSS)" "capdiag/tcpdump, tshark/capdiag"
 for f in "$@"; do
