@@ -167,6 +167,11 @@ impl Engine {
 
     /// Analyses one frame; returns its TCP stream number (`tcp.stream`) when it is TCP.
     pub fn frame(&mut self, frame: &Frame<'_>, sink: &mut dyn Sink) -> Option<u64> {
+        // Deadlines that passed before this frame was captured act first, so a finding holds
+        // the evidence that existed at its deadline, in a file as in a live watch.
+        if frame.ts > self.max_ts {
+            sink.tick(frame.ts);
+        }
         let s = &mut self.stats;
         s.frames += 1;
         s.captured_bytes += frame.data.len() as u64;
