@@ -9,7 +9,7 @@
 //! `capdiag analyze FILE` finds the same rules at the same key frames.
 //!
 //! Needs root, iproute2, nginx and curl: `.ci/run` installs them and runs this test with
-//! `cargo test --release -- --include-ignored`.
+//! `cargo test -- --include-ignored`.
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};

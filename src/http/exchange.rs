@@ -32,7 +32,12 @@ pub struct Exchange {
 impl Exchange {
     /// Nanoseconds from the request's first byte to the response's last.
     pub fn duration_ns(&self) -> Option<i64> {
-        Some(self.response.as_ref()?.end_ts - self.request.as_ref()?.first_ts)
+        Some(
+            self.response
+                .as_ref()?
+                .end_ts
+                .saturating_sub(self.request.as_ref()?.first_ts),
+        )
     }
 
     /// The frame at which the exchange was last added to.

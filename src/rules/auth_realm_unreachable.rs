@@ -66,8 +66,8 @@ pub fn realm_of(value: &str) -> Option<String> {
 fn matches(c: &Challenge, a: &ConnectionAttempt) -> bool {
     let ts = a.first_syn_ts;
     a.client.ip() == c.client
-        && ts + 1_000_000_000 >= c.ts
-        && ts <= c.ts + FOLLOW_NS
+        && ts.saturating_add(1_000_000_000) >= c.ts
+        && ts <= c.ts.saturating_add(FOLLOW_NS)
         && match c.target {
             Some(t) => a.server == t,
             // A realm given by name: any connection to its port that is not to the registry.
@@ -179,7 +179,7 @@ impl AuthRealmUnreachable {
         let how = format!(
             "{} SYNs over {:.1} s, no SYN-ACK, no reset",
             a.syn_count,
-            (a.last_syn_ts - a.first_syn_ts) as f64 / 1e9
+            a.last_syn_ts.saturating_sub(a.first_syn_ts) as f64 / 1e9
         );
         Self::report(c, a, &how, out);
     }
@@ -212,7 +212,7 @@ impl Rule for AuthRealmUnreachable {
                     c.reached = true;
                 } else if req.first_ts >= c.ts
                     && !ex.response_gap
-                    && ex.ended_ts - req.first_ts >= NO_ANSWER_NS
+                    && ex.ended_ts.saturating_sub(req.first_ts) >= NO_ANSWER_NS
                 {
                     let a = ConnectionAttempt::new(
                         ex.stream,
@@ -314,11 +314,15 @@ impl Rule for AuthRealmUnreachable {
     }
 
     fn next_deadline(&self) -> Option<TimestampNs> {
-        let pending = self
+        let pending = self.challenges.iter().filter_map(|c| {
+            c.pending
+                .as_ref()
+                .map(|a| a.first_syn_ts.saturating_add(SYN_WAIT_NS))
+        });
+        let expiry = self
             .challenges
             .iter()
-            .filter_map(|c| c.pending.as_ref().map(|a| a.first_syn_ts + SYN_WAIT_NS));
-        let expiry = self.challenges.iter().map(|c| c.ts + FOLLOW_NS);
+            .map(|c| c.ts.saturating_add(FOLLOW_NS));
         pending.chain(expiry).min()
     }
 
@@ -328,7 +332,7 @@ impl Rule for AuthRealmUnreachable {
                 continue;
             }
             if let Some(a) = c.pending.take() {
-                if now >= a.first_syn_ts + SYN_WAIT_NS && a.syn_count >= 2 {
+                if now >= a.first_syn_ts.saturating_add(SYN_WAIT_NS) && a.syn_count >= 2 {
                     Self::report_no_answer(c, &a, out);
                 } else {
                     c.pending = Some(a);
@@ -336,7 +340,8 @@ impl Rule for AuthRealmUnreachable {
             }
         }
         self.challenges.retain(|c| {
-            c.pending.is_some() || (!c.reported && !c.reached && now < c.ts + FOLLOW_NS)
+            c.pending.is_some()
+                || (!c.reported && !c.reached && now < c.ts.saturating_add(FOLLOW_NS))
         });
     }
 

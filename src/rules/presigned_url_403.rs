@@ -74,7 +74,7 @@ fn causes(r: &Redirect, f: &FollowUp) -> (Vec<String>, Vec<String>) {
             causes.push(format!(
                 "the URL had expired: it was valid until {} (X-Amz-Date + X-Amz-Expires), the request was sent {} later",
                 fmt_time(exp),
-                human_duration(sent_at - exp)
+                human_duration(sent_at.saturating_sub(exp))
             ));
             fixes.push(
                 "follow the redirect promptly, or have the registry sign URLs for longer"
@@ -86,7 +86,7 @@ fn causes(r: &Redirect, f: &FollowUp) -> (Vec<String>, Vec<String>) {
         .and_then(|m| m.header_str("date"))
         .and_then(|d| parse_http_date(&d));
     if let (Some(s3_now), Some(signed)) = (s3_date, r.signed.signed_at) {
-        let ahead = signed - s3_now;
+        let ahead = signed.saturating_sub(s3_now);
         if ahead > 15 * 60 {
             causes.push(format!(
                 "clock skew: the URL was signed at {} (X-Amz-Date), {} ahead of S3's clock ({} in its Date header)",
@@ -373,8 +373,8 @@ impl Rule for PresignedUrl403 {
         self.redirects
             .iter()
             .map(|r| match r.refused_at {
-                Some(t) => t + SETTLE_NS,
-                None => r.ts + NO_FOLLOW_UP_NS,
+                Some(t) => t.saturating_add(SETTLE_NS),
+                None => r.ts.saturating_add(NO_FOLLOW_UP_NS),
             })
             .min()
     }
@@ -383,8 +383,8 @@ impl Rule for PresignedUrl403 {
         let mut keep = VecDeque::new();
         while let Some(r) = self.redirects.pop_front() {
             match r.refused_at {
-                Some(t) if now >= t + SETTLE_NS => Self::emit_refused(&r, out),
-                None if now >= r.ts + NO_FOLLOW_UP_NS => {
+                Some(t) if now >= t.saturating_add(SETTLE_NS) => Self::emit_refused(&r, out),
+                None if now >= r.ts.saturating_add(NO_FOLLOW_UP_NS) => {
                     // Followed up without refusal (healthy): forget it. Not followed: say so.
                     if r.follow_ups.is_empty() {
                         Self::emit_no_follow_up(&r, out);

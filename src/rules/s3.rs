@@ -223,7 +223,7 @@ pub fn presigned(url: &Url) -> Option<Presigned> {
             v4: true,
             signed_at,
             expires_in,
-            expires_at: signed_at.zip(expires_in).map(|(a, b)| a + b),
+            expires_at: signed_at.zip(expires_in).map(|(a, b)| a.saturating_add(b)),
             signed_headers: query_param(q, "X-Amz-SignedHeaders")
                 .map(|h| h.split(';').map(str::to_string).collect())
                 .unwrap_or_default(),
@@ -275,7 +275,12 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 }
 
 fn epoch(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64) -> Option<i64> {
-    let ok = (1..=12).contains(&mo) && (1..=31).contains(&d) && h < 24 && mi < 60 && s <= 60;
+    let ok = (1..=9999).contains(&y)
+        && (1..=12).contains(&mo)
+        && (1..=31).contains(&d)
+        && (0..24).contains(&h)
+        && (0..60).contains(&mi)
+        && (0..=60).contains(&s);
     ok.then(|| days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s)
 }
 

@@ -76,8 +76,8 @@ impl S3ErrorNotXml {
         ex.server.ip() == g.s3_client
             && resp.status().is_some_and(|s| s >= 500)
             && req.first_ts <= g.last_ts
-            && resp.end_ts + CORRELATE_NS >= g.first_ts
-            && resp.end_ts <= g.last_ts + CORRELATE_NS
+            && resp.end_ts.saturating_add(CORRELATE_NS) >= g.first_ts
+            && resp.end_ts <= g.last_ts.saturating_add(CORRELATE_NS)
     }
 
     fn emit(g: Group, out: &mut Vec<Finding>) {
@@ -218,7 +218,7 @@ impl Rule for S3ErrorNotXml {
                 g.s3_client == ex.client.ip()
                     && g.gateway == ex.server
                     && g.key == key
-                    && now <= g.last_ts + SETTLE_NS
+                    && now <= g.last_ts.saturating_add(SETTLE_NS)
             });
             let idx = match pos {
                 Some(i) => i,
@@ -275,13 +275,16 @@ impl Rule for S3ErrorNotXml {
     }
 
     fn next_deadline(&self) -> Option<TimestampNs> {
-        self.groups.iter().map(|g| g.last_ts + SETTLE_NS).min()
+        self.groups
+            .iter()
+            .map(|g| g.last_ts.saturating_add(SETTLE_NS))
+            .min()
     }
 
     fn on_tick(&mut self, now: TimestampNs, out: &mut Vec<Finding>) {
         let mut i = 0;
         while let Some(g) = self.groups.get(i) {
-            if now >= g.last_ts + SETTLE_NS {
+            if now >= g.last_ts.saturating_add(SETTLE_NS) {
                 let g = self.groups.remove(i);
                 Self::emit(g, out);
             } else {
@@ -291,7 +294,7 @@ impl Rule for S3ErrorNotXml {
         self.recent_5xx.retain(|c| {
             c.response
                 .as_ref()
-                .is_some_and(|r| r.end_ts + CORRELATE_NS >= now)
+                .is_some_and(|r| r.end_ts.saturating_add(CORRELATE_NS) >= now)
         });
     }
 
