@@ -4,7 +4,9 @@
     python3 fuzz/make-seeds.py            # from the repository root, or
     python3 make-seeds.py                 # from fuzz/
 
-* whole_file:   every *.pcap / *.pcapng under samples/ and tests/corpus/, as they are.
+* whole_file:   every *.pcap / *.pcapng under samples/ and tests/corpus/, as they are, and
+                the samples rewritten as pcapng with timestamps at the edges of the
+                representable range (saturated at i64::MAX, negative, jumping between them).
 * decode_frame: individual frames read from those captures (pcap and pcapng parsed here,
                 standard library only), each prefixed with the target's two header bytes:
                 the link-type selector and the wire-length byte (0, or the amount the snap
@@ -65,7 +67,8 @@ def captures():
 
 
 def pcap_records(data):
-    """(link type, captured bytes, original length) of every record of a pcap file."""
+    """(link type, captured bytes, original length, timestamp in µs) of every record of a pcap
+    file."""
     magic = data[:4]
     if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
         e = "<"
@@ -73,19 +76,21 @@ def pcap_records(data):
         e = ">"
     else:
         return
+    nano = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
     link = struct.unpack(e + "I", data[20:24])[0] & 0x0FFFFFFF
     off = 24
     while off + 16 <= len(data):
-        _, _, incl, orig = struct.unpack(e + "IIII", data[off : off + 16])
+        sec, frac, incl, orig = struct.unpack(e + "IIII", data[off : off + 16])
         off += 16
         if incl > len(data) - off:
             return
-        yield link, data[off : off + incl], orig
+        yield link, data[off : off + incl], orig, sec * 1_000_000 + (frac // 1000 if nano else frac)
         off += incl
 
 
 def pcapng_records(data):
-    """(link type, captured bytes, original length) of every packet block of a pcapng file."""
+    """(link type, captured bytes, original length, raw timestamp) of every packet block of a
+    pcapng file (the raw timestamp is in the interface's units, µs unless it says otherwise)."""
     off = 0
     e = "<"
     links = []
@@ -102,12 +107,12 @@ def pcapng_records(data):
         if btype == 1 and len(body) >= 2:  # interface description
             links.append(struct.unpack(e + "H", body[:2])[0])
         elif btype == 6 and len(body) >= 20:  # enhanced packet
-            iface, _, _, cap, orig = struct.unpack(e + "IIIII", body[:20])
+            iface, hi, lo, cap, orig = struct.unpack(e + "IIIII", body[:20])
             if iface < len(links):
-                yield links[iface], body[20 : 20 + cap], orig
+                yield links[iface], body[20 : 20 + cap], orig, (hi << 32) | lo
         elif btype == 3 and len(body) >= 4 and links:  # simple packet
             orig = struct.unpack(e + "I", body[:4])[0]
-            yield links[0], body[4 : 4 + orig], orig
+            yield links[0], body[4 : 4 + orig], orig, 0
         off += blen
 
 
@@ -117,6 +122,78 @@ def records(path):
     if data[:4] == b"\x0a\x0d\x0d\x0a":
         return list(pcapng_records(data))
     return list(pcap_records(data))
+
+
+def pcapng_block(t, body):
+    body += b"\0" * (-len(body) % 4)
+    n = len(body) + 12
+    return struct.pack("<II", t, n) + body + struct.pack("<I", n)
+
+
+def pcapng_file(recs, tsresol=None, tsoffset=None):
+    """A little-endian pcapng with one interface per link type, from (link, data, orig, ts)."""
+    out = pcapng_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    ifaces = []
+    for link, _, _, _ in recs:
+        if link not in ifaces:
+            ifaces.append(link)
+    for link in ifaces:
+        opts = b""
+        if tsresol is not None:
+            opts += struct.pack("<HHB3x", 9, 1, tsresol)
+        if tsoffset is not None:
+            opts += struct.pack("<HHq", 14, 8, tsoffset)
+        if opts:
+            opts += struct.pack("<HH", 0, 0)
+        out += pcapng_block(1, struct.pack("<HHI", link, 0, 0) + opts)
+    for link, data, orig, ts in recs:
+        ts &= (1 << 64) - 1
+        out += pcapng_block(
+            6, struct.pack("<IIIII", ifaces.index(link), ts >> 32, ts & 0xFFFFFFFF, len(data), orig) + data
+        )
+    return out
+
+
+def seed_timestamp_extremes():
+    """The samples (registry traffic that the rules act on) rewritten as pcapng with timestamps
+    at the edges of what capdiag can represent: pcapng timestamps are 64-bit, so capture time
+    saturates at i64::MAX, or goes negative with a one-second resolution or a large negative
+    offset. Plain pcap cannot express these, and a fuzzer rarely stumbles on them."""
+    n = 0
+    top = 1 << 64
+    for dirpath, _, names in os.walk(os.path.join(ROOT, "samples")):
+        for name in sorted(names):
+            if not name.endswith((".pcap", ".pcapng")):
+                continue
+            recs = records(os.path.join(dirpath, name))
+            if not recs:
+                continue
+            half = len(recs) // 2
+            variants = {
+                # Every frame at the saturation point.
+                "tsmax": [(l, d, o, top - 1 - i) for i, (l, d, o, _) in enumerate(recs)],
+                # Normal time, then a jump to the saturation point half-way.
+                "tsjump": [(l, d, o, t if i < half else top - 1000 + i) for i, (l, d, o, t) in enumerate(recs)],
+                # Seconds resolution and raw values above i64::MAX: negative capture time.
+                "tsneg": [(l, d, o, (1 << 63) + i) for i, (l, d, o, _) in enumerate(recs)],
+                # Negative half-way, saturated after.
+                "tsnegmax": [
+                    (l, d, o, (1 << 63) + i if i < half else top - 1 - i) for i, (l, d, o, _) in enumerate(recs)
+                ],
+            }
+            stem = os.path.relpath(os.path.join(dirpath, name), ROOT).replace(os.sep, "__")
+            d = os.path.join(CORPUS, "whole_file")
+            os.makedirs(d, exist_ok=True)
+            for tag, v in variants.items():
+                resol = 0 if tag.startswith("tsneg") else None
+                with open(os.path.join(d, f"{stem}.{tag}.pcapng"), "wb") as f:
+                    f.write(pcapng_file(v, tsresol=resol))
+                n += 1
+            # A large negative interface offset on otherwise normal timestamps.
+            with open(os.path.join(d, f"{stem}.tsoffset.pcapng"), "wb") as f:
+                f.write(pcapng_file([(l, dd, o, t) for l, dd, o, t in recs], tsoffset=-(1 << 62)))
+            n += 1
+    print(f"whole_file: {n} timestamp-extreme variants")
 
 
 # ---------------------------------------------------------------- targets
@@ -142,7 +219,7 @@ def seed_decode_frame(files):
         step = max(1, len(recs) // MAX_FRAMES_PER_FILE)
         picked = recs[:3] + recs[3::step]
         n = 0
-        for link, frame, orig in picked:
+        for link, frame, orig, _ in picked:
             if link not in LINKS or n >= MAX_FRAMES_PER_FILE or total >= MAX_FRAMES:
                 continue
             cut = max(0, orig - len(frame))
@@ -159,7 +236,7 @@ def seed_decode_frame(files):
     # frames as raw IP, IPv4/IPv6, BSD loopback (host and network byte order).
     ips = []
     for p in files:
-        for link, frame, orig in records(p)[:40]:
+        for link, frame, orig, _ in records(p)[:40]:
             v6 = frame[12:14] == b"\x86\xdd"
             if link == 1 and (v6 or frame[12:14] == b"\x08\x00"):
                 if sum(1 for x in ips if x[0] == v6) < (20 if v6 else 40):
@@ -374,6 +451,7 @@ def seed_reassembly():
 def main():
     files = captures()
     seed_whole_file(files)
+    seed_timestamp_extremes()
     seed_decode_frame(files)
     seed_http_stream(files)
     seed_reassembly()
