@@ -261,9 +261,8 @@ pub fn run_rules(
 
 /// `capdiag analyze`.
 pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
-    use crate::cli::FailOn;
     use crate::finding::Severity;
-    use crate::output::findings::{count_line, finding_block};
+    use crate::output::findings::finding_block;
     if let Err(e) = crate::rules::instantiate(&args.rules) {
         report_error("--rules", &e);
         return EXIT_ERROR;
@@ -362,7 +361,6 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
             rule_state_dropped: dropped,
         });
     }
-    let _ = count_line;
     if json && io_error.is_none() {
         let r = out
             .write_all(b"\n],\"files\":")
@@ -386,13 +384,7 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
     if code == EXIT_ERROR {
         return EXIT_ERROR;
     }
-    let threshold = match args.fail_on {
-        FailOn::Info => Some(Severity::Info),
-        FailOn::Warning => Some(Severity::Warning),
-        FailOn::Error => Some(Severity::Error),
-        FailOn::Never => None,
-    };
-    match (threshold, worst) {
+    match (fail_threshold(args.fail_on), worst) {
         (Some(t), Some(w)) if w >= t => EXIT_FINDINGS,
         _ => EXIT_OK,
     }

@@ -104,26 +104,6 @@ pub fn finding_block(f: &Finding, n: usize, file: &str, color: bool) -> String {
     out
 }
 
-/// `3 findings: 2 error, 1 info`.
-pub fn count_line(findings: &[Finding]) -> String {
-    if findings.is_empty() {
-        return "no findings".into();
-    }
-    let mut parts = Vec::new();
-    for sev in [Severity::Error, Severity::Warning, Severity::Info] {
-        let n = findings.iter().filter(|f| f.severity == sev).count();
-        if n > 0 {
-            parts.push(format!("{n} {}", sev.as_str()));
-        }
-    }
-    format!(
-        "{} finding{}: {}",
-        findings.len(),
-        if findings.len() == 1 { "" } else { "s" },
-        parts.join(", ")
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
