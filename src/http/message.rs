@@ -4,18 +4,22 @@
 use crate::capture::TimestampNs;
 use std::io::Read;
 
-/// Request line or status line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StartLine {
+/// Where a piece of the start line or a header lies in [`Message::head`]: start and end.
+pub(crate) type Span = (u32, u32);
+
+/// Request line or status line; the text fields are spans of the message's header block, so
+/// a message costs no allocation beyond its header block and header index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StartLine {
     Request {
-        method: String,
-        uri: Vec<u8>,
+        method: Span,
+        uri: Span,
         /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
         version: u8,
     },
     Response {
         status: u16,
-        reason: Vec<u8>,
+        reason: Span,
         version: u8,
     },
 }
@@ -44,8 +48,8 @@ pub enum Anomaly {
 /// Where a header's name and value lie in [`Message::head`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeaderPos {
-    name: (u32, u32),
-    value: (u32, u32),
+    name: Span,
+    value: Span,
 }
 
 /// A message body as far as capdiag keeps it.
@@ -63,7 +67,7 @@ pub struct Body {
 /// One HTTP/1.x request or response.
 #[derive(Clone, Debug)]
 pub struct Message {
-    pub start: StartLine,
+    start: StartLine,
     /// The raw header block: start line, header lines, the empty line.
     head: Vec<u8>,
     headers: Vec<HeaderPos>,
@@ -105,11 +109,15 @@ impl Message {
         }
     }
 
-    pub(crate) fn header_pos(name: (usize, usize), value: (usize, usize)) -> HeaderPos {
+    pub(crate) fn span((a, b): (usize, usize)) -> Span {
         let c = |x: usize| u32::try_from(x).unwrap_or(u32::MAX);
+        (c(a), c(b))
+    }
+
+    pub(crate) fn header_pos(name: (usize, usize), value: (usize, usize)) -> HeaderPos {
         HeaderPos {
-            name: (c(name.0), c(name.1)),
-            value: (c(value.0), c(value.1)),
+            name: Message::span(name),
+            value: Message::span(value),
         }
     }
 
@@ -123,17 +131,26 @@ impl Message {
         matches!(self.start, StartLine::Request { .. })
     }
 
+    /// The request method (a token, so ASCII; `None` for a response).
     pub fn method(&self) -> Option<&str> {
-        match &self.start {
-            StartLine::Request { method, .. } => Some(method),
+        match self.start {
+            StartLine::Request { method, .. } => std::str::from_utf8(self.slice(method)).ok(),
             StartLine::Response { .. } => None,
         }
     }
 
     pub fn uri(&self) -> Option<&[u8]> {
-        match &self.start {
-            StartLine::Request { uri, .. } => Some(uri),
+        match self.start {
+            StartLine::Request { uri, .. } => Some(self.slice(uri)),
             StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The reason phrase of a response as sent (`None` for a request).
+    pub fn reason(&self) -> Option<&[u8]> {
+        match self.start {
+            StartLine::Response { reason, .. } => Some(self.slice(reason)),
+            StartLine::Request { .. } => None,
         }
     }
 
@@ -155,7 +172,7 @@ impl Message {
         &self.head
     }
 
-    fn slice(&self, (a, b): (u32, u32)) -> &[u8] {
+    fn slice(&self, (a, b): Span) -> &[u8] {
         self.head.get(a as usize..b as usize).unwrap_or_default()
     }
 

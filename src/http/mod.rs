@@ -6,5 +6,5 @@ pub mod message;
 pub mod parser;
 
 pub use exchange::{Exchange, HttpConn};
-pub use message::{Anomaly, Message, StartLine};
+pub use message::{Anomaly, Message};
 pub use parser::{BodyPolicy, Limits};

@@ -190,12 +190,12 @@ fn is_request_line(line: &[u8]) -> bool {
 }
 
 /// Splits a request line that httparse refuses into method, target and version; the version
-/// is 1.1 unless the line says `HTTP/1.0`.
-fn lenient_request_line(line: &[u8]) -> Option<StartLine> {
+/// is 1.1 unless the line says `HTTP/1.0`. The method and target are pieces of `line`.
+fn lenient_request_line(line: &[u8]) -> Option<(&[u8], &[u8], u8)> {
     let line = trim_cr(line);
     let mut parts = line.split(|&c| c == b' ').filter(|p| !p.is_empty());
     let method = parts.next()?;
-    let mut uri: &[u8] = b"";
+    let mut uri: &[u8] = &[];
     let mut version = 1;
     for p in parts {
         let upper = p.to_ascii_uppercase();
@@ -212,11 +212,7 @@ fn lenient_request_line(line: &[u8]) -> Option<StartLine> {
             uri = p;
         }
     }
-    Some(StartLine::Request {
-        method: String::from_utf8_lossy(method).into_owned(),
-        uri: uri.to_vec(),
-        version,
-    })
+    Some((method, uri, version))
 }
 
 /// Finds the end of a header block in `buf` (searching from `from`): the index just past the
@@ -377,7 +373,14 @@ impl Parser {
                 return skip;
             }
         }
-        // The common case: a whole header block at the start of this chunk. Copy just the block.
+        // The common case: a whole, well-formed header block at the start of this chunk.
+        // Parse it where it lies and copy just the block.
+        if self.buf.is_empty()
+            && let Some(used) = self.parse_in_place(rest, o, sink)
+        {
+            return used;
+        }
+        // Otherwise a whole block that needs the lenient paths, or one still arriving.
         if self.buf.is_empty() {
             if let Some(end) = find_head_end(rest, 0) {
                 if end <= self.limits.max_header_bytes {
@@ -420,6 +423,31 @@ impl Parser {
         self.buf.truncate(end);
         let _ = self.parse_buffered(o, sink);
         used
+    }
+
+    /// Parses a header block at the start of `rest` in place; `None` (nothing consumed) when
+    /// the block is incomplete, too large, has more headers than fit the small index, or
+    /// needs the lenient paths of [`Parser::parse_head`].
+    fn parse_in_place(
+        &mut self,
+        rest: &[u8],
+        o: Origin,
+        sink: &mut dyn MessageSink,
+    ) -> Option<usize> {
+        let mut small = [httparse::EMPTY_HEADER; 64];
+        let first = small
+            .get_mut(..self.limits.max_headers.min(64))
+            .unwrap_or_default();
+        let (len, (start, positions)) = parse_prefix(rest, first).ok()??;
+        if len > self.limits.max_header_bytes {
+            return None;
+        }
+        let head = rest.get(..len)?.to_vec();
+        let mut msg = Box::new(Message::new(start, head, positions, o.frame, o.ts));
+        self.is_http = true;
+        msg.last_frame = o.frame;
+        self.start_body(msg, o, sink);
+        Some(len)
     }
 
     /// Parses the complete header block in `buf` and starts the message's body.
@@ -788,6 +816,17 @@ fn parse_chunk_size(line: &[u8]) -> Option<u64> {
 
 type Parsed = (StartLine, Vec<super::message::HeaderPos>);
 
+/// Offsets of `s`, a piece of `head`, within `head` (an empty piece from elsewhere is `(0, 0)`).
+fn span_in(head: &[u8], s: &[u8]) -> (usize, usize) {
+    let base = head.as_ptr() as usize;
+    let a = (s.as_ptr() as usize).wrapping_sub(base);
+    if s.is_empty() || a > head.len() {
+        (0, 0)
+    } else {
+        (a, a + s.len())
+    }
+}
+
 /// A request whose start line httparse refuses: the line split by hand, the header lines by
 /// httparse.
 fn parse_lenient(head: &[u8], max_headers: usize) -> Option<Parsed> {
@@ -795,13 +834,13 @@ fn parse_lenient(head: &[u8], max_headers: usize) -> Option<Parsed> {
         return None;
     }
     let nl = memchr::memchr(b'\n', head)?;
-    let start = lenient_request_line(head.get(..nl)?)?;
-    let rest = head.get(nl + 1..)?;
-    let base = head.as_ptr() as usize;
-    let pos_of = |s: &[u8]| {
-        let a = (s.as_ptr() as usize).saturating_sub(base);
-        (a, a + s.len())
+    let (method, uri, version) = lenient_request_line(head.get(..nl)?)?;
+    let start = StartLine::Request {
+        method: Message::span(span_in(head, method)),
+        uri: Message::span(span_in(head, uri)),
+        version,
     };
+    let rest = head.get(nl + 1..)?;
     // Header lines split by hand: `name: value`, lines without a colon skipped.
     let mut pos = Vec::new();
     for line in rest.split(|&c| c == b'\n') {
@@ -818,8 +857,8 @@ fn parse_lenient(head: &[u8], max_headers: usize) -> Option<Parsed> {
             break;
         }
         pos.push(Message::header_pos(
-            pos_of(name),
-            pos_of(value.trim_ascii()),
+            span_in(head, name),
+            span_in(head, value.trim_ascii()),
         ));
     }
     Some((start, pos))
@@ -836,48 +875,50 @@ fn config() -> httparse::ParserConfig {
     c
 }
 
+/// Parses a complete header block; a block that is not complete is an error.
 fn parse_with<'b>(
     head: &'b [u8],
     headers: &mut [httparse::Header<'b>],
 ) -> Result<Parsed, httparse::Error> {
-    let base = head.as_ptr() as usize;
-    let pos_of = |s: &[u8]| {
-        let a = (s.as_ptr() as usize).saturating_sub(base);
-        (a, a + s.len())
-    };
-    if head.get(..5).is_some_and(|v| v == b"HTTP/") {
+    match parse_prefix(head, headers)? {
+        Some((_, p)) => Ok(p),
+        None => Err(httparse::Error::Token),
+    }
+}
+
+/// Parses the header block at the start of `buf`: its length and the message's start line and
+/// header positions, `None` when `buf` ends before the block does.
+fn parse_prefix<'b>(
+    buf: &'b [u8],
+    headers: &mut [httparse::Header<'b>],
+) -> Result<Option<(usize, Parsed)>, httparse::Error> {
+    let span = |s: &[u8]| Message::span(span_in(buf, s));
+    let (len, start, hs) = if buf.get(..5).is_some_and(|v| v == b"HTTP/") {
         let mut res = httparse::Response::new(headers);
-        match config().parse_response(&mut res, head)? {
-            httparse::Status::Complete(_) => {}
-            httparse::Status::Partial => return Err(httparse::Error::Token),
-        }
+        let httparse::Status::Complete(len) = config().parse_response(&mut res, buf)? else {
+            return Ok(None);
+        };
         let start = StartLine::Response {
             status: res.code.unwrap_or(0),
-            reason: res.reason.unwrap_or("").as_bytes().to_vec(),
+            reason: span(res.reason.unwrap_or("").as_bytes()),
             version: res.version.unwrap_or(1),
         };
-        let pos = res
-            .headers
-            .iter()
-            .map(|h| Message::header_pos(pos_of(h.name.as_bytes()), pos_of(h.value)))
-            .collect();
-        Ok((start, pos))
+        (len, start, &*res.headers)
     } else {
         let mut req = httparse::Request::new(headers);
-        match config().parse_request(&mut req, head)? {
-            httparse::Status::Complete(_) => {}
-            httparse::Status::Partial => return Err(httparse::Error::Token),
-        }
+        let httparse::Status::Complete(len) = config().parse_request(&mut req, buf)? else {
+            return Ok(None);
+        };
         let start = StartLine::Request {
-            method: req.method.unwrap_or("").to_string(),
-            uri: req.path.unwrap_or("").as_bytes().to_vec(),
+            method: span(req.method.unwrap_or("").as_bytes()),
+            uri: span(req.path.unwrap_or("").as_bytes()),
             version: req.version.unwrap_or(1),
         };
-        let pos = req
-            .headers
-            .iter()
-            .map(|h| Message::header_pos(pos_of(h.name.as_bytes()), pos_of(h.value)))
-            .collect();
-        Ok((start, pos))
-    }
+        (len, start, &*req.headers)
+    };
+    let pos = hs
+        .iter()
+        .map(|h| Message::header_pos(span_in(buf, h.name.as_bytes()), span_in(buf, h.value)))
+        .collect();
+    Ok(Some((len, (start, pos))))
 }

@@ -50,10 +50,7 @@ impl JsonMessage {
                 None
             },
             status: m.status(),
-            reason: match &m.start {
-                crate::http::StartLine::Response { reason, .. } => Some(escape_bytes(reason)),
-                crate::http::StartLine::Request { .. } => None,
-            },
+            reason: m.reason().map(escape_bytes),
             version: format!("HTTP/1.{}", m.version()),
             content_type: m.header_str("content-type"),
             body_length: m.body.length,

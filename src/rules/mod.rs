@@ -185,10 +185,7 @@ pub fn exchange_evidence(ex: &Exchange, what_req: &str, what_resp: &str) -> Vec<
             what: format!(
                 "{what_resp}: {} {}{}",
                 r.status().unwrap_or(0),
-                escape_bytes(match &r.start {
-                    crate::http::StartLine::Response { reason, .. } => reason,
-                    crate::http::StartLine::Request { .. } => b"",
-                }),
+                escape_bytes(r.reason().unwrap_or_default()),
                 r.header_str("content-type")
                     .map(|c| format!(" ({c})"))
                     .unwrap_or_default()
