@@ -392,6 +392,22 @@ impl FlowTable {
         let carries = seg.payload_len > 0 || seg.has(flags::SYN) || seg.has(flags::FIN);
         let mut retire: Option<Box<Flow>> = None;
         let mut created = false;
+        // The common case, one lookup: a segment of an active flow that does not reuse its
+        // addresses and ports for a new connection.
+        if let Some(slot @ Slot::Active(_)) = self.flows.get_mut(&key)
+            && !(is_syn && slot_reused(slot, dir, seg.seq))
+        {
+            let mut totals = Totals {
+                stats: &mut self.stats,
+                active: &mut self.active,
+                buffered_total: &mut self.buffered_total,
+            };
+            let stream = advance(slot, dir, frame, seg, &mut totals, &self.limits, out);
+            if self.flows.len() - self.active > self.limits.max_dormant {
+                self.limit_dormant();
+            }
+            return stream;
+        }
         match self.flows.get_mut(&key) {
             None => created = true,
             Some(Slot::Dormant(d)) => {
@@ -445,28 +461,17 @@ impl FlowTable {
             self.flows.insert(key, Slot::Active(Box::new(flow)));
             self.active += 1;
         }
-        let Some(Slot::Active(f)) = self.flows.get_mut(&key) else {
-            return None;
+        let slot = self.flows.get_mut(&key)?;
+        let mut totals = Totals {
+            stats: &mut self.stats,
+            active: &mut self.active,
+            buffered_total: &mut self.buffered_total,
         };
-        let stream = f.stream;
-        let before = f.buffered();
-        let closed = process(f, dir, frame, seg, &mut self.stats, out);
-        let after = f.buffered();
-        self.buffered_total = (self.buffered_total + after).saturating_sub(before);
-        if self.buffered_total > self.limits.max_buffered_total {
-            self.stats.reassembly_total_limit_hits += 1;
-            f.release(frame.number, frame.ts, out);
-            self.buffered_total = self.buffered_total.saturating_sub(after - f.buffered());
-        }
-        if closed {
-            let d = f.dormant();
-            self.flows.insert(key, Slot::Dormant(d));
-            self.active -= 1;
-        }
+        let stream = advance(slot, dir, frame, seg, &mut totals, &self.limits, out);
         if self.flows.len() - self.active > self.limits.max_dormant {
             self.limit_dormant();
         }
-        Some(stream)
+        stream
     }
 
     /// A segment too damaged to analyse still gets its pair a stream number, as in Wireshark,
@@ -618,6 +623,57 @@ impl FlowTable {
         // Flows still open at the end of the input are not idle ones.
         self.stats.idle_flows_finished = before;
     }
+}
+
+/// The table's running totals that a flow's progress changes.
+struct Totals<'a> {
+    stats: &'a mut FlowStats,
+    active: &'a mut usize,
+    buffered_total: &'a mut usize,
+}
+
+/// Whether a SYN with sequence number `seq` on this active slot starts a new connection.
+fn slot_reused(slot: &Slot, dir: usize, seq: u32) -> bool {
+    match slot {
+        Slot::Active(f) => f
+            .half
+            .get(dir)
+            .and_then(|h| h.base_seq)
+            .is_some_and(|b| b != seq),
+        Slot::Dormant(_) => false,
+    }
+}
+
+/// Runs a segment through the active flow in `slot`, enforcing the total buffer limit, and
+/// turns the slot dormant when the flow closed. Returns the stream number.
+fn advance(
+    slot: &mut Slot,
+    dir: usize,
+    frame: &Frame<'_>,
+    seg: &TcpSegment<'_>,
+    t: &mut Totals<'_>,
+    limits: &Limits,
+    out: &mut Vec<FlowEvent>,
+) -> Option<u64> {
+    let Slot::Active(f) = slot else {
+        return None;
+    };
+    let stream = f.stream;
+    let before = f.buffered();
+    let closed = process(f, dir, frame, seg, t.stats, out);
+    let after = f.buffered();
+    *t.buffered_total = (*t.buffered_total + after).saturating_sub(before);
+    if *t.buffered_total > limits.max_buffered_total {
+        t.stats.reassembly_total_limit_hits += 1;
+        f.release(frame.number, frame.ts, out);
+        *t.buffered_total = t.buffered_total.saturating_sub(after - f.buffered());
+    }
+    if closed {
+        let d = f.dormant();
+        *slot = Slot::Dormant(d);
+        *t.active -= 1;
+    }
+    Some(stream)
 }
 
 /// Runs one segment through a flow; true when the flow closed.
