@@ -1,6 +1,12 @@
 use clap::Parser;
 use std::process::ExitCode;
 
+/// Every HTTP message is a few small allocations made and freed within microseconds;
+/// mimalloc's thread-local free lists serve them several times faster than the system
+/// allocator (see docs/performance.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = capdiag::cli::Cli::parse();
     let code = match &cli.command {
