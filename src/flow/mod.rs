@@ -62,7 +62,7 @@ impl Default for Limits {
 /// What the flow table reports upward.
 #[derive(Debug)]
 pub enum FlowEvent {
-    Exchange(Box<Exchange>),
+    Exchange(Exchange),
     /// An attempt was answered, refused, found unreachable, or ended unanswered.
     Attempt(ConnectionAttempt),
     /// An attempt's SYN was retransmitted and it is still unanswered.
@@ -247,7 +247,7 @@ impl Flow {
 
     fn drain(&mut self, out: &mut Vec<FlowEvent>) {
         if let App::Http(h) = &mut self.app {
-            out.extend(h.take_exchanges().map(|e| FlowEvent::Exchange(Box::new(e))));
+            out.extend(h.take_exchanges().map(FlowEvent::Exchange));
         }
     }
 

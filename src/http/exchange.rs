@@ -55,12 +55,30 @@ enum Role {
     Final,
 }
 
+/// What response framing needs to know of the request method (RFC 9112 §6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MethodKind {
+    Head,
+    Connect,
+    Other,
+}
+
+impl MethodKind {
+    fn of(method: Option<&str>) -> Option<MethodKind> {
+        method.map(|m| match m {
+            "HEAD" => MethodKind::Head,
+            "CONNECT" => MethodKind::Connect,
+            _ => MethodKind::Other,
+        })
+    }
+}
+
 #[derive(Debug)]
 struct Slot {
     id: u64,
     /// Direction the request travels (client to server).
     client_dir: usize,
-    method: Option<String>,
+    method: Option<MethodKind>,
     request: Option<Box<Message>>,
     request_open: bool,
     interim: Vec<Message>,
@@ -154,7 +172,7 @@ impl MessageSink for DirSink<'_> {
             p.queue.push_back(Slot {
                 id,
                 client_dir: dir,
-                method: msg.method().map(str::to_string),
+                method: MethodKind::of(msg.method()),
                 request: None,
                 request_open: true,
                 interim: Vec::new(),
@@ -193,7 +211,7 @@ impl MessageSink for DirSink<'_> {
                 if !interim {
                     s.response_open = true;
                 }
-                (s.id, s.method.clone())
+                (s.id, s.method)
             }
             None => {
                 let id = p.next_id;
@@ -216,11 +234,10 @@ impl MessageSink for DirSink<'_> {
         if let Some(c) = p.current.get_mut(dir) {
             *c = Some((id, if interim { Role::Interim } else { Role::Final }));
         }
-        let method = method.as_deref();
-        if interim || status == 204 || status == 304 || method == Some("HEAD") {
+        if interim || status == 204 || status == 304 || method == Some(MethodKind::Head) {
             return BodyKind::None;
         }
-        if status == 101 || (method == Some("CONNECT") && (200..300).contains(&status)) {
+        if status == 101 || (method == Some(MethodKind::Connect) && (200..300).contains(&status)) {
             p.switch_protocols = Some(1 - dir);
             return BodyKind::Tunnel;
         }
