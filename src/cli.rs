@@ -52,13 +52,8 @@ pub struct AnalyzeArgs {
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
 
-    /// Exit with 1 when a finding of this severity or higher is found
-    #[arg(long, value_enum, default_value_t = FailOn::Warning)]
-    pub fail_on: FailOn,
-
-    /// Run only these rules (comma-separated ids, see `capdiag rules`)
-    #[arg(long, value_delimiter = ',', value_name = "ID,...")]
-    pub rules: Vec<String>,
+    #[command(flatten)]
+    pub rule_args: RuleArgs,
 
     #[command(flatten)]
     pub limits: LimitArgs,
@@ -70,6 +65,18 @@ pub enum WatchFormat {
     Text,
     /// One JSON object per line: each finding, then a summary
     Ndjson,
+}
+
+/// Which rules run and which findings fail the run (`analyze` and `watch`).
+#[derive(Debug, Args)]
+pub struct RuleArgs {
+    /// Exit with 1 when a finding of this severity or higher was made
+    #[arg(long, value_enum, default_value_t = FailOn::Warning)]
+    pub fail_on: FailOn,
+
+    /// Run only these rules (comma-separated ids, see `capdiag rules`)
+    #[arg(long, value_delimiter = ',', value_name = "ID,...")]
+    pub rules: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -115,13 +122,8 @@ pub struct WatchArgs {
     #[arg(long, value_name = "MIB", default_value_t = 64)]
     pub buffer_mib: i32,
 
-    /// Exit with 1 when a finding of this severity or higher was made
-    #[arg(long, value_enum, default_value_t = FailOn::Warning)]
-    pub fail_on: FailOn,
-
-    /// Run only these rules (comma-separated ids, see `capdiag rules`)
-    #[arg(long, value_delimiter = ',', value_name = "ID,...")]
-    pub rules: Vec<String>,
+    #[command(flatten)]
+    pub rule_args: RuleArgs,
 
     #[command(flatten)]
     pub limits: LimitArgs,

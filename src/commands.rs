@@ -263,7 +263,7 @@ pub fn run_rules(
 pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
     use crate::finding::Severity;
     use crate::output::findings::finding_block;
-    if let Err(e) = crate::rules::instantiate(&args.rules) {
+    if let Err(e) = crate::rules::instantiate(&args.rule_args.rules) {
         report_error("--rules", &e);
         return EXIT_ERROR;
     }
@@ -323,7 +323,7 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
         let (end, engine, dropped) = match run_rules(
             &mut reader,
             limits,
-            &args.rules,
+            &args.rule_args.rules,
             &mut on_finding,
             bar.as_ref(),
         ) {
@@ -384,7 +384,7 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
     if code == EXIT_ERROR {
         return EXIT_ERROR;
     }
-    match (fail_threshold(args.fail_on), worst) {
+    match (fail_threshold(args.rule_args.fail_on), worst) {
         (Some(t), Some(w)) if w >= t => EXIT_FINDINGS,
         _ => EXIT_OK,
     }
@@ -663,7 +663,7 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
         report_error("watch", &"-i IFACE is required");
         return EXIT_ERROR;
     };
-    let rules = match crate::rules::instantiate(&args.rules) {
+    let rules = match crate::rules::instantiate(&args.rule_args.rules) {
         Ok(r) => r,
         Err(e) => {
             report_error("--rules", &e);
@@ -848,7 +848,7 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
         report_error(&format!("capturing on {iface}"), &e);
         return EXIT_ERROR;
     }
-    match (fail_threshold(args.fail_on), worst) {
+    match (fail_threshold(args.rule_args.fail_on), worst) {
         (Some(t), Some(w)) if w >= t => EXIT_FINDINGS,
         _ => EXIT_OK,
     }
