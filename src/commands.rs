@@ -28,6 +28,25 @@ pub fn open_capture(path: &Path) -> Result<CaptureReader, OpenError> {
     CaptureReader::new(file)
 }
 
+/// Opens a capture, or reports why it cannot be read (named as the user gave it).
+fn open_or_report(path: &Path, name: &str) -> Option<CaptureReader> {
+    match open_capture(path) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            report_error(name, &e);
+            None
+        }
+    }
+}
+
+/// Says on standard error how reading stopped when the file did not end cleanly (cut off,
+/// damaged, read error); the records before that point were analysed.
+fn warn_if_incomplete(name: &str, end: &crate::capture::file::ReadEnd) {
+    if *end != crate::capture::file::ReadEnd::Complete {
+        eprintln!("capdiag: warning: {name}: {end}");
+    }
+}
+
 /// Prints an error once, the way every capdiag error looks.
 pub fn report_error(what: &str, err: &dyn std::fmt::Display) {
     eprintln!("capdiag: {what}: {err}");
@@ -115,13 +134,9 @@ pub fn http(args: &HttpArgs) -> u8 {
     };
     for path in &args.files {
         let name = path.display().to_string();
-        let mut reader = match open_capture(path) {
-            Ok(r) => r,
-            Err(e) => {
-                report_error(&name, &e);
-                code = EXIT_ERROR;
-                continue;
-            }
+        let Some(mut reader) = open_or_report(path, &name) else {
+            code = EXIT_ERROR;
+            continue;
         };
         let mut engine = Engine::new(limits);
         let mode = match json.take() {
@@ -169,9 +184,7 @@ pub fn http(args: &HttpArgs) -> u8 {
             report_error("writing output", &e);
             return EXIT_ERROR;
         }
-        if end != crate::capture::file::ReadEnd::Complete {
-            eprintln!("capdiag: warning: {name}: {end}");
-        }
+        warn_if_incomplete(&name, &end);
         summaries.push(summary);
     }
     let result = match json {
@@ -284,13 +297,9 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
     }
     for path in &args.files {
         let name = path.display().to_string();
-        let mut reader = match open_capture(path) {
-            Ok(r) => r,
-            Err(e) => {
-                report_error(&name, &e);
-                code = EXIT_ERROR;
-                continue;
-            }
+        let Some(mut reader) = open_or_report(path, &name) else {
+            code = EXIT_ERROR;
+            continue;
         };
         let mut n = 0usize;
         let mut on_finding = |f: crate::finding::Finding| {
@@ -352,9 +361,7 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
                 io_error = Some(e);
             }
         }
-        if end != crate::capture::file::ReadEnd::Complete {
-            eprintln!("capdiag: warning: {name}: {end}");
-        }
+        warn_if_incomplete(&name, &end);
         summaries.push(AnalyzeFileSummary {
             summary,
             findings: n,
@@ -403,20 +410,13 @@ pub const EXIT_FINDINGS: u8 = 1;
 
 /// `capdiag rules`.
 pub fn rules() -> u8 {
-    let mut t = exchange_table_like(&["rule", "severity", "what it detects"]);
+    let mut t = crate::output::table::table(&["rule", "severity", "what it detects"]);
     for r in crate::rules::RULES {
         t.add_row(vec![r.id, r.severity.as_str(), r.title]);
     }
     println!("{t}");
     println!("`capdiag explain ID` prints a rule's page.");
     EXIT_OK
-}
-
-fn exchange_table_like(header: &[&str]) -> comfy_table::Table {
-    let mut t = comfy_table::Table::new();
-    t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED)
-        .set_header(header.to_vec());
-    t
 }
 
 /// `capdiag explain ID`.
@@ -458,12 +458,8 @@ pub fn extract(args: &crate::cli::ExtractArgs) -> u8 {
             }
         },
         (None, Some(n)) => {
-            let mut reader = match open_capture(&args.file) {
-                Ok(r) => r,
-                Err(e) => {
-                    report_error(&name, &e);
-                    return EXIT_ERROR;
-                }
+            let Some(mut reader) = open_or_report(&args.file, &name) else {
+                return EXIT_ERROR;
             };
             let mut found = Vec::new();
             let mut keep = |f: crate::finding::Finding| found.push(f);
@@ -488,12 +484,8 @@ pub fn extract(args: &crate::cli::ExtractArgs) -> u8 {
         }
         (None, None) => None,
     };
-    let mut reader = match open_capture(&args.file) {
-        Ok(r) => r,
-        Err(e) => {
-            report_error(&name, &e);
-            return EXIT_ERROR;
-        }
+    let Some(mut reader) = open_or_report(&args.file, &name) else {
+        return EXIT_ERROR;
     };
     let file = match File::create(&args.out) {
         Ok(f) => io::BufWriter::new(f),
@@ -578,9 +570,7 @@ fn extract_frames(
         report_error(&out_path.display().to_string(), &e);
         return EXIT_ERROR;
     }
-    if end != crate::capture::file::ReadEnd::Complete {
-        eprintln!("capdiag: warning: {name}: {end}");
-    }
+    warn_if_incomplete(name, &end);
     eprintln!(
         "capdiag: wrote {written} frame{} to {}",
         if written == 1 { "" } else { "s" },

@@ -91,23 +91,29 @@ pub fn exchange_row(ex: &Exchange) -> Vec<Cell> {
     ]
 }
 
-pub fn exchange_table() -> Table {
+/// A table in capdiag's style with these column headers.
+pub fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_style(presets::UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(vec![
-            "stream",
-            "req",
-            "resp",
-            "client → server",
-            "method",
-            "host",
-            "uri",
-            "status",
-            "content type",
-            "body",
-            "time",
-        ]);
+        .set_header(header.to_vec());
+    t
+}
+
+pub fn exchange_table() -> Table {
+    let mut t = table(&[
+        "stream",
+        "req",
+        "resp",
+        "client → server",
+        "method",
+        "host",
+        "uri",
+        "status",
+        "content type",
+        "body",
+        "time",
+    ]);
+    t.set_content_arrangement(ContentArrangement::Disabled);
     t
 }
 
