@@ -820,7 +820,7 @@ type Parsed = (StartLine, Vec<super::message::HeaderPos>);
 fn span_in(head: &[u8], s: &[u8]) -> (usize, usize) {
     let base = head.as_ptr() as usize;
     let a = (s.as_ptr() as usize).wrapping_sub(base);
-    if s.is_empty() || a > head.len() {
+    if s.is_empty() || a.saturating_add(s.len()) > head.len() {
         (0, 0)
     } else {
         (a, a + s.len())
