@@ -64,9 +64,6 @@ fuzz_target!(|input: &[u8]| {
         Decoded::UnsupportedLink(lt) => {
             let _ = lt.to_string();
         }
-        Decoded::IcmpUnreachable(_)
-        | Decoded::OtherIp
-        | Decoded::Fragment
-        | Decoded::NotIp(_) => {}
+        Decoded::IcmpUnreachable(_) | Decoded::OtherIp | Decoded::Fragment | Decoded::NotIp(_) => {}
     }
 });

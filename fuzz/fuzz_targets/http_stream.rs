@@ -48,7 +48,11 @@ fn check_message(m: &Message, now: u64, limits: &Limits) {
         m.first_frame,
         m.frame
     );
-    assert!(m.frame <= now, "frame {} is in the future (now {now})", m.frame);
+    assert!(
+        m.frame <= now,
+        "frame {} is in the future (now {now})",
+        m.frame
+    );
     assert!(
         m.first_frame <= m.last_frame,
         "first_frame {} > last_frame {}",
@@ -68,7 +72,13 @@ fn check_message(m: &Message, now: u64, limits: &Limits) {
         m.body.length
     );
     // Exercise the accessors the rules and outputs use.
-    let _ = (m.method(), m.uri(), m.status(), m.version(), m.raw_head().len());
+    let _ = (
+        m.method(),
+        m.uri(),
+        m.status(),
+        m.version(),
+        m.raw_head().len(),
+    );
     for (name, value) in m.headers() {
         let _ = (name.len(), value.len());
     }

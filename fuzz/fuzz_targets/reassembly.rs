@@ -213,14 +213,25 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         ck.check(&mut log, &segs, anchor);
-        assert_eq!(r.offset(), ck.pos, "offset() disagrees with the chunks delivered");
+        assert_eq!(
+            r.offset(),
+            ck.pos,
+            "offset() disagrees with the chunks delivered"
+        );
         assert!(
             r.buffered() <= MAX_BUFFERED,
             "{} bytes buffered, limit {MAX_BUFFERED}",
             r.buffered()
         );
-        assert_eq!(r.finished(), ck.fins == 1, "finished() disagrees with the Fin chunks");
-        assert_eq!(r.stats.gap_bytes, ck.gaps, "stats.gap_bytes disagrees with the Gap chunks");
+        assert_eq!(
+            r.finished(),
+            ck.fins == 1,
+            "finished() disagrees with the Fin chunks"
+        );
+        assert_eq!(
+            r.stats.gap_bytes, ck.gaps,
+            "stats.gap_bytes disagrees with the Gap chunks"
+        );
     }
     r.flush(&mut record(&mut log));
     ck.check(&mut log, &segs, anchor);

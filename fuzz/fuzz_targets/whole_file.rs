@@ -8,7 +8,9 @@ use capdiag::rules::{RuleSet, instantiate};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(mut reader) = CaptureReader::new(std::io::Cursor::new(data.to_vec())) else {
+    let Ok(mut reader) =
+        CaptureReader::with_buffer_len(std::io::Cursor::new(data.to_vec()), 64 * 1024)
+    else {
         return;
     };
     let rules = instantiate(&[]).expect("all rules");
@@ -16,7 +18,10 @@ fuzz_target!(|data: &[u8]| {
     let mut findings = 0usize;
     let mut on_finding = |f: capdiag::finding::Finding| {
         findings += 1;
-        assert!(f.frames.windows(2).all(|w| w[0] <= w[1]), "finding frames not ascending");
+        assert!(
+            f.frames.windows(2).all(|w| w[0] <= w[1]),
+            "finding frames not ascending"
+        );
     };
     let mut set = RuleSet::new(rules, &mut on_finding);
     let end = reader.for_each_frame(|f| {
@@ -24,6 +29,10 @@ fuzz_target!(|data: &[u8]| {
     });
     engine.finish(&mut set);
     let _ = set.state_dropped();
-    let _ = (end.to_string(), reader.format().to_string(), reader.link_types().len());
+    let _ = (
+        end.to_string(),
+        reader.format().to_string(),
+        reader.link_types().len(),
+    );
     let _ = engine.stats().skipped();
 });

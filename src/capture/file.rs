@@ -126,6 +126,8 @@ pub struct CaptureReader {
     link_types: Vec<LinkType>,
     /// Packet blocks naming an interface that was never described (counted, skipped).
     pub orphan_packets: u64,
+    /// Read buffer size to begin with; a record that does not fit grows it.
+    buffer_len: usize,
 }
 
 impl fmt::Debug for CaptureReader {
@@ -164,7 +166,18 @@ fn hex_prefix(b: &[u8]) -> String {
 impl CaptureReader {
     /// Opens a capture from any byte source (a file, standard input). The header is read and
     /// checked here, so that "not a capture" is an error before any frame is produced.
-    pub fn new<R: Read + Send + 'static>(mut input: R) -> Result<CaptureReader, OpenError> {
+    pub fn new<R: Read + Send + 'static>(input: R) -> Result<CaptureReader, OpenError> {
+        CaptureReader::with_buffer_len(input, BUFFER_LEN)
+    }
+
+    /// As [`CaptureReader::new`], reading in a buffer of `buffer_len` bytes to begin with
+    /// (at least 64 KiB; it grows for a record larger than it). A small buffer suits many small
+    /// inputs, as in fuzzing, where allocating 4 MiB per input dominates.
+    pub fn with_buffer_len<R: Read + Send + 'static>(
+        mut input: R,
+        buffer_len: usize,
+    ) -> Result<CaptureReader, OpenError> {
+        let buffer_len = buffer_len.max(64 * 1024);
         // Read exactly the file header first, so the probe sees a whole header even when the
         // input is a pipe that delivers a few bytes at a time.
         let mut magic = [0u8; 4];
@@ -245,7 +258,7 @@ impl CaptureReader {
             format
         };
         let chained = io::Cursor::new(head).chain(input);
-        let inner = pcap_parser::create_reader(BUFFER_LEN, chained).map_err(|e| match e {
+        let inner = pcap_parser::create_reader(buffer_len, chained).map_err(|e| match e {
             PcapError::Eof => OpenError::Empty,
             PcapError::Incomplete(_) | PcapError::UnexpectedEof => OpenError::TooShort(0),
             _ => OpenError::BadSectionHeader("header not recognised"),
@@ -259,6 +272,7 @@ impl CaptureReader {
             next_number: 1,
             link_types: Vec::new(),
             orphan_packets: 0,
+            buffer_len,
         })
     }
 
@@ -450,7 +464,7 @@ impl CaptureReader {
                     };
                     match need {
                         Some(n) if n <= limit => {
-                            let size = (n as usize).max(BUFFER_LEN) * 2;
+                            let size = (n as usize).max(self.buffer_len) * 2;
                             if !self.inner.grow(size) {
                                 return ReadEnd::Damaged {
                                     offset,
