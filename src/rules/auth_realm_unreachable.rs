@@ -240,6 +240,18 @@ impl Rule for AuthRealmUnreachable {
         if resp.status() != Some(401) {
             return;
         }
+        // The same challenge again (a client retrying, or one 401 per request): known without
+        // parsing the realm.
+        let client = ex.client.ip();
+        if self.challenges.iter().any(|c| {
+            c.client == client
+                && c.ex.response.as_ref().is_some_and(|r| {
+                    r.headers_named("www-authenticate")
+                        .eq(resp.headers_named("www-authenticate"))
+                })
+        }) {
+            return;
+        }
         let Some(realm) = resp
             .headers_named("www-authenticate")
             .find_map(|v| realm_of(&escape_bytes(v)))
@@ -249,7 +261,6 @@ impl Rule for AuthRealmUnreachable {
         let Some(url) = Url::parse(&realm) else {
             return;
         };
-        let client = ex.client.ip();
         if self
             .challenges
             .iter()
