@@ -305,6 +305,9 @@ impl CaptureReader {
     pub fn for_each_frame(&mut self, mut f: impl FnMut(&Frame<'_>)) -> ReadEnd {
         loop {
             let offset = self.inner.consumed() as u64;
+            if let Some(reason) = self.impossible_block() {
+                return ReadEnd::Damaged { offset, reason };
+            }
             let step = match self.inner.next() {
                 Ok((len, block)) => {
                     let frame = match block {
@@ -534,6 +537,28 @@ impl CaptureReader {
                 Some(u64::from(len))
             }
         }
+    }
+
+    /// A pcapng block (other than a section header, whose byte order is its own) declaring a
+    /// length below the 12 bytes every block has. pcap-parser 0.17 checks some block types only
+    /// against a smaller minimum (4 bytes for a Process Information Block) and then subtracts
+    /// 12, so such a block must not reach it.
+    fn impossible_block(&self) -> Option<String> {
+        if self.format != Format::PcapNg {
+            return None;
+        }
+        let d = self.inner.data();
+        let ty: [u8; 4] = d.get(..4)?.try_into().ok()?;
+        if ty == [0x0a, 0x0d, 0x0d, 0x0a] {
+            return None;
+        }
+        let len = self.declared_len()?;
+        (len < 12).then(|| {
+            format!(
+                "block before frame {} has an impossible length of {len} bytes",
+                self.next_number
+            )
+        })
     }
 
     fn describe_damage(&self, kind: pcap_parser::nom::error::ErrorKind) -> String {
