@@ -387,27 +387,15 @@ impl FlowTable {
         out: &mut Vec<FlowEvent>,
     ) -> Option<u64> {
         let (key, dir) = FlowKey::of(seg.src, seg.sport, seg.dst, seg.dport);
+        // The common case, one lookup: a segment of an active flow.
+        if let Some(stream) = self.continue_active(&key, dir, frame, seg, out) {
+            return Some(stream);
+        }
         let ts = frame.ts;
         let is_syn = seg.has(flags::SYN) && !seg.has(flags::ACK);
         let carries = seg.payload_len > 0 || seg.has(flags::SYN) || seg.has(flags::FIN);
         let mut retire: Option<Box<Flow>> = None;
         let mut created = false;
-        // The common case, one lookup: a segment of an active flow that does not reuse its
-        // addresses and ports for a new connection.
-        if let Some(slot @ Slot::Active(_)) = self.flows.get_mut(&key)
-            && !(is_syn && slot_reused(slot, dir, seg.seq))
-        {
-            let mut totals = Totals {
-                stats: &mut self.stats,
-                active: &mut self.active,
-                buffered_total: &mut self.buffered_total,
-            };
-            let stream = advance(slot, dir, frame, seg, &mut totals, &self.limits, out);
-            if self.flows.len() - self.active > self.limits.max_dormant {
-                self.limit_dormant();
-            }
-            return stream;
-        }
         match self.flows.get_mut(&key) {
             None => created = true,
             Some(Slot::Dormant(d)) => {
@@ -432,19 +420,14 @@ impl FlowTable {
                     created = true;
                 }
             }
-            Some(Slot::Active(f)) => {
-                let reused = is_syn
-                    && f.half
-                        .get(dir)
-                        .and_then(|h| h.base_seq)
-                        .is_some_and(|b| b != seg.seq);
-                if reused {
-                    if let Some(Slot::Active(old)) = self.flows.remove(&key) {
-                        retire = Some(old);
-                        self.active -= 1;
-                    }
-                    created = true;
+            Some(Slot::Active(_)) => {
+                // `continue_active` declined it: a SYN that reuses the addresses and ports
+                // for a new connection.
+                if let Some(Slot::Active(old)) = self.flows.remove(&key) {
+                    retire = Some(old);
+                    self.active -= 1;
                 }
+                created = true;
             }
         }
         if let Some(mut old) = retire {
@@ -461,7 +444,33 @@ impl FlowTable {
             self.flows.insert(key, Slot::Active(Box::new(flow)));
             self.active += 1;
         }
-        let slot = self.flows.get_mut(&key)?;
+        self.continue_active(&key, dir, frame, seg, out)
+    }
+
+    /// Runs the segment through the active flow at `key` and returns its stream; `None` when
+    /// there is no active flow there or the segment is a SYN reusing the addresses and ports
+    /// for a new connection (Wireshark's rule: a SYN with another sequence number).
+    fn continue_active(
+        &mut self,
+        key: &FlowKey,
+        dir: usize,
+        frame: &Frame<'_>,
+        seg: &TcpSegment<'_>,
+        out: &mut Vec<FlowEvent>,
+    ) -> Option<u64> {
+        let slot = self.flows.get_mut(key)?;
+        let Slot::Active(f) = &*slot else {
+            return None;
+        };
+        let is_syn = seg.has(flags::SYN) && !seg.has(flags::ACK);
+        if is_syn
+            && f.half
+                .get(dir)
+                .and_then(|h| h.base_seq)
+                .is_some_and(|b| b != seg.seq)
+        {
+            return None;
+        }
         let mut totals = Totals {
             stats: &mut self.stats,
             active: &mut self.active,
@@ -630,18 +639,6 @@ struct Totals<'a> {
     stats: &'a mut FlowStats,
     active: &'a mut usize,
     buffered_total: &'a mut usize,
-}
-
-/// Whether a SYN with sequence number `seq` on this active slot starts a new connection.
-fn slot_reused(slot: &Slot, dir: usize, seq: u32) -> bool {
-    match slot {
-        Slot::Active(f) => f
-            .half
-            .get(dir)
-            .and_then(|h| h.base_seq)
-            .is_some_and(|b| b != seq),
-        Slot::Dormant(_) => false,
-    }
 }
 
 /// Runs a segment through the active flow in `slot`, enforcing the total buffer limit, and
