@@ -123,10 +123,12 @@ struct DirSink<'a> {
     dir: usize,
 }
 
-/// How a message's headers frame its body: the `Content-Length` (all values, repeated headers
-/// and comma lists, checked to agree) and whether the last transfer coding is chunked
-/// (RFC 9112 §6.3 rule 4), in one pass over the headers.
-fn framing(msg: &mut Message) -> (Option<bool>, Option<u64>) {
+/// How a message's headers frame its body (RFC 9112 §6.3): chunked when the last transfer
+/// coding is chunked (with a `Content-Length` too, noted), to the close for any other coding
+/// (rule 4), else by `Content-Length` (all values, repeated headers and comma lists, checked
+/// to agree), else `unframed`: no body for a request, to the close for a response. One pass
+/// over the headers.
+fn body_kind(msg: &mut Message, unframed: BodyKind) -> BodyKind {
     let mut first: Option<u64> = None;
     let mut conflicting = false;
     let mut bad = false;
@@ -159,7 +161,17 @@ fn framing(msg: &mut Message) -> (Option<bool>, Option<u64>) {
     if conflicting {
         msg.note(Anomaly::ConflictingContentLength);
     }
-    (last_coding, first)
+    match (last_coding, first) {
+        (Some(true), l) => {
+            if l.is_some() {
+                msg.note(Anomaly::ContentLengthAndChunked);
+            }
+            BodyKind::Chunked
+        }
+        (Some(false), _) => BodyKind::UntilClose,
+        (None, Some(n)) => BodyKind::Length(n),
+        (None, None) => unframed,
+    }
 }
 
 impl MessageSink for DirSink<'_> {
@@ -184,20 +196,9 @@ impl MessageSink for DirSink<'_> {
                 *c = Some((id, Role::Request));
             }
             p.enforce_limit();
-            let (chunked, length) = framing(msg);
-            return match (chunked, length) {
-                (Some(true), l) => {
-                    if l.is_some() {
-                        msg.note(Anomaly::ContentLengthAndChunked);
-                    }
-                    BodyKind::Chunked
-                }
-                // A request with a transfer coding other than chunked cannot be framed
-                // (RFC 9112 §6.3 rule 4): read to the close.
-                (Some(false), _) => BodyKind::UntilClose,
-                (None, Some(n)) => BodyKind::Length(n),
-                (None, None) => BodyKind::None,
-            };
+            // A request with a transfer coding other than chunked cannot be framed (RFC 9112
+            // §6.3 rule 4): it is read to the close, as a response would be.
+            return body_kind(msg, BodyKind::None);
         }
         let status = msg.status().unwrap_or(0);
         let interim = (100..200).contains(&status) && status != 101;
@@ -241,18 +242,7 @@ impl MessageSink for DirSink<'_> {
             p.switch_protocols = Some(1 - dir);
             return BodyKind::Tunnel;
         }
-        let (chunked, length) = framing(msg);
-        match (chunked, length) {
-            (Some(true), l) => {
-                if l.is_some() {
-                    msg.note(Anomaly::ContentLengthAndChunked);
-                }
-                BodyKind::Chunked
-            }
-            (Some(false), _) => BodyKind::UntilClose,
-            (None, Some(n)) => BodyKind::Length(n),
-            (None, None) => BodyKind::UntilClose,
-        }
+        body_kind(msg, BodyKind::UntilClose)
     }
 
     fn complete(&mut self, msg: Box<Message>) {
