@@ -115,6 +115,10 @@ enum State {
     Ignore,
 }
 
+/// Header lines indexed in a stack array; a message with more (up to `max_headers`) is parsed
+/// again with a larger one.
+const INLINE_HEADERS: usize = 64;
+
 /// Longest chunk-size or trailer line accepted.
 const MAX_CHUNK_LINE: usize = 4096;
 /// Longest line considered when looking for a message start.
@@ -434,18 +438,16 @@ impl Parser {
         o: Origin,
         sink: &mut dyn MessageSink,
     ) -> Option<usize> {
-        let mut small = [httparse::EMPTY_HEADER; 64];
+        let mut small = [httparse::EMPTY_HEADER; INLINE_HEADERS];
         let first = small
-            .get_mut(..self.limits.max_headers.min(64))
+            .get_mut(..self.limits.max_headers.min(INLINE_HEADERS))
             .unwrap_or_default();
         let (len, (start, positions)) = parse_prefix(rest, first).ok()??;
         if len > self.limits.max_header_bytes {
             return None;
         }
         let head = rest.get(..len)?.to_vec();
-        let mut msg = Box::new(Message::new(start, head, positions, o.frame, o.ts));
-        self.is_http = true;
-        msg.last_frame = o.frame;
+        let msg = Box::new(Message::new(start, head, positions, o.frame, o.ts));
         self.start_body(msg, o, sink);
         Some(len)
     }
@@ -455,9 +457,7 @@ impl Parser {
         let origin = self.buf_origin.take().unwrap_or(o);
         let head = std::mem::take(&mut self.buf);
         match self.parse_head(head, origin) {
-            Some(mut msg) => {
-                self.is_http = true;
-                msg.last_frame = o.frame;
+            Some(msg) => {
                 self.start_body(msg, o, sink);
                 Some(())
             }
@@ -489,12 +489,12 @@ impl Parser {
             v.copy_from_slice(b"HTTP/");
             anomalies.push(Anomaly::LowerCaseVersion);
         }
-        let mut small = [httparse::EMPTY_HEADER; 64];
+        let mut small = [httparse::EMPTY_HEADER; INLINE_HEADERS];
         let first = small
-            .get_mut(..self.limits.max_headers.min(64))
+            .get_mut(..self.limits.max_headers.min(INLINE_HEADERS))
             .unwrap_or_default();
         let parsed = match parse_with(&head, first) {
-            Err(httparse::Error::TooManyHeaders) if self.limits.max_headers > 64 => {
+            Err(httparse::Error::TooManyHeaders) if self.limits.max_headers > INLINE_HEADERS => {
                 let mut big = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
                 parse_with(&head, &mut big)
             }
@@ -532,7 +532,11 @@ impl Parser {
         Some(msg)
     }
 
+    /// A header block was parsed into `msg` (at frame `o`): this direction is HTTP, and the
+    /// message's body starts.
     fn start_body(&mut self, mut msg: Box<Message>, o: Origin, sink: &mut dyn MessageSink) {
+        self.is_http = true;
+        msg.last_frame = o.frame;
         let keep = match self.limits.bodies {
             BodyPolicy::All => true,
             BodyPolicy::ErrorResponses => msg.status().is_some_and(|s| s >= 300 && s != 304),
