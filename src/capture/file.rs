@@ -552,13 +552,8 @@ impl CaptureReader {
         if ty == [0x0a, 0x0d, 0x0d, 0x0a] {
             return None;
         }
-        let len = self.declared_len()?;
-        (len < 12).then(|| {
-            format!(
-                "block before frame {} has an impossible length of {len} bytes",
-                self.next_number
-            )
-        })
+        (self.declared_len()? < 12)
+            .then(|| self.describe_damage(pcap_parser::nom::error::ErrorKind::Verify))
     }
 
     fn describe_damage(&self, kind: pcap_parser::nom::error::ErrorKind) -> String {
