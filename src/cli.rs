@@ -55,6 +55,12 @@ pub struct AnalyzeArgs {
     #[command(flatten)]
     pub rule_args: RuleArgs,
 
+    /// Threads: 2 reads the file on a second thread while the first analyses it, 1 does both on
+    /// one (the results are the same)
+    #[arg(short = 'j', long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub threads: u8,
+
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -177,6 +183,12 @@ pub struct HttpArgs {
     /// Include each message's body prefix (decoded from gzip/deflate) in JSON output
     #[arg(long)]
     pub show_body: bool,
+
+    /// Threads: 2 reads the file on a second thread while the first analyses it, 1 does both on
+    /// one (the results are the same)
+    #[arg(short = 'j', long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub threads: u8,
 
     #[command(flatten)]
     pub limits: LimitArgs,

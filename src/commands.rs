@@ -152,7 +152,7 @@ pub fn http(args: &HttpArgs) -> u8 {
             mode,
             error: None,
         };
-        let end = reader.for_each_frame(|f| {
+        let end = read_frames(&mut reader, args.threads, |f| {
             engine.frame(f, &mut sink);
         });
         engine.finish(&mut sink);
@@ -242,9 +242,24 @@ pub fn progress_bar(path: &Path, human: bool) -> Option<indicatif::ProgressBar> 
     Some(bar)
 }
 
+/// Calls `f` for every frame of the capture, the reading done on a second thread when
+/// `threads` is 2 (the frames are the same).
+fn read_frames(
+    reader: &mut CaptureReader,
+    threads: u8,
+    f: impl FnMut(&crate::capture::Frame<'_>),
+) -> crate::capture::file::ReadEnd {
+    if threads > 1 {
+        reader.for_each_frame_prefetched(f)
+    } else {
+        reader.for_each_frame(f)
+    }
+}
+
 /// Runs the rules over one capture, calling `on_finding` as findings are made.
 pub fn run_rules(
     reader: &mut CaptureReader,
+    threads: u8,
     limits: crate::flow::Limits,
     only: &[String],
     on_finding: &mut dyn FnMut(crate::finding::Finding),
@@ -254,7 +269,7 @@ pub fn run_rules(
     let mut engine = Engine::new(limits);
     let mut set = crate::rules::RuleSet::new(rules, on_finding);
     let mut read = 0u64;
-    let end = reader.for_each_frame(|f| {
+    let end = read_frames(reader, threads, |f| {
         engine.frame(f, &mut set);
         if let Some(p) = progress {
             // Record header plus data: close to the bytes of the file read.
@@ -331,6 +346,7 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
         let bar = progress_bar(path, !json);
         let (end, engine, dropped) = match run_rules(
             &mut reader,
+            args.threads,
             limits,
             &args.rule_args.rules,
             &mut on_finding,
@@ -463,7 +479,14 @@ pub fn extract(args: &crate::cli::ExtractArgs) -> u8 {
             };
             let mut found = Vec::new();
             let mut keep = |f: crate::finding::Finding| found.push(f);
-            if let Err(e) = run_rules(&mut reader, args.limits.to_limits(), &[], &mut keep, None) {
+            if let Err(e) = run_rules(
+                &mut reader,
+                1,
+                args.limits.to_limits(),
+                &[],
+                &mut keep,
+                None,
+            ) {
                 report_error("extract", &e);
                 return EXIT_ERROR;
             }

@@ -1,0 +1,193 @@
+//! Reading a capture on a second thread.
+//!
+//! [`CaptureReader::for_each_frame_prefetched`] runs the reader (the file's reads, the record
+//! parsing, the numbering) on a thread of its own, which copies the frames into batches; the
+//! calling thread receives the batches in order and hands each frame to its closure. The frames,
+//! their numbers and the way reading ended are exactly those of
+//! [`CaptureReader::for_each_frame`]: one reader, one channel, first in first out.
+//!
+//! Memory is bounded: [`BATCHES`] batches circulate between the two threads (the reader waits
+//! for an empty one when all are full), each about [`BATCH_BYTES`] bytes.
+
+use super::file::{CaptureReader, ReadEnd};
+use super::{Frame, LinkType, TimestampNs};
+use std::sync::mpsc;
+
+/// Batches in circulation between the reading thread and the analysing one.
+pub const BATCHES: usize = 4;
+/// A batch is handed over once it holds this many bytes of frame data (or more: the frame that
+/// crosses the mark stays in it)...
+pub const BATCH_BYTES: usize = 512 * 1024;
+/// ...or this many frames.
+pub const BATCH_FRAMES: usize = 4096;
+
+#[derive(Clone, Copy)]
+struct Meta {
+    number: u64,
+    ts: TimestampNs,
+    link_type: LinkType,
+    wire_len: u32,
+    /// End of the frame's data in the batch's bytes (it starts where the previous one ended).
+    end: usize,
+}
+
+#[derive(Default)]
+struct Batch {
+    data: Vec<u8>,
+    frames: Vec<Meta>,
+}
+
+impl Batch {
+    fn with_capacity() -> Batch {
+        Batch {
+            data: Vec::with_capacity(BATCH_BYTES),
+            frames: Vec::with_capacity(BATCH_FRAMES),
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.data.len() >= BATCH_BYTES || self.frames.len() >= BATCH_FRAMES
+    }
+
+    fn push(&mut self, f: &Frame<'_>) {
+        self.data.extend_from_slice(f.data);
+        self.frames.push(Meta {
+            number: f.number,
+            ts: f.ts,
+            link_type: f.link_type,
+            wire_len: f.wire_len,
+            end: self.data.len(),
+        });
+    }
+
+    fn for_each(&self, f: &mut impl FnMut(&Frame<'_>)) {
+        let mut start = 0;
+        for m in &self.frames {
+            f(&Frame {
+                number: m.number,
+                ts: m.ts,
+                link_type: m.link_type,
+                wire_len: m.wire_len,
+                data: self.data.get(start..m.end).unwrap_or_default(),
+            });
+            start = m.end;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.data.clear();
+        self.frames.clear();
+    }
+}
+
+impl CaptureReader {
+    /// As [`CaptureReader::for_each_frame`], with the reading done on a second thread while `f`
+    /// runs on this one.
+    pub fn for_each_frame_prefetched(&mut self, mut f: impl FnMut(&Frame<'_>)) -> ReadEnd {
+        let (full_tx, full_rx) = mpsc::sync_channel::<Batch>(BATCHES);
+        let (empty_tx, empty_rx) = mpsc::channel::<Batch>();
+        for _ in 0..BATCHES {
+            // The receiver is alive here; a failed send only means one batch fewer.
+            let _ = empty_tx.send(Batch::with_capacity());
+        }
+        std::thread::scope(|s| {
+            let reading = s.spawn(move || {
+                let mut batch = Batch::with_capacity();
+                // Set when the analysing side has gone away; the rest is read and dropped.
+                let mut gone = false;
+                let end = self.for_each_frame(|fr| {
+                    if gone {
+                        return;
+                    }
+                    batch.push(fr);
+                    if batch.is_full() {
+                        let next = empty_rx.recv().unwrap_or_default();
+                        let full = std::mem::replace(&mut batch, next);
+                        gone = full_tx.send(full).is_err();
+                    }
+                });
+                if !gone && !batch.frames.is_empty() {
+                    let _ = full_tx.send(batch);
+                }
+                end
+            });
+            for mut batch in full_rx.iter() {
+                batch.for_each(&mut f);
+                batch.clear();
+                // The reader may have finished and dropped its end: nothing to hand back to.
+                let _ = empty_tx.send(batch);
+            }
+            match reading.join() {
+                Ok(end) => end,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pcap(records: &[&[u8]]) -> Vec<u8> {
+        let mut v = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        v.extend_from_slice(&[0; 8]);
+        v.extend_from_slice(&65_535u32.to_le_bytes());
+        v.extend_from_slice(&1u32.to_le_bytes());
+        for (i, r) in records.iter().enumerate() {
+            v.extend_from_slice(&(i as u32).to_le_bytes());
+            v.extend_from_slice(&7u32.to_le_bytes());
+            v.extend_from_slice(&(r.len() as u32).to_le_bytes());
+            v.extend_from_slice(&(r.len() as u32 + 1).to_le_bytes());
+            v.extend_from_slice(r);
+        }
+        v
+    }
+
+    type Seen = (u64, TimestampNs, u32, u32, Vec<u8>);
+
+    fn both(file: &[u8]) -> [(Vec<Seen>, ReadEnd); 2] {
+        let mut out = Vec::new();
+        for prefetched in [false, true] {
+            let mut r = CaptureReader::new(std::io::Cursor::new(file.to_vec())).expect("capture");
+            let mut seen = Vec::new();
+            let mut see = |f: &Frame<'_>| {
+                seen.push((f.number, f.ts, f.link_type.0, f.wire_len, f.data.to_vec()))
+            };
+            let end = if prefetched {
+                r.for_each_frame_prefetched(&mut see)
+            } else {
+                r.for_each_frame(&mut see)
+            };
+            out.push((seen, end));
+        }
+        [out.remove(0), out.remove(0)]
+    }
+
+    #[test]
+    fn batches_hand_over_every_frame_in_order_with_its_data() {
+        // Enough frames for several batches of each kind: full by count, full by bytes (large
+        // records in a row), and an empty record.
+        let small = [0x11u8; 60];
+        let big = vec![0x22u8; 200_000];
+        let mut records: Vec<&[u8]> = vec![&small; BATCH_FRAMES * 3 + 5];
+        for i in 0..7 {
+            records.insert(100 + i, &big);
+        }
+        records.insert(7000, &[]);
+        let [plain, prefetched] = both(&pcap(&records));
+        assert_eq!(plain.0.len(), records.len());
+        assert_eq!(plain.1, ReadEnd::Complete);
+        assert_eq!(plain, prefetched);
+    }
+
+    #[test]
+    fn a_cut_off_file_ends_the_same_way() {
+        let file = pcap(&[&[1; 40], &[2; 50]]);
+        let cut = &file[..file.len() - 10];
+        let [plain, prefetched] = both(cut);
+        assert_eq!(plain.0.len(), 1);
+        assert!(matches!(plain.1, ReadEnd::CutOff { .. }));
+        assert_eq!(plain, prefetched);
+    }
+}
