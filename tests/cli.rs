@@ -32,8 +32,10 @@ fn json(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(o)))
 }
 
+/// Writes a file under Cargo's scratch directory for integration tests (`target/tmp`), not the
+/// system's temporary directory: `cargo clean` removes it.
 fn tmp(name: &str, bytes: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("capdiag-cli-{}", std::process::id()));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli");
     std::fs::create_dir_all(&dir).expect("tmp dir");
     let p = dir.join(name);
     std::fs::write(&p, bytes).expect("write tmp");

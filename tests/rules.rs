@@ -360,7 +360,8 @@ fn read_frames(path: &Path) -> Vec<(u64, usize)> {
 
 #[test]
 fn extract_frames_stream_and_finding() {
-    let dir = std::env::temp_dir().join(format!("capdiag-extract-{}", std::process::id()));
+    // Cargo's scratch directory for integration tests (`target/tmp`): `cargo clean` removes it.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("extract");
     std::fs::create_dir_all(&dir).expect("tmp");
     let sample = root().join("samples/registry/s3-html-error.pcap");
     let s = sample.to_str().expect("path");
