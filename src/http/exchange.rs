@@ -126,32 +126,30 @@ struct DirSink<'a> {
 /// How a message's headers frame its body (RFC 9112 §6.3): chunked when the last transfer
 /// coding is chunked (with a `Content-Length` too, noted), to the close for any other coding
 /// (rule 4), else by `Content-Length` (all values, repeated headers and comma lists, checked
-/// to agree), else `unframed`: no body for a request, to the close for a response. One pass
-/// over the headers.
+/// to agree), else `unframed`: no body for a request, to the close for a response.
 fn body_kind(msg: &mut Message, unframed: BodyKind) -> BodyKind {
     let mut first: Option<u64> = None;
     let mut conflicting = false;
     let mut bad = false;
     let mut last_coding: Option<bool> = None;
-    for (name, value) in msg.headers() {
-        if name.eq_ignore_ascii_case(b"content-length") {
-            for part in value.split(|&c| c == b',') {
-                let t = part.trim_ascii();
-                let n = (!t.is_empty() && t.iter().all(u8::is_ascii_digit))
-                    .then(|| std::str::from_utf8(t).ok()?.parse::<u64>().ok())
-                    .flatten();
-                match (n, first) {
-                    (None, _) => bad = true,
-                    (Some(n), None) => first = Some(n),
-                    (Some(n), Some(f)) => conflicting |= n != f,
-                }
+    for value in msg.headers_named("content-length") {
+        for part in value.split(|&c| c == b',') {
+            let t = part.trim_ascii();
+            let n = (!t.is_empty() && t.iter().all(u8::is_ascii_digit))
+                .then(|| std::str::from_utf8(t).ok()?.parse::<u64>().ok())
+                .flatten();
+            match (n, first) {
+                (None, _) => bad = true,
+                (Some(n), None) => first = Some(n),
+                (Some(n), Some(f)) => conflicting |= n != f,
             }
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            for part in value.split(|&c| c == b',') {
-                let t = part.trim_ascii();
-                if !t.is_empty() {
-                    last_coding = Some(t.eq_ignore_ascii_case(b"chunked"));
-                }
+        }
+    }
+    for value in msg.headers_named("transfer-encoding") {
+        for part in value.split(|&c| c == b',') {
+            let t = part.trim_ascii();
+            if !t.is_empty() {
+                last_coding = Some(t.eq_ignore_ascii_case(b"chunked"));
             }
         }
     }

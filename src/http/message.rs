@@ -183,18 +183,27 @@ impl Message {
             .map(|h| (self.slice(h.name), self.slice(h.value)))
     }
 
+    /// Whether the header at `h` is named `name` (case-insensitive). The lengths are compared
+    /// before any byte: most headers are skipped on that alone.
+    fn is_named(&self, h: &HeaderPos, name: &[u8]) -> bool {
+        (h.name.1.wrapping_sub(h.name.0)) as usize == name.len()
+            && self.slice(h.name).eq_ignore_ascii_case(name)
+    }
+
     /// The first value of a header, by case-insensitive name.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| v)
+        self.headers
+            .iter()
+            .find(|h| self.is_named(h, name.as_bytes()))
+            .map(|h| self.slice(h.value))
     }
 
     /// Every value of a header, by case-insensitive name.
     pub fn headers_named<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s [u8]> + 's {
-        self.headers()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| v)
+        self.headers
+            .iter()
+            .filter(move |h| self.is_named(h, name.as_bytes()))
+            .map(|h| self.slice(h.value))
     }
 
     /// A header value as text (lossless where it is UTF-8, `\xNN` escapes elsewhere).
