@@ -7,6 +7,7 @@
 * whole_file:   every *.pcap / *.pcapng under samples/ and tests/corpus/, as they are, and
                 the samples rewritten as pcapng with timestamps at the edges of the
                 representable range (saturated at i64::MAX, negative, jumping between them).
+* render:       the whole_file seeds (copied once they are made).
 * decode_frame: individual frames read from those captures (pcap and pcapng parsed here,
                 standard library only), each prefixed with the target's two header bytes:
                 the link-type selector and the wire-length byte (0, or the amount the snap
@@ -206,6 +207,17 @@ def seed_whole_file(files):
         rel = os.path.relpath(p, ROOT).replace(os.sep, "__")
         shutil.copyfile(p, os.path.join(d, rel))
     print(f"whole_file: {len(files)} captures")
+
+
+def seed_render():
+    """The render target reads whole files too: it starts from whole_file's seeds."""
+    src = os.path.join(CORPUS, "whole_file")
+    d = os.path.join(CORPUS, "render")
+    os.makedirs(d, exist_ok=True)
+    names = os.listdir(src)
+    for name in names:
+        shutil.copyfile(os.path.join(src, name), os.path.join(d, name))
+    print(f"render: {len(names)} whole_file seeds")
 
 
 def seed_decode_frame(files):
@@ -452,6 +464,7 @@ def main():
     files = captures()
     seed_whole_file(files)
     seed_timestamp_extremes()
+    seed_render()
     seed_decode_frame(files)
     seed_http_stream(files)
     seed_reassembly()

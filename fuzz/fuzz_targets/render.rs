@@ -1,0 +1,100 @@
+//! A whole capture through the engine and every rule, with everything the commands print made
+//! from it: each exchange as a `capdiag http` table row and as JSON with its decoded body
+//! (`--show-body`), each finding as an `analyze` block (plain and coloured) and as JSON, and the
+//! file summary as text and JSON. Must never panic; every JSON text must parse back.
+#![no_main]
+
+use capdiag::capture::file::CaptureReader;
+use capdiag::engine::{Engine, Sink};
+use capdiag::flow::ConnectionAttempt;
+use capdiag::http::{BodyPolicy, Exchange};
+use capdiag::output::FileSummary;
+use capdiag::output::findings::finding_block;
+use capdiag::output::json::JsonExchange;
+use capdiag::output::table::{exchange_row, exchange_table, summary_text};
+use capdiag::rules::{RuleSet, instantiate};
+use libfuzzer_sys::fuzz_target;
+
+fn parses(json: &[u8]) {
+    assert!(
+        serde_json::from_slice::<serde_json::Value>(json).is_ok(),
+        "invalid JSON: {}",
+        String::from_utf8_lossy(json)
+    );
+}
+
+/// Renders each exchange, then hands everything to the rules.
+struct Render<'f> {
+    rules: RuleSet<'f>,
+    rows: Vec<Vec<comfy_table::Cell>>,
+}
+
+impl Sink for Render<'_> {
+    fn exchange(&mut self, ex: &Exchange) {
+        self.rows.push(exchange_row(ex));
+        if self.rows.len() >= 16 {
+            let mut t = exchange_table();
+            for r in self.rows.drain(..) {
+                t.add_row(r);
+            }
+            let _ = t.to_string();
+        }
+        let json = serde_json::to_vec(&JsonExchange::new("f.pcap", ex, Some(4096))).expect("json");
+        parses(&json);
+        self.rules.exchange(ex);
+    }
+    fn connection_attempt(&mut self, a: &ConnectionAttempt) {
+        self.rules.connection_attempt(a);
+    }
+    fn connection_progress(&mut self, a: &ConnectionAttempt) {
+        self.rules.connection_progress(a);
+    }
+    fn tick(&mut self, now: capdiag::capture::TimestampNs) {
+        self.rules.tick(now);
+    }
+    fn finish(&mut self) {
+        self.rules.finish();
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(mut reader) =
+        CaptureReader::with_buffer_len(std::io::Cursor::new(data.to_vec()), 64 * 1024)
+    else {
+        return;
+    };
+    let mut limits = capdiag::flow::Limits::default();
+    limits.http.bodies = BodyPolicy::All;
+    let mut engine = Engine::new(limits);
+    let mut n = 0;
+    let mut on_finding = |f: capdiag::finding::Finding| {
+        n += 1;
+        for color in [false, true] {
+            let _ = finding_block(&f, n, "f.pcap", color);
+        }
+        parses(&serde_json::to_vec(&f).expect("json"));
+    };
+    let mut sink = Render {
+        rules: RuleSet::new(instantiate(&[]).expect("all rules"), &mut on_finding),
+        rows: Vec::new(),
+    };
+    let end = reader.for_each_frame(|f| {
+        engine.frame(f, &mut sink);
+    });
+    engine.finish(&mut sink);
+    let mut t = exchange_table();
+    for r in sink.rows.drain(..) {
+        t.add_row(r);
+    }
+    let _ = t.to_string();
+    drop(sink);
+    let summary = FileSummary::new(
+        "f.pcap",
+        reader.format(),
+        reader.link_types(),
+        engine.stats(),
+        &end,
+    );
+    let _ = summary_text(&summary);
+    parses(&serde_json::to_vec(&summary).expect("json"));
+});
