@@ -254,11 +254,11 @@ pub fn is_s3_request(req: &Message) -> bool {
     let Some(q) = memchr::memchr(b'?', uri).and_then(|i| uri.get(i + 1..)) else {
         return false;
     };
+    // The same rule as `query_param`: a parameter is named by what precedes its `=` (all of
+    // it when there is none), so a URL counts as signed here exactly when `presigned` reads it.
     let has = |name: &[u8]| {
-        q.split(|&c| c == b'&').any(|kv| {
-            kv.strip_prefix(name)
-                .is_some_and(|rest| rest.first() == Some(&b'='))
-        })
+        q.split(|&c| c == b'&')
+            .any(|kv| kv.split(|&c| c == b'=').next() == Some(name))
     };
     has(b"X-Amz-Signature") || (has(b"Signature") && has(b"AWSAccessKeyId"))
 }
@@ -385,6 +385,40 @@ mod tests {
         );
         assert_eq!(target_path_query("http://h:1/a?b=c"), "/a?b=c");
         assert!(presigned(&Url::parse("http://h/a?b=c").expect("url")).is_none());
+    }
+
+    #[test]
+    fn a_signed_request_is_recognised_as_presigned_urls_are() {
+        use crate::rules::testing::exchange;
+        for (target, signed) in [
+            ("/b/k?X-Amz-Signature=ab&X-Amz-Date=20261125T120000Z", true),
+            ("/b/k?X-Amz-Date=20261125T120000Z&X-Amz-Signature", true),
+            ("/b/k?Signature=x&AWSAccessKeyId=AK&Expires=1", true),
+            ("/b/k?Signature=x", false),
+            ("/b/k?X-Amz-SignatureX=ab", false),
+            ("/b/k?x=X-Amz-Signature", false),
+            ("/b/k", false),
+        ] {
+            let req = format!("GET {target} HTTP/1.1\r\nHost: s3\r\n\r\n");
+            let ex = exchange("10.0.0.1:1", "10.0.0.2:9000", 0, 1, 0, req.as_bytes(), b"");
+            let req = ex.request.as_ref().expect("request");
+            let url = Url::parse(&format!("http://s3{target}")).expect("url");
+            assert_eq!(
+                (is_s3_request(req), presigned(&url).is_some()),
+                (signed, signed),
+                "{target}"
+            );
+        }
+        let ex = exchange(
+            "10.0.0.1:1",
+            "10.0.0.2:9000",
+            0,
+            1,
+            0,
+            b"GET /b/k HTTP/1.1\r\nAuthorization: AWS4-HMAC-SHA256 Credential=AK/x\r\n\r\n",
+            b"",
+        );
+        assert!(is_s3_request(ex.request.as_ref().expect("request")));
     }
 
     #[test]
