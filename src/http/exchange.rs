@@ -177,23 +177,10 @@ impl MessageSink for DirSink<'_> {
         let p = &mut *self.p;
         let dir = self.dir;
         if msg.is_request() {
-            let id = p.next_id;
-            p.next_id += 1;
-            p.queue.push_back(Slot {
-                id,
-                client_dir: dir,
-                method: MethodKind::of(msg.method()),
-                request: None,
-                request_open: true,
-                interim: Vec::new(),
-                response: None,
-                response_open: false,
-                response_gap: false,
-            });
+            let id = p.open_slot(dir, MethodKind::of(msg.method()), true, false);
             if let Some(c) = p.current.get_mut(dir) {
                 *c = Some((id, Role::Request));
             }
-            p.enforce_limit();
             // A request with a transfer coding other than chunked cannot be framed (RFC 9112
             // §6.3 rule 4): it is read to the close, as a response would be.
             return body_kind(msg, BodyKind::None);
@@ -212,23 +199,8 @@ impl MessageSink for DirSink<'_> {
                 }
                 (s.id, s.method)
             }
-            None => {
-                let id = p.next_id;
-                p.next_id += 1;
-                p.queue.push_back(Slot {
-                    id,
-                    client_dir: 1 - dir,
-                    method: None,
-                    request: None,
-                    request_open: false,
-                    interim: Vec::new(),
-                    response: None,
-                    response_open: !interim,
-                    response_gap: false,
-                });
-                p.enforce_limit();
-                (id, None)
-            }
+            // A response without a request (the capture began after it was sent).
+            None => (p.open_slot(1 - dir, None, false, !interim), None),
         };
         if let Some(c) = p.current.get_mut(dir) {
             *c = Some((id, if interim { Role::Interim } else { Role::Final }));
@@ -287,6 +259,32 @@ impl Pairing {
                 self.emit(s);
             }
         }
+    }
+
+    /// Queues a new exchange whose request travels in `client_dir`, with the given message
+    /// open, and returns its id. The queue's bound is enforced at once.
+    fn open_slot(
+        &mut self,
+        client_dir: usize,
+        method: Option<MethodKind>,
+        request_open: bool,
+        response_open: bool,
+    ) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.queue.push_back(Slot {
+            id,
+            client_dir,
+            method,
+            request: None,
+            request_open,
+            interim: Vec::new(),
+            response: None,
+            response_open,
+            response_gap: false,
+        });
+        self.enforce_limit();
+        id
     }
 
     fn enforce_limit(&mut self) {
