@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Benchmark: capdiag analyze (all rules, single-threaded) against `tcpdump -r F -w /dev/null`
-# (libpcap's raw read) and tshark's HTTP extraction, on the same captures, warm cache.
-# Prints MB/s, packets/s, peak RSS and the ratios the performance targets are stated in.
-# capdiag and tcpdump run RUNS times each (default 5), alternating; the fastest of each counts.
+# Benchmark: capdiag analyze (all rules; with the file read on a second thread, `-j 2`, the
+# default, and on one thread, `-j 1`) against `tcpdump -r F -w /dev/null` (libpcap's raw read)
+# and tshark's HTTP extraction, on the same captures, warm cache. Prints MB/s, peak RSS and the
+# ratios the performance targets are stated in, and whether `-j 1` and `-j 2` wrote the same
+# findings (their JSON compared). capdiag -j 2, capdiag -j 1 and tcpdump run RUNS times each
+# (default 5), alternating; the fastest of each counts.
 #
 #   scripts/bench.sh CAPTURE...            measure these captures
 #   sudo scripts/bench.sh --record DIR     record the two 1 GB benchmark captures into DIR first
@@ -25,21 +27,28 @@ measure() { # prints "seconds peak_rss_kib" of a command, its output discarded
   /usr/bin/time -f '%e %M' -o "$tmp" "$@" >/dev/null 2>&1 || true
   tail -1 "$tmp"
 }
-printf '%-18s %8s %10s | %-26s | %-18s | %-22s | %s\n' capture MB packets "capdiag s (MB/s, RSS)" "tcpdump -r s" "tshark http s (RSS)" "capdiag/tcpdump, tshark/capdiag"
+printf '%-16s %6s %9s | %-25s | %-8s | %-8s | %-20s | %-24s | %s\n' capture MB packets "capdiag -j2 s (MB/s, RSS)" "-j1 s" "tcpdump" "tshark http s (RSS)" "-j2/tcpdump -j1/tcpdump" "tshark/-j2  same"
 for f in "$@"; do
   bytes=$(stat -c %s "$f")
   pkts=$(capinfos -c -M "$f" | awk '/Number of packets/ {print $NF}')
   cat "$f" >/dev/null
-  # capdiag and tcpdump alternate, RUNS times each, and the fastest run of each counts: on a
-  # shared machine one run can be slowed by a third or more, and alternating keeps both
-  # measured under the same conditions.
-  best=""; td=""; rss=""
+  # The three alternate, RUNS times each, and the fastest run of each counts: on a shared
+  # machine one run can be slowed by a third or more, and alternating keeps them measured under
+  # the same conditions.
+  best=""; one=""; td=""; rss=""
   for _ in $(seq "${RUNS:-5}"); do
-    read -r s r < <(measure "$bin" analyze --fail-on never "$f")
+    read -r s r < <(measure "$bin" analyze -j 2 --fail-on never "$f")
     if [[ -z $best ]] || (( $(echo "$s < $best" | bc) )); then best=$s; rss=$r; fi
+    read -r s _ < <(measure "$bin" analyze -j 1 --fail-on never "$f")
+    if [[ -z $one ]] || (( $(echo "$s < $one" | bc) )); then one=$s; fi
     read -r s _ < <(measure tcpdump -r "$f" -w /dev/null)
     if [[ -z $td ]] || (( $(echo "$s < $td" | bc) )); then td=$s; fi
   done
+  same=no
+  if [[ $("$bin" analyze -j 2 --format json --fail-on never "$f" 2>&1 | md5sum) == \
+        $("$bin" analyze -j 1 --format json --fail-on never "$f" 2>&1 | md5sum) ]]; then
+    same=yes
+  fi
   ports=$("$bin" http --format json "$f" 2>/dev/null | python3 -c '
 import json,sys
 d=json.load(sys.stdin)
@@ -47,8 +56,9 @@ print(" ".join(sorted({"-d tcp.port==%s,http" % e["server"].rsplit(":",1)[1] for
   # shellcheck disable=SC2086
   read -r ts trss < <(measure tshark -n -2 -r "$f" $ports -Y http -T fields -e frame.number -e http.request.method -e http.response.code)
   mb=$(echo "scale=1; $bytes / 1000000" | bc)
-  printf '%-18s %8s %10s | %6s (%6.0f, %4d MiB)     | %8s           | %8s (%5d MiB)       | %5.2fx, %5.1fx\n' \
+  printf '%-16s %6s %9s | %6s (%5.0f, %3d MiB)     | %8s | %8s | %7s (%5d MiB)      | %5.2fx      %5.2fx      | %5.1fx      %s\n' \
     "$(basename "$f")" "$mb" "$pkts" "$best" "$(echo "$bytes / 1000000 / $best" | bc -l)" $((rss / 1024)) \
-    "$td" "$ts" $((trss / 1024)) "$(echo "$best / $td" | bc -l)" "$(echo "$ts / $best" | bc -l)"
+    "$one" "$td" "$ts" $((trss / 1024)) "$(echo "$best / $td" | bc -l)" "$(echo "$one / $td" | bc -l)" \
+    "$(echo "$ts / $best" | bc -l)" "$same"
 done
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"

@@ -17,7 +17,7 @@ use std::sync::mpsc;
 pub const BATCHES: usize = 4;
 /// A batch is handed over once it holds this many bytes of frame data (or more: the frame that
 /// crosses the mark stays in it)...
-pub const BATCH_BYTES: usize = 512 * 1024;
+pub const BATCH_BYTES: usize = 128 * 1024;
 /// ...or this many frames.
 pub const BATCH_FRAMES: usize = 4096;
 
