@@ -152,8 +152,8 @@ pub fn http(args: &HttpArgs) -> u8 {
             mode,
             error: None,
         };
-        let end = read_frames(&mut reader, args.threads, |f| {
-            engine.frame(f, &mut sink);
+        let end = read_frames(&mut reader, args.threads, |f, d| {
+            engine.frame_decoded(f, d, &mut sink);
         });
         engine.finish(&mut sink);
         sink.flush_rows();
@@ -242,17 +242,25 @@ pub fn progress_bar(path: &Path, human: bool) -> Option<indicatif::ProgressBar> 
     Some(bar)
 }
 
-/// Calls `f` for every frame of the capture, the reading done on a second thread when
-/// `threads` is 2 (the frames are the same).
+/// Calls `f` for every frame of the capture with the frame decoded. With `threads` 2 the file
+/// is read and each frame decoded on a second thread (the frames and what they decode to are
+/// the same).
 fn read_frames(
     reader: &mut CaptureReader,
     threads: u8,
-    f: impl FnMut(&crate::capture::Frame<'_>),
+    mut f: impl FnMut(&crate::capture::Frame<'_>, crate::decode::Decoded<'_>),
 ) -> crate::capture::file::ReadEnd {
+    use crate::decode::decode;
     if threads > 1 {
-        reader.for_each_frame_prefetched(f)
+        reader.for_each_frame_prefetched(
+            |fr| decode(fr).detach(fr.data),
+            |fr, d| match d {
+                Some(d) => f(fr, d.attach(fr.data)),
+                None => f(fr, decode(fr)),
+            },
+        )
     } else {
-        reader.for_each_frame(f)
+        reader.for_each_frame(|fr| f(fr, decode(fr)))
     }
 }
 
@@ -269,8 +277,8 @@ pub fn run_rules(
     let mut engine = Engine::new(limits);
     let mut set = crate::rules::RuleSet::new(rules, on_finding);
     let mut read = 0u64;
-    let end = read_frames(reader, threads, |f| {
-        engine.frame(f, &mut set);
+    let end = read_frames(reader, threads, |f, d| {
+        engine.frame_decoded(f, d, &mut set);
         if let Some(p) = progress {
             // Record header plus data: close to the bytes of the file read.
             read += f.data.len() as u64 + 16;

@@ -167,6 +167,17 @@ impl Engine {
 
     /// Analyses one frame; returns its TCP stream number (`tcp.stream`) when it is TCP.
     pub fn frame(&mut self, frame: &Frame<'_>, sink: &mut dyn Sink) -> Option<u64> {
+        self.frame_decoded(frame, decode::decode(frame), sink)
+    }
+
+    /// As [`Engine::frame`], for a frame already decoded (by [`decode::decode`], perhaps on the
+    /// reading thread).
+    pub fn frame_decoded(
+        &mut self,
+        frame: &Frame<'_>,
+        decoded: Decoded<'_>,
+        sink: &mut dyn Sink,
+    ) -> Option<u64> {
         // Deadlines that passed before this frame was captured act first, so a finding holds
         // the evidence that existed at its deadline, in a file as in a live watch.
         if frame.ts > self.max_ts {
@@ -180,7 +191,7 @@ impl Engine {
             s.snaplen_truncated += 1;
         }
         let mut stream = None;
-        match decode::decode(frame) {
+        match decoded {
             Decoded::Tcp(seg) => {
                 s.tcp_segments += 1;
                 stream = self.table.segment(frame, &seg, &mut self.events);

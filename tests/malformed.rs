@@ -211,8 +211,9 @@ fn analyze_does_not_trip_on_any_of_them() {
 }
 
 /// Every frame of every capture read in the smallest buffer (which must grow for any record
-/// larger than it), and read on a second thread (`-j 2`, batches handed over), is the frame read
-/// in the default 4 MiB buffer on one thread, and reading ends the same way.
+/// larger than it), and read and decoded on a second thread (`-j 2`, batches handed over), is
+/// the frame read in the default 4 MiB buffer on one thread, decoded the same, and reading ends
+/// the same way.
 #[test]
 fn a_small_read_buffer_and_the_reading_thread_read_the_same_frames() {
     use capdiag::capture::file::CaptureReader;
@@ -266,11 +267,27 @@ fn a_small_read_buffer_and_the_reading_thread_read_the_same_frames() {
             return None;
         };
         let mut frames = Vec::new();
-        let see = |f: &capdiag::capture::Frame<'_>| {
+        let mut see = |f: &capdiag::capture::Frame<'_>| {
             frames.push((f.number, f.ts, f.wire_len, f.data.to_vec()));
         };
         let end = if how == How::Thread {
-            r.for_each_frame_prefetched(see)
+            // As the commands do: each frame decoded on the reading thread, the decoding
+            // detached from the reader's buffer and attached to the batch's copy, which must
+            // give what decoding the copy gives.
+            use capdiag::decode::decode;
+            r.for_each_frame_prefetched(
+                |f| decode(f).detach(f.data),
+                |f, d| {
+                    let d = d.expect("decode's slices lie in the frame");
+                    assert_eq!(
+                        format!("{:?}", d.attach(f.data)),
+                        format!("{:?}", decode(f)),
+                        "frame {}",
+                        f.number
+                    );
+                    see(f)
+                },
+            )
         } else {
             r.for_each_frame(see)
         };

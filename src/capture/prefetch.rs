@@ -1,10 +1,11 @@
 //! Reading a capture on a second thread.
 //!
 //! [`CaptureReader::for_each_frame_prefetched`] runs the reader (the file's reads, the record
-//! parsing, the numbering) on a thread of its own, which copies the frames into batches; the
-//! calling thread receives the batches in order and hands each frame to its closure. The frames,
-//! their numbers and the way reading ended are exactly those of
-//! [`CaptureReader::for_each_frame`]: one reader, one channel, first in first out.
+//! parsing, the numbering) on a thread of its own, which also runs a first step of the work on
+//! each frame (`prepare`: decoding, for the commands) and copies the frames with its result
+//! into batches; the calling thread receives the batches in order and hands each frame and
+//! result to its closure. The frames, their numbers and the way reading ended are exactly
+//! those of [`CaptureReader::for_each_frame`]: one reader, one channel, first in first out.
 //!
 //! Memory is bounded: [`BATCHES`] batches circulate between the two threads (the reader waits
 //! for an empty one when all are full), each about [`BATCH_BYTES`] bytes.
@@ -22,23 +23,24 @@ pub const BATCH_BYTES: usize = 128 * 1024;
 pub const BATCH_FRAMES: usize = 4096;
 
 #[derive(Clone, Copy)]
-struct Meta {
+struct Meta<T> {
     number: u64,
     ts: TimestampNs,
     link_type: LinkType,
     wire_len: u32,
     /// End of the frame's data in the batch's bytes (it starts where the previous one ended).
     end: usize,
+    /// What `prepare` made of the frame.
+    prepared: T,
 }
 
-#[derive(Default)]
-struct Batch {
+struct Batch<T> {
     data: Vec<u8>,
-    frames: Vec<Meta>,
+    frames: Vec<Meta<T>>,
 }
 
-impl Batch {
-    fn with_capacity() -> Batch {
+impl<T: Copy> Batch<T> {
+    fn with_capacity() -> Batch<T> {
         Batch {
             data: Vec::with_capacity(BATCH_BYTES),
             frames: Vec::with_capacity(BATCH_FRAMES),
@@ -49,7 +51,7 @@ impl Batch {
         self.data.len() >= BATCH_BYTES || self.frames.len() >= BATCH_FRAMES
     }
 
-    fn push(&mut self, f: &Frame<'_>) {
+    fn push(&mut self, f: &Frame<'_>, prepared: T) {
         self.data.extend_from_slice(f.data);
         self.frames.push(Meta {
             number: f.number,
@@ -57,19 +59,21 @@ impl Batch {
             link_type: f.link_type,
             wire_len: f.wire_len,
             end: self.data.len(),
+            prepared,
         });
     }
 
-    fn for_each(&self, f: &mut impl FnMut(&Frame<'_>)) {
+    fn for_each(&self, f: &mut impl FnMut(&Frame<'_>, T)) {
         let mut start = 0;
         for m in &self.frames {
-            f(&Frame {
+            let frame = Frame {
                 number: m.number,
                 ts: m.ts,
                 link_type: m.link_type,
                 wire_len: m.wire_len,
                 data: self.data.get(start..m.end).unwrap_or_default(),
-            });
+            };
+            f(&frame, m.prepared);
             start = m.end;
         }
     }
@@ -81,11 +85,16 @@ impl Batch {
 }
 
 impl CaptureReader {
-    /// As [`CaptureReader::for_each_frame`], with the reading done on a second thread while `f`
-    /// runs on this one.
-    pub fn for_each_frame_prefetched(&mut self, mut f: impl FnMut(&Frame<'_>)) -> ReadEnd {
-        let (full_tx, full_rx) = mpsc::sync_channel::<Batch>(BATCHES);
-        let (empty_tx, empty_rx) = mpsc::channel::<Batch>();
+    /// As [`CaptureReader::for_each_frame`], with the reading, and `prepare` of each frame,
+    /// done on a second thread while `f` runs on this one with each frame and what `prepare`
+    /// made of it.
+    pub fn for_each_frame_prefetched<T: Copy + Send>(
+        &mut self,
+        mut prepare: impl FnMut(&Frame<'_>) -> T + Send,
+        mut f: impl FnMut(&Frame<'_>, T),
+    ) -> ReadEnd {
+        let (full_tx, full_rx) = mpsc::sync_channel::<Batch<T>>(BATCHES);
+        let (empty_tx, empty_rx) = mpsc::channel::<Batch<T>>();
         for _ in 0..BATCHES {
             // The receiver is alive here; a failed send only means one batch fewer.
             let _ = empty_tx.send(Batch::with_capacity());
@@ -99,9 +108,9 @@ impl CaptureReader {
                     if gone {
                         return;
                     }
-                    batch.push(fr);
+                    batch.push(fr, prepare(fr));
                     if batch.is_full() {
-                        let next = empty_rx.recv().unwrap_or_default();
+                        let next = empty_rx.recv().unwrap_or_else(|_| Batch::with_capacity());
                         let full = std::mem::replace(&mut batch, next);
                         gone = full_tx.send(full).is_err();
                     }
@@ -151,13 +160,14 @@ mod tests {
         for prefetched in [false, true] {
             let mut r = CaptureReader::new(std::io::Cursor::new(file.to_vec())).expect("capture");
             let mut seen = Vec::new();
-            let mut see = |f: &Frame<'_>| {
+            let mut see = |f: &Frame<'_>, n: u64| {
+                assert_eq!(n, f.number, "prepared on the same frame");
                 seen.push((f.number, f.ts, f.link_type.0, f.wire_len, f.data.to_vec()))
             };
             let end = if prefetched {
-                r.for_each_frame_prefetched(&mut see)
+                r.for_each_frame_prefetched(|f| f.number, &mut see)
             } else {
-                r.for_each_frame(&mut see)
+                r.for_each_frame(|f| see(f, f.number))
             };
             out.push((seen, end));
         }

@@ -103,6 +103,93 @@ impl Malformed {
     }
 }
 
+/// A decoded frame detached from the frame's bytes: its slices kept as offsets into the frame.
+/// The reading thread decodes each frame and sends this with a copy of the frame's bytes;
+/// [`Detached::attach`] gives back, on the analysing thread, the [`Decoded`] that
+/// [`decode`] makes of that copy.
+#[derive(Clone, Copy, Debug)]
+pub struct Detached {
+    /// The decoded frame with its slices empty.
+    decoded: Decoded<'static>,
+    payload: (u32, u32),
+    header: (u32, u32),
+}
+
+/// Where `part` lies in `whole`, when it lies there (an empty slice lies anywhere).
+fn offsets(whole: &[u8], part: &[u8]) -> Option<(u32, u32)> {
+    if part.is_empty() {
+        return Some((0, 0));
+    }
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    if end > whole.len() {
+        return None;
+    }
+    Some((u32::try_from(start).ok()?, u32::try_from(end).ok()?))
+}
+
+impl TcpSegment<'_> {
+    fn without_slices(&self) -> TcpSegment<'static> {
+        TcpSegment {
+            src: self.src,
+            dst: self.dst,
+            sport: self.sport,
+            dport: self.dport,
+            seq: self.seq,
+            ack: self.ack,
+            flags: self.flags,
+            window: self.window,
+            payload: &[],
+            payload_len: self.payload_len,
+            header: &[],
+        }
+    }
+}
+
+impl Decoded<'_> {
+    /// Detaches a frame decoded from `data` (`None` if its slices are not within `data`, which
+    /// [`decode`] never makes).
+    pub fn detach(&self, data: &[u8]) -> Option<Detached> {
+        let parts =
+            |seg: &TcpSegment<'_>| Some((offsets(data, seg.payload)?, offsets(data, seg.header)?));
+        let (decoded, (payload, header)) = match self {
+            Decoded::Tcp(seg) => (Decoded::Tcp(seg.without_slices()), parts(seg)?),
+            Decoded::TcpHeaderOnly(seg, m) => (
+                Decoded::TcpHeaderOnly(seg.without_slices(), *m),
+                parts(seg)?,
+            ),
+            Decoded::IcmpUnreachable(i) => (Decoded::IcmpUnreachable(*i), ((0, 0), (0, 0))),
+            Decoded::OtherIp => (Decoded::OtherIp, ((0, 0), (0, 0))),
+            Decoded::Fragment => (Decoded::Fragment, ((0, 0), (0, 0))),
+            Decoded::NotIp(e) => (Decoded::NotIp(*e), ((0, 0), (0, 0))),
+            Decoded::UnsupportedLink(l) => (Decoded::UnsupportedLink(*l), ((0, 0), (0, 0))),
+            Decoded::Malformed(m) => (Decoded::Malformed(*m), ((0, 0), (0, 0))),
+        };
+        Some(Detached {
+            decoded,
+            payload,
+            header,
+        })
+    }
+}
+
+impl Detached {
+    /// The decoded frame with its slices in `data`, a copy of the bytes it was decoded from.
+    pub fn attach<'a>(&self, data: &'a [u8]) -> Decoded<'a> {
+        let slice = |(a, b): (u32, u32)| data.get(a as usize..b as usize).unwrap_or_default();
+        let seg = |s: &TcpSegment<'static>| TcpSegment {
+            payload: slice(self.payload),
+            header: slice(self.header),
+            ..*s
+        };
+        match &self.decoded {
+            Decoded::Tcp(s) => Decoded::Tcp(seg(s)),
+            Decoded::TcpHeaderOnly(s, m) => Decoded::TcpHeaderOnly(seg(s), *m),
+            other => *other,
+        }
+    }
+}
+
 /// Decodes one frame down to TCP.
 pub fn decode<'a>(frame: &Frame<'a>) -> Decoded<'a> {
     match link::network_payload(frame.link_type, frame.data) {
