@@ -17,10 +17,12 @@ if [[ -z ${BIN:-} ]]; then
   BIN=target/release/capdiag
 fi
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+one=()
+"$BIN" analyze --help | grep -q -- --threads && one=(-j 1)
 for f in "$@"; do
   head -c 40000000 "$f" >"$tmp/slice"
   ir=$(valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null \
-    "$BIN" analyze --fail-on never "$tmp/slice" 2>&1 >/dev/null | awk '/I *refs/ {gsub(",", "", $NF); print $NF}')
+    "$BIN" analyze "${one[@]}" --fail-on never "$tmp/slice" 2>&1 >/dev/null | awk '/I *refs/ {gsub(",", "", $NF); print $NF}')
   frames=$("$BIN" analyze --format json --fail-on never "$tmp/slice" 2>/dev/null |
     python3 -c 'import json,sys; f=json.load(sys.stdin)["files"][0]; print(f["frames"], f["exchanges"])')
   read -r nf nx <<<"$frames"
