@@ -120,6 +120,10 @@ impl CaptureReader {
                 }
                 end
             });
+            // Owned by this closure, so that if `f` panics they are dropped before the scope
+            // waits for the reader, which then finds nobody at the other end instead of
+            // waiting for a batch forever.
+            let (full_rx, empty_tx) = (full_rx, empty_tx);
             for mut batch in full_rx.iter() {
                 batch.for_each(&mut f);
                 batch.clear();
@@ -189,6 +193,25 @@ mod tests {
         assert_eq!(plain.0.len(), records.len());
         assert_eq!(plain.1, ReadEnd::Complete);
         assert_eq!(plain, prefetched);
+    }
+
+    #[test]
+    fn a_panic_while_analysing_reaches_the_caller_instead_of_hanging() {
+        let small = [0x11u8; 60];
+        let records: Vec<&[u8]> = vec![&small; BATCH_FRAMES * (BATCHES + 3)];
+        let file = pcap(&records);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut r = CaptureReader::new(std::io::Cursor::new(file)).expect("capture");
+            r.for_each_frame_prefetched(
+                |_| (),
+                |f, ()| {
+                    if f.number == 10 {
+                        panic!("analysis failed");
+                    }
+                },
+            )
+        }));
+        assert!(r.is_err());
     }
 
     #[test]
