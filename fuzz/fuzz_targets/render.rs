@@ -1,10 +1,14 @@
-//! A whole capture through the engine and every rule, with everything the commands print made
-//! from it: each exchange as a `capdiag http` table row and as JSON with its decoded body
-//! (`--show-body`), each finding as an `analyze` block (plain and coloured) and as JSON, and the
-//! file summary as text and JSON. Must never panic; every JSON text must parse back.
+//! A whole capture through the engine and every rule the way the commands run it by default
+//! (`-j 2`: read and decoded on a second thread, the decoding attached to the batch's copy of
+//! each frame), with everything the commands print made from it: each exchange as a `capdiag
+//! http` table row and as JSON with its decoded body (`--show-body`), each finding as an
+//! `analyze` block (plain and coloured) and as JSON, and the file summary as text and JSON.
+//! Must never panic; the attached decoding must equal decoding the copy; every JSON text must
+//! parse back.
 #![no_main]
 
 use capdiag::capture::file::CaptureReader;
+use capdiag::decode::decode;
 use capdiag::engine::{Engine, Sink};
 use capdiag::flow::ConnectionAttempt;
 use capdiag::http::{BodyPolicy, Exchange};
@@ -78,9 +82,14 @@ fuzz_target!(|data: &[u8]| {
         rules: RuleSet::new(instantiate(&[]).expect("all rules"), &mut on_finding),
         rows: Vec::new(),
     };
-    let end = reader.for_each_frame(|f| {
-        engine.frame(f, &mut sink);
-    });
+    let end = reader.for_each_frame_prefetched(
+        |f| decode(f).detach(f.data),
+        |f, d| {
+            let d = d.expect("decode's slices lie in the frame").attach(f.data);
+            assert_eq!(format!("{d:?}"), format!("{:?}", decode(f)));
+            engine.frame_decoded(f, d, &mut sink);
+        },
+    );
     engine.finish(&mut sink);
     let mut t = exchange_table();
     for r in sink.rows.drain(..) {
