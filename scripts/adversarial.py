@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Writes three adversarial captures into DIR (default /tmp/capdiag-adversarial) for
+"""Writes four adversarial captures into DIR (default /tmp/capdiag-adversarial) for
 scripts/adversarial.sh: a million SYNs from distinct sources, one stream of nothing but
-out-of-order segments, a pipeline of 100,000 requests with no response."""
+out-of-order segments, a pipeline of 100,000 requests with no response, and a pcapng file of
+15 MiB packets (pcapng allows them; pcap's records stop at 256 KiB)."""
 import os
 import struct
 import sys
@@ -41,4 +42,24 @@ req = b"GET /v2/library/alpine/manifests/latest HTTP/1.1\r\nHost: registry\r\n\r
 pipe = [pkt(c, s, 40001, 80, 5000, 0, 0x02), pkt(s, c, 80, 40001, 9000, 5001, 0x12)]
 pipe += (pkt(c, s, 40001, 80, 5001 + i * len(req), 9001, 0x18, req) for i in range(100_000))
 write("pipeline-no-responses.pcap", pipe)
+
+
+def block(btype, body):
+    body += b"\0" * (-len(body) % 4)
+    n = 12 + len(body)
+    return struct.pack("<II", btype, n) + body + struct.pack("<I", n)
+
+
+# 4. pcapng: runs of 15 MiB packets (a TCP segment whose IP total length is 0, as TSO frames
+#    have) between small ones, 12 large ones in all.
+with open(os.path.join(DIR, "huge-pcapng-packets.pcapng"), "wb") as f:
+    f.write(block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)))
+    f.write(block(1, struct.pack("<HHI", 1, 0, 0)))
+    big = bytearray(pkt(c, s, 40002, 80, 7000, 0, 0x18))
+    big[16:18] = b"\0\0"
+    big += b"y" * (15 * 1024 * 1024)
+    small = pkt(c, s, 40002, 80, 7000, 0, 0x10)
+    for i in range(60):
+        p = bytes(big) if i % 5 < 3 and i < 20 else small
+        f.write(block(6, struct.pack("<IIIII", 0, 0, i, len(p), len(p)) + p))
 print(DIR)

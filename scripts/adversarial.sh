@@ -8,7 +8,7 @@ dir=${1:-/tmp/capdiag-adversarial}
 python3 scripts/adversarial.py "$dir" >/dev/null
 cargo build --release -q
 printf '%-28s %10s %8s %10s  %s\n' capture frames seconds "peak RSS" "limits hit / counters"
-for f in "$dir"/*.pcap; do
+for f in "$dir"/*.pcap "$dir"/*.pcapng; do
   res=$( { /usr/bin/time -f '%e %M' target/release/capdiag analyze --fail-on never --format json "$f" > "$dir/out.json"; } 2>&1 | tail -1)
   read -r secs rss <<<"$res"
   info=$(python3 -c '

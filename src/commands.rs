@@ -487,6 +487,8 @@ pub fn extract(args: &crate::cli::ExtractArgs) -> u8 {
             };
             let mut found = Vec::new();
             let mut keep = |f: crate::finding::Finding| found.push(f);
+            // One thread: what is wanted is a finding's frames, the same either way, before
+            // the capture is read a second time to copy them.
             if let Err(e) = run_rules(
                 &mut reader,
                 1,

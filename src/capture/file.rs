@@ -81,6 +81,8 @@ pub enum ReadEnd {
     Damaged { offset: u64, reason: String },
     /// The operating system reported an error while reading.
     ReadFailed { offset: u64 },
+    /// Whoever was reading stopped at this byte (the frames were not all wanted).
+    Stopped { offset: u64 },
 }
 
 impl fmt::Display for ReadEnd {
@@ -101,6 +103,7 @@ impl fmt::Display for ReadEnd {
                     "a read error occurred at byte {offset}; reading stopped there"
                 )
             }
+            ReadEnd::Stopped { offset } => write!(f, "reading was stopped at byte {offset}"),
         }
     }
 }
@@ -303,6 +306,15 @@ impl CaptureReader {
 
     /// Calls `f` for every frame, in file order, and says how reading ended.
     pub fn for_each_frame(&mut self, mut f: impl FnMut(&Frame<'_>)) -> ReadEnd {
+        self.for_each_frame_while(|fr| {
+            f(fr);
+            true
+        })
+    }
+
+    /// As [`CaptureReader::for_each_frame`], until `f` returns false: reading stops after that
+    /// frame ([`ReadEnd::Stopped`]).
+    pub fn for_each_frame_while(&mut self, mut f: impl FnMut(&Frame<'_>) -> bool) -> ReadEnd {
         loop {
             let offset = self.inner.consumed() as u64;
             if let Some(reason) = self.impossible_block() {
@@ -422,7 +434,11 @@ impl CaptureReader {
                     if let Some(mut fr) = frame {
                         fr.number = self.next_number;
                         self.next_number += 1;
-                        f(&fr);
+                        if !f(&fr) {
+                            return ReadEnd::Stopped {
+                                offset: offset + len as u64,
+                            };
+                        }
                     }
                     Step::Consume(len)
                 }

@@ -7,8 +7,13 @@
 //! result to its closure. The frames, their numbers and the way reading ended are exactly
 //! those of [`CaptureReader::for_each_frame`]: one reader, one channel, first in first out.
 //!
-//! Memory is bounded: [`BATCHES`] batches circulate between the two threads (the reader waits
-//! for an empty one when all are full), each about [`BATCH_BYTES`] bytes.
+//! Memory is bounded: [`BATCHES`] batches circulate between the two threads, and the reader
+//! fills one more (it waits for an empty one when all are full). A batch holds about
+//! [`BATCH_BYTES`] of frame data, more by the frame that crosses the mark, and at most
+//! [`BATCH_FRAMES`] frame records (144 bytes each with the commands' decoding): about 1.4 MiB in
+//! all. A pcapng packet can hold up to 16 MiB; a batch grown for one gives the excess back when
+//! it returns, so only a run of such packets, one per batch in flight, holds up to 5 × 16 MiB
+//! at once.
 
 use super::file::{CaptureReader, ReadEnd};
 use super::{Frame, LinkType, TimestampNs};
@@ -20,7 +25,7 @@ pub const BATCHES: usize = 4;
 /// crosses the mark stays in it)...
 pub const BATCH_BYTES: usize = 128 * 1024;
 /// ...or this many frames.
-pub const BATCH_FRAMES: usize = 4096;
+pub const BATCH_FRAMES: usize = 1024;
 
 #[derive(Clone, Copy)]
 struct Meta<T> {
@@ -40,7 +45,7 @@ struct Batch<T> {
 }
 
 impl<T: Copy> Batch<T> {
-    fn with_capacity() -> Batch<T> {
+    fn new() -> Batch<T> {
         Batch {
             data: Vec::with_capacity(BATCH_BYTES),
             frames: Vec::with_capacity(BATCH_FRAMES),
@@ -78,8 +83,11 @@ impl<T: Copy> Batch<T> {
         }
     }
 
+    /// Empties the batch for reuse, giving back what a frame larger than a batch (a pcapng
+    /// packet can hold up to 16 MiB) made it grow to.
     fn clear(&mut self) {
         self.data.clear();
+        self.data.shrink_to(2 * BATCH_BYTES);
         self.frames.clear();
     }
 }
@@ -97,23 +105,23 @@ impl CaptureReader {
         let (empty_tx, empty_rx) = mpsc::channel::<Batch<T>>();
         for _ in 0..BATCHES {
             // The receiver is alive here; a failed send only means one batch fewer.
-            let _ = empty_tx.send(Batch::with_capacity());
+            let _ = empty_tx.send(Batch::new());
         }
         std::thread::scope(|s| {
             let reading = s.spawn(move || {
-                let mut batch = Batch::with_capacity();
-                // Set when the analysing side has gone away; the rest is read and dropped.
+                let mut batch = Batch::new();
+                // Set when the analysing side has gone away (it panicked): reading stops, so
+                // that the panic is not held up by the rest of the input (which, on a pipe from
+                // a live capture, may never end).
                 let mut gone = false;
-                let end = self.for_each_frame(|fr| {
-                    if gone {
-                        return;
-                    }
+                let end = self.for_each_frame_while(|fr| {
                     batch.push(fr, prepare(fr));
                     if batch.is_full() {
-                        let next = empty_rx.recv().unwrap_or_else(|_| Batch::with_capacity());
+                        let next = empty_rx.recv().unwrap_or_else(|_| Batch::new());
                         let full = std::mem::replace(&mut batch, next);
                         gone = full_tx.send(full).is_err();
                     }
+                    !gone
                 });
                 if !gone && !batch.frames.is_empty() {
                     let _ = full_tx.send(batch);
@@ -188,7 +196,7 @@ mod tests {
         for i in 0..7 {
             records.insert(100 + i, &big);
         }
-        records.insert(7000, &[]);
+        records.insert(BATCH_FRAMES * 2 + 17, &[]);
         let [plain, prefetched] = both(&pcap(&records));
         assert_eq!(plain.0.len(), records.len());
         assert_eq!(plain.1, ReadEnd::Complete);
@@ -212,6 +220,74 @@ mod tests {
             )
         }));
         assert!(r.is_err());
+    }
+
+    /// A pcap that never ends, as from `tcpdump -w -` on a live interface.
+    struct Endless {
+        pending: Vec<u8>,
+    }
+
+    impl std::io::Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.pending.is_empty() {
+                self.pending = pcap(&[&[0x33; 60]]).split_off(24);
+            }
+            let n = buf.len().min(self.pending.len());
+            buf[..n].copy_from_slice(&self.pending[..n]);
+            self.pending.drain(..n);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_panic_while_analysing_an_endless_input_stops_the_reading() {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let endless = Endless { pending: pcap(&[]) };
+            let mut r = CaptureReader::new(endless).expect("capture");
+            r.for_each_frame_prefetched(
+                |_| (),
+                |f, ()| assert!(f.number < 100_000, "analysis failed"),
+            )
+        }));
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn a_panic_on_the_reading_thread_reaches_the_caller() {
+        let small = [0x11u8; 60];
+        let file = pcap(&vec![&small[..]; 100]);
+        let mut seen = 0;
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut r = CaptureReader::new(std::io::Cursor::new(file)).expect("capture");
+            r.for_each_frame_prefetched(
+                |f| assert!(f.number < 10, "preparing failed"),
+                |_, ()| seen += 1,
+            )
+        }));
+        assert!(r.is_err());
+        // The frames prepared before the panic were never handed over as a partial batch.
+        assert_eq!(seen, 0);
+    }
+
+    #[test]
+    fn reading_stops_where_the_reader_is_told_to() {
+        let file = pcap(&[&[1; 40], &[2; 50], &[3; 60]]);
+        let mut r = CaptureReader::new(std::io::Cursor::new(file)).expect("capture");
+        let mut n = 0;
+        let end = r.for_each_frame_while(|_| {
+            n += 1;
+            n < 2
+        });
+        // Header 24 bytes, records 16 + 40 and 16 + 50.
+        assert_eq!(
+            (n, end),
+            (
+                2,
+                ReadEnd::Stopped {
+                    offset: 24 + 56 + 66
+                }
+            )
+        );
     }
 
     #[test]
