@@ -2,7 +2,9 @@
 """Writes four adversarial captures into DIR (default /tmp/capdiag-adversarial) for
 scripts/adversarial.sh: a million SYNs from distinct sources, one stream of nothing but
 out-of-order segments, a pipeline of 100,000 requests with no response, and a pcapng file of
-15 MiB packets (pcapng allows them; pcap's records stop at 256 KiB)."""
+15 MiB packets (of a link type for which Wireshark reads such packets: USBPcap, up to 128 MiB;
+for Ethernet and the other link types capdiag decodes, reading stops at a packet over
+256 KiB)."""
 import os
 import struct
 import sys
@@ -50,11 +52,11 @@ def block(btype, body):
     return struct.pack("<II", btype, n) + body + struct.pack("<I", n)
 
 
-# 4. pcapng: runs of 15 MiB packets (a TCP segment whose IP total length is 0, as TSO frames
-#    have) between small ones, 12 large ones in all.
+# 4. pcapng, link type USBPcap (249): runs of 15 MiB packets between small ones, 12 large ones
+#    in all. capdiag does not decode USBPcap; it reads, numbers and hands over every packet.
 with open(os.path.join(DIR, "huge-pcapng-packets.pcapng"), "wb") as f:
     f.write(block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)))
-    f.write(block(1, struct.pack("<HHI", 1, 0, 0)))
+    f.write(block(1, struct.pack("<HHI", 249, 0, 0)))
     big = bytearray(pkt(c, s, 40002, 80, 7000, 0, 0x18))
     big[16:18] = b"\0\0"
     big += b"y" * (15 * 1024 * 1024)

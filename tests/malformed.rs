@@ -72,6 +72,11 @@ fn damaged_files_are_read_up_to_the_damage() {
             1,
             "impossible length of 7 bytes",
         ),
+        (
+            "pcapng-packet-over-256k.pcapng",
+            1,
+            "packet 2 claims 300000 captured bytes, more than the 262144-byte maximum",
+        ),
     ];
     for (name, frames, read) in cases {
         let (v, err, code) = http(name, &[]);

@@ -15,6 +15,30 @@ use std::io::{self, Read};
 /// Largest record accepted in a pcap file; Wireshark refuses larger ones too
 /// (`WTAP_MAX_PACKET_SIZE_STANDARD`).
 pub const MAX_RECORD_LEN: u32 = 256 * 1024;
+/// Largest packet Wireshark reads for a link type (`wtap_max_snaplen_for_encap`): a pcapng
+/// packet block capturing more is an error there ("cap_len N is larger than M"), so reading
+/// stops at it here too, as for a pcap record over [`MAX_RECORD_LEN`].
+fn max_packet_len(lt: LinkType) -> u32 {
+    match lt.0 {
+        // D-Bus and USBPcap: 128 MiB (in practice bounded by `MAX_BLOCK_LEN` here).
+        231 | 249 => 128 * 1024 * 1024,
+        // EBHSCR: 8 MiB.
+        279 => 8 * 1024 * 1024,
+        _ => MAX_RECORD_LEN,
+    }
+}
+
+/// Why packet `number`, capturing `len` bytes of link type `lt`, stops the reading, if it is
+/// larger than Wireshark reads for that link type.
+fn packet_too_large(number: u64, len: u64, lt: LinkType) -> Option<String> {
+    let max = max_packet_len(lt);
+    (len > u64::from(max)).then(|| {
+        format!(
+            "packet {number} claims {len} captured bytes, more than the {max}-byte maximum for {lt}"
+        )
+    })
+}
+
 /// Largest pcapng block accepted (a packet block of `MAX_RECORD_LEN` plus options, or a large
 /// name-resolution block).
 pub const MAX_BLOCK_LEN: u32 = 16 * 1024 * 1024;
@@ -375,6 +399,15 @@ impl CaptureReader {
                             }
                             Block::EnhancedPacket(epb) => {
                                 match self.interfaces.get(epb.if_id as usize).copied() {
+                                    Some(ifc)
+                                        if let Some(reason) = packet_too_large(
+                                            self.next_number,
+                                            u64::from(epb.caplen),
+                                            ifc.link_type,
+                                        ) =>
+                                    {
+                                        return ReadEnd::Damaged { offset, reason };
+                                    }
                                     Some(ifc) => {
                                         let raw =
                                             (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
@@ -408,12 +441,22 @@ impl CaptureReader {
                                 if ifc.is_none() {
                                     self.orphan_packets += 1;
                                 }
+                                let data = spb.data.get(..spb.origlen as usize).unwrap_or(spb.data);
+                                if let Some(reason) = ifc.and_then(|i| {
+                                    packet_too_large(
+                                        self.next_number,
+                                        data.len() as u64,
+                                        i.link_type,
+                                    )
+                                }) {
+                                    return ReadEnd::Damaged { offset, reason };
+                                }
                                 Some(Frame {
                                     number: 0,
                                     ts: 0,
                                     link_type: ifc.map_or(LinkType(u32::MAX), |i| i.link_type),
                                     wire_len: spb.origlen,
-                                    data: spb.data.get(..spb.origlen as usize).unwrap_or(spb.data),
+                                    data,
                                 })
                             }
                             Block::Unknown(u) if u.block_type == 2 => {

@@ -11,9 +11,10 @@
 //! fills one more (it waits for an empty one when all are full). A batch holds about
 //! [`BATCH_BYTES`] of frame data, more by the frame that crosses the mark, and at most
 //! [`BATCH_FRAMES`] frame records (144 bytes each with the commands' decoding): about 1.4 MiB in
-//! all. A pcapng packet can hold up to 16 MiB; a batch grown for one gives the excess back when
-//! it returns, so only a run of such packets, one per batch in flight, holds up to 5 × 16 MiB
-//! at once.
+//! all. Packets are at most 256 KiB for the link types capdiag decodes, but a pcapng packet of
+//! a link type Wireshark reads larger packets of (USBPcap, D-Bus) can hold up to 16 MiB; a batch
+//! grown for one gives the excess back when it returns, so only a run of such packets, one per
+//! batch in flight, holds up to 5 × 16 MiB at once.
 
 use super::file::{CaptureReader, ReadEnd};
 use super::{Frame, LinkType, TimestampNs};
@@ -84,7 +85,7 @@ impl<T: Copy> Batch<T> {
     }
 
     /// Empties the batch for reuse, giving back what a frame larger than a batch (a pcapng
-    /// packet can hold up to 16 MiB) made it grow to.
+    /// USBPcap packet can hold up to 16 MiB) made it grow to.
     fn clear(&mut self) {
         self.data.clear();
         self.data.shrink_to(2 * BATCH_BYTES);

@@ -92,6 +92,11 @@ p0 = recs[0][0]
 pad = (4 - len(p0) % 4) % 4
 epb = struct.pack("<IIIIIII", 6, 32 + len(p0) + pad, 0, 0, 0, len(p0), len(p0)) + p0 + b"\0" * pad + struct.pack("<I", 32 + len(p0) + pad)
 write("pcapng-bad-block-length.pcapng", shb + idb + epb + struct.pack("<II", 6, 7) + b"\0" * 40)
+# pcapng: a packet capturing 300,000 bytes (more than Wireshark reads for Ethernet, 262,144)
+# between two good ones.
+big = b"\0" * 300000
+epb_big = struct.pack("<IIIIIII", 6, 32 + len(big), 0, 0, 1, len(big), len(big)) + big + struct.pack("<I", 32 + len(big))
+write("pcapng-packet-over-256k.pcapng", shb + idb + epb + epb_big + epb)
 write("unknown-linktype.pcap", capture(conversation(GET, OK), linktype=147))
 write("ipv4-bad-ihl.pcap", capture([(tcp_packet(C, S, 1, 80, 1, 0, SYN, ihl=3), 1.0)] + conversation(GET, OK)))
 write("ipv4-bad-total-length.pcap", capture([(tcp_packet(C, S, 2, 80, 1, 0, SYN, total=12), 1.0)] + conversation(GET, OK)))
