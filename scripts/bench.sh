@@ -4,7 +4,8 @@
 # and tshark's HTTP extraction, on the same captures, warm cache. Prints MB/s, peak RSS and the
 # ratios the performance targets are stated in, and whether `-j 1` and `-j 2` wrote the same
 # findings (their JSON compared). capdiag -j 2, capdiag -j 1 and tcpdump run RUNS times each
-# (default 5), alternating; the fastest of each counts.
+# (default 5), alternating; the fastest of each counts. TSHARK=0 leaves tshark out (it takes
+# minutes per capture; its columns then read 0).
 #
 #   scripts/bench.sh CAPTURE...            measure these captures
 #   sudo scripts/bench.sh --record DIR     record the two 1 GB benchmark captures into DIR first
@@ -53,8 +54,9 @@ for f in "$@"; do
 import json,sys
 d=json.load(sys.stdin)
 print(" ".join(sorted({"-d tcp.port==%s,http" % e["server"].rsplit(":",1)[1] for e in d["exchanges"]})))' 2>/dev/null || true)
+  ts=0; trss=0
   # shellcheck disable=SC2086
-  read -r ts trss < <(measure tshark -n -2 -r "$f" $ports -Y http -T fields -e frame.number -e http.request.method -e http.response.code)
+  [[ ${TSHARK:-1} == 0 ]] || read -r ts trss < <(measure tshark -n -2 -r "$f" $ports -Y http -T fields -e frame.number -e http.request.method -e http.response.code)
   mb=$(echo "scale=1; $bytes / 1000000" | bc)
   printf '%-16s %6s %9s | %6s (%5.0f, %3d MiB)     | %8s | %8s | %7s (%5d MiB)      | %5.2fx      %5.2fx      | %5.1fx      %s\n' \
     "$(basename "$f")" "$mb" "$pkts" "$best" "$(echo "$bytes / 1000000 / $best" | bc -l)" $((rss / 1024)) \
