@@ -392,19 +392,13 @@ impl FlowTable {
             return Some(stream);
         }
         let ts = frame.ts;
-        let is_syn = seg.has(flags::SYN) && !seg.has(flags::ACK);
         let carries = seg.payload_len > 0 || seg.has(flags::SYN) || seg.has(flags::FIN);
         let mut retire: Option<Box<Flow>> = None;
         let mut created = false;
         match self.flows.get_mut(&key) {
             None => created = true,
             Some(Slot::Dormant(d)) => {
-                let reused = is_syn
-                    && d.base_seq
-                        .get(dir)
-                        .copied()
-                        .flatten()
-                        .is_some_and(|b| b != seg.seq);
+                let reused = starts_new_connection(seg, d.base_seq.get(dir).copied().flatten());
                 if !reused && !carries {
                     d.last_ts = ts;
                     return Some(d.stream);
@@ -462,13 +456,7 @@ impl FlowTable {
         let Slot::Active(f) = &*slot else {
             return None;
         };
-        let is_syn = seg.has(flags::SYN) && !seg.has(flags::ACK);
-        if is_syn
-            && f.half
-                .get(dir)
-                .and_then(|h| h.base_seq)
-                .is_some_and(|b| b != seg.seq)
-        {
+        if starts_new_connection(seg, f.half.get(dir).and_then(|h| h.base_seq)) {
             return None;
         }
         let mut totals = Totals {
@@ -492,14 +480,13 @@ impl FlowTable {
         out: &mut Vec<FlowEvent>,
     ) -> u64 {
         let (key, dir) = FlowKey::of(seg.src, seg.sport, seg.dst, seg.dport);
-        let is_syn = seg.has(flags::SYN) && !seg.has(flags::ACK);
         let existing = match self.flows.get(&key) {
             Some(Slot::Active(f)) => Some((f.stream, f.half.get(dir).and_then(|h| h.base_seq))),
             Some(Slot::Dormant(d)) => Some((d.stream, d.base_seq.get(dir).copied().flatten())),
             None => None,
         };
         match existing {
-            Some((stream, base)) if !(is_syn && base.is_some_and(|b| b != seg.seq)) => stream,
+            Some((stream, base)) if !starts_new_connection(seg, base) => stream,
             _ => {
                 if let Some(Slot::Active(mut old)) = self.flows.remove(&key) {
                     self.active -= 1;
@@ -639,6 +626,13 @@ struct Totals<'a> {
     stats: &'a mut FlowStats,
     active: &'a mut usize,
     buffered_total: &'a mut usize,
+}
+
+/// Whether `seg` reuses a pair's addresses and ports for a new connection, its direction having
+/// begun at sequence number `base` (Wireshark's rule: a SYN without ACK with another sequence
+/// number).
+fn starts_new_connection(seg: &TcpSegment<'_>, base: Option<u32>) -> bool {
+    seg.has(flags::SYN) && !seg.has(flags::ACK) && base.is_some_and(|b| b != seg.seq)
 }
 
 /// Runs a segment through the active flow in `slot`, enforcing the total buffer limit, and
