@@ -24,6 +24,9 @@ fi
 cargo build --release -q
 bin=target/release/capdiag
 tmp=$(mktemp); trap 'rm -f "$tmp"' EXIT
+faster() { # true when run time $1 beats the best so far, $2 (none yet when empty)
+  [[ -z $2 ]] || (( $(echo "$1 < $2" | bc) ))
+}
 measure() { # prints "seconds peak_rss_kib" of a command, its output discarded
   /usr/bin/time -f '%e %M' -o "$tmp" "$@" >/dev/null 2>&1 || true
   tail -1 "$tmp"
@@ -39,11 +42,11 @@ for f in "$@"; do
   best=""; one=""; td=""; rss=""
   for _ in $(seq "${RUNS:-5}"); do
     read -r s r < <(measure "$bin" analyze -j 2 --fail-on never "$f")
-    if [[ -z $best ]] || (( $(echo "$s < $best" | bc) )); then best=$s; rss=$r; fi
+    if faster "$s" "$best"; then best=$s; rss=$r; fi
     read -r s _ < <(measure "$bin" analyze -j 1 --fail-on never "$f")
-    if [[ -z $one ]] || (( $(echo "$s < $one" | bc) )); then one=$s; fi
+    if faster "$s" "$one"; then one=$s; fi
     read -r s _ < <(measure tcpdump -r "$f" -w /dev/null)
-    if [[ -z $td ]] || (( $(echo "$s < $td" | bc) )); then td=$s; fi
+    if faster "$s" "$td"; then td=$s; fi
   done
   same=no
   if [[ $("$bin" analyze -j 2 --format json --fail-on never "$f" 2>&1 | md5sum) == \
