@@ -14,6 +14,9 @@ MIX=${2:-1000000000}
 SMALL=${3:-1000000000}
 NS=capbench$$
 WORK=$(mktemp -d /tmp/capbench.XXXXXX)
+# nginx's workers run as an unprivileged user: without this they cannot enter the 0700 directory
+# mktemp makes, and every file request is answered 403.
+chmod 755 "$WORK"
 mkdir -p "$OUT" "$WORK/www/s" "$WORK/logs" "$WORK/tmp"
 
 need=()
@@ -126,6 +129,17 @@ ip netns exec "$NS" ethtool -K lo tso off gso off gro off >/dev/null 2>&1 || tru
 ip netns exec "$NS" sysctl -qw net.ipv4.ip_local_port_range="10000 65000"
 ip netns exec "$NS" nginx -c "$WORK/nginx.conf"
 
+# Both servers must serve the files before anything is recorded.
+probe() {   # probe PORT: the status line nginx answers GET /s/200.html with
+  ip netns exec "$NS" bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" &&
+    printf "GET /s/200.html HTTP/1.0\r\nHost: x\r\n\r\n" >&3 && head -n 1 <&3 | tr -d "\r"' _ "$1"
+}
+for port in 80 8080; do
+  for _ in 1 2 3 4 5 6 7 8 9 10; do line=$(probe $port 2>/dev/null) && break; sleep 0.2; done
+  [[ ${line:-} == "HTTP/1.1 200 OK" ]] ||
+    { echo "record-bench-captures.sh: nginx on port $port answered '${line:-nothing}', not 200" >&2; exit 1; }
+done
+
 record() {   # record FILE BYTES -- wrk args
   local file=$1 target=$2; shift 3
   rm -f "$file"
@@ -142,6 +156,7 @@ record() {   # record FILE BYTES -- wrk args
   sleep 0.5
   kill -INT $tp; wait $tp || true
   echo "$(basename "$file"): $(stat -c %s "$file") bytes; $(grep -h 'packets captured\|dropped by kernel' "$WORK/logs/tcpdump.log" | tr '\n' ' ')"
+  echo "  wrk: $(grep -h 'requests in\|Non-2xx' "$WORK/logs/wrk.log" | sed 's/^ *//' | tr '\n' ' ')"
 }
 record "$OUT/http-mix.pcap" "$MIX" -- -t1 -c16 -d300s -s "$WORK/mix.lua" http://127.0.0.1:80/
 record "$OUT/http-small.pcap" "$SMALL" -- -t1 -c64 -d600s -s "$WORK/small.lua" http://127.0.0.1:8080/
