@@ -319,6 +319,17 @@ impl Parser {
                 }
                 rest.len()
             }
+            Some(nl) if self.buf.is_empty() => {
+                // The whole first line is in this chunk: decide on it where it lies and leave
+                // the message to `head`, which parses a whole header block without copying.
+                if is_start_line(rest.get(..nl).unwrap_or_default()) {
+                    self.state = State::Head;
+                    0
+                } else {
+                    self.state = State::Ignore;
+                    nl + 1
+                }
+            }
             Some(nl) => {
                 self.append(rest.get(..=nl).unwrap_or_default(), o);
                 let line = self.buf.strip_suffix(b"\n").unwrap_or(&self.buf);
