@@ -512,7 +512,9 @@ impl CaptureReader {
                 }
             };
             match step {
-                Step::Consume(len) => self.inner.consume(len),
+                // Without the shift `consume` makes once half the buffer is read (a copy of the
+                // unread half): `refill` moves only the partial record at the end.
+                Step::Consume(len) => self.inner.consume_noshift(len),
                 Step::Refill => {
                     if self.inner.refill().is_err() {
                         return ReadEnd::ReadFailed { offset };
