@@ -152,9 +152,7 @@ pub fn http(args: &HttpArgs) -> u8 {
             mode,
             error: None,
         };
-        let end = read_frames(&mut reader, args.threads, |f, d| {
-            engine.frame_decoded(f, d, &mut sink);
-        });
+        let end = read_frames(&mut reader, args.threads, &mut engine, &mut sink, |_| {});
         engine.finish(&mut sink);
         sink.flush_rows();
         let summary = FileSummary::new(
@@ -242,25 +240,30 @@ pub fn progress_bar(path: &Path, human: bool) -> Option<indicatif::ProgressBar> 
     Some(bar)
 }
 
-/// Calls `f` for every frame of the capture with the frame decoded. With `threads` 2 the file
-/// is read and each frame decoded on a second thread (the frames and what they decode to are
-/// the same).
+/// Runs every frame of the capture through `engine`, calling `after` after each. With
+/// `threads` 2 the file is read and each frame prepared for the engine (decoded, its HTTP
+/// header block parsed) on a second thread; the results are the same.
 fn read_frames(
     reader: &mut CaptureReader,
     threads: u8,
-    mut f: impl FnMut(&crate::capture::Frame<'_>, crate::decode::Decoded<'_>),
+    engine: &mut Engine,
+    sink: &mut dyn crate::engine::Sink,
+    mut after: impl FnMut(&crate::capture::Frame<'_>),
 ) -> crate::capture::file::ReadEnd {
-    use crate::decode::decode;
     if threads > 1 {
+        let preparer = engine.preparer();
         reader.for_each_frame_prefetched(
-            |fr| decode(fr).detach(fr.data),
-            |fr, d| match d {
-                Some(d) => f(fr, d.attach(fr.data)),
-                None => f(fr, decode(fr)),
+            |fr| preparer.prepare(fr),
+            |fr, p| {
+                engine.frame_prepared(fr, p, sink);
+                after(fr);
             },
         )
     } else {
-        reader.for_each_frame(|fr| f(fr, decode(fr)))
+        reader.for_each_frame(|fr| {
+            engine.frame(fr, sink);
+            after(fr);
+        })
     }
 }
 
@@ -277,8 +280,7 @@ pub fn run_rules(
     let mut engine = Engine::new(limits);
     let mut set = crate::rules::RuleSet::new(rules, on_finding);
     let mut read = 0u64;
-    let end = read_frames(reader, threads, |f, d| {
-        engine.frame_decoded(f, d, &mut set);
+    let end = read_frames(reader, threads, &mut engine, &mut set, |f| {
         if let Some(p) = progress {
             // Record header plus data: close to the bytes of the file read.
             read += f.data.len() as u64 + 16;

@@ -6,9 +6,10 @@
 //! open, not on the size of the capture.
 
 use crate::capture::{Frame, LinkType, TimestampNs};
-use crate::decode::{self, Decoded, Malformed};
+use crate::decode::{self, Decoded, Detached, Malformed};
 use crate::flow::{ConnectionAttempt, FlowEvent, FlowStats, FlowTable, Limits};
 use crate::http::Exchange;
+use crate::http::parser::{HeadParsed, parse_ahead};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -134,6 +135,35 @@ impl Stats {
     }
 }
 
+/// What can be made of a frame alone, before the engine sees it (on a reading thread, while
+/// the engine works on earlier frames): its decoding, and the HTTP header block at the start
+/// of its TCP payload, parsed.
+pub struct Prepared {
+    decoded: Option<Detached>,
+    head: Option<HeadParsed>,
+}
+
+/// Prepares frames for an engine with HTTP header limit `max_headers`
+/// ([`Engine::preparer`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Preparer {
+    max_headers: usize,
+}
+
+impl Preparer {
+    pub fn prepare(&self, frame: &Frame<'_>) -> Prepared {
+        let decoded = decode::decode(frame);
+        let head = match &decoded {
+            Decoded::Tcp(seg) => parse_ahead(seg.payload, self.max_headers),
+            _ => None,
+        };
+        Prepared {
+            decoded: decoded.detach(frame.data),
+            head,
+        }
+    }
+}
+
 /// Frames in, results out.
 pub struct Engine {
     table: FlowTable,
@@ -156,6 +186,13 @@ impl Engine {
         }
     }
 
+    /// What prepares frames for this engine ([`Engine::frame_prepared`]).
+    pub fn preparer(&self) -> Preparer {
+        Preparer {
+            max_headers: self.table.http_limits().max_headers,
+        }
+    }
+
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
@@ -170,12 +207,36 @@ impl Engine {
         self.frame_decoded(frame, decode::decode(frame), sink)
     }
 
-    /// As [`Engine::frame`], for a frame already decoded (by [`decode::decode`], perhaps on the
-    /// reading thread).
+    /// As [`Engine::frame`], for a frame prepared by this engine's [`Engine::preparer`]
+    /// (perhaps on the reading thread). The results are those of [`Engine::frame`].
+    pub fn frame_prepared(
+        &mut self,
+        frame: &Frame<'_>,
+        prepared: Prepared,
+        sink: &mut dyn Sink,
+    ) -> Option<u64> {
+        let decoded = match prepared.decoded {
+            Some(d) => d.attach(frame.data),
+            None => decode::decode(frame),
+        };
+        self.frame_with_head(frame, decoded, prepared.head, sink)
+    }
+
+    /// As [`Engine::frame`], for a frame already decoded (by [`decode::decode`]).
     pub fn frame_decoded(
         &mut self,
         frame: &Frame<'_>,
         decoded: Decoded<'_>,
+        sink: &mut dyn Sink,
+    ) -> Option<u64> {
+        self.frame_with_head(frame, decoded, None, sink)
+    }
+
+    fn frame_with_head(
+        &mut self,
+        frame: &Frame<'_>,
+        decoded: Decoded<'_>,
+        head: Option<HeadParsed>,
         sink: &mut dyn Sink,
     ) -> Option<u64> {
         // Deadlines that passed before this frame was captured act first, so a finding holds
@@ -194,7 +255,9 @@ impl Engine {
         match decoded {
             Decoded::Tcp(seg) => {
                 s.tcp_segments += 1;
-                stream = self.table.segment(frame, &seg, &mut self.events);
+                stream = self
+                    .table
+                    .segment_with_head(frame, &seg, head, &mut self.events);
             }
             Decoded::TcpHeaderOnly(seg, m) => {
                 s.malformed.entry(m).or_default().add(frame.number);

@@ -3,7 +3,7 @@
 //! same messages wherever the byte stream is split.
 
 use capdiag::flow::reassembly::{Chunk, Reassembler};
-use capdiag::http::parser::Origin;
+use capdiag::http::parser::{Origin, parse_ahead};
 use capdiag::http::{BodyPolicy, HttpConn, Limits};
 use proptest::prelude::*;
 
@@ -112,6 +112,9 @@ const REQUESTS: &[&[u8]] = &[
     b"POST /u HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;ext\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: x\r\n\r\n",
     b"HEAD /v2/a/blobs/sha256:1 HTTP/1.1\r\n\r\n",
     b"GET /x HTTP/1.0\n\n",
+    // A body that is itself a header block: where a piece starts with it, a parse made ahead
+    // from the piece's start must not be taken for the message after it.
+    b"POST /m HTTP/1.1\r\nContent-Length: 18\r\n\r\nGET / HTTP/1.1\r\n\r\n",
 ];
 const RESPONSES: &[&[u8]] = &[
     b"HTTP/1.1 401 Unauthorized\r\nWww-Authenticate: Bearer realm=\"http://t/token\"\r\nContent-Length: 2\r\n\r\n{}",
@@ -119,11 +122,25 @@ const RESPONSES: &[&[u8]] = &[
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nwxyz\r\n0\r\n\r\n",
     b"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://s3/b/k?X-Amz-Signature=1\r\nContent-Length: 999\r\n\r\n",
     b"HTTP/1.1 204 No Content\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 19\r\n\r\nHTTP/1.1 404 X\r\n\r\n",
 ];
 
 /// Feeds requests then responses, each cut at the given points; returns a summary of the
 /// exchanges: method, status, body lengths, completeness.
 fn exchanges(req: &[u8], resp: &[u8], req_cuts: &[usize], resp_cuts: &[usize]) -> Vec<String> {
+    exchanges_offered(req, resp, req_cuts, resp_cuts, false)
+}
+
+/// As [`exchanges`]; with `ahead`, each piece's header block (if it starts with one) is parsed
+/// ahead and offered to the parser, as frames prepared on the reading thread are; the summary
+/// then also holds every message's start line and headers.
+fn exchanges_offered(
+    req: &[u8],
+    resp: &[u8],
+    req_cuts: &[usize],
+    resp_cuts: &[usize],
+    ahead: bool,
+) -> Vec<String> {
     let a = "10.0.0.1:1".parse().unwrap_or_else(|_| unreachable!());
     let b = "10.0.0.2:80".parse().unwrap_or_else(|_| unreachable!());
     let limits = Limits {
@@ -143,7 +160,12 @@ fn exchanges(req: &[u8], resp: &[u8], req_cuts: &[usize], resp_cuts: &[usize]) -
         pts.sort_unstable();
         pts.dedup();
         for w in pts.windows(2) {
-            c.data(dir, &bytes[w[0]..w[1]], o);
+            let piece = &bytes[w[0]..w[1]];
+            if ahead && let Some(head) = parse_ahead(piece, limits.max_headers) {
+                c.offer(dir, piece, head);
+            }
+            c.data(dir, piece, o);
+            c.withdraw();
         }
     };
     feed(&mut c, 0, req, req_cuts);
@@ -154,12 +176,16 @@ fn exchanges(req: &[u8], resp: &[u8], req_cuts: &[usize], resp_cuts: &[usize]) -
             let m = |m: Option<&capdiag::http::Message>| {
                 m.map(|m| {
                     format!(
-                        "{:?}/{:?}/{}/{}/{:?}",
+                        "{:?}/{:?}/{:?}/{:?}/{}/{}/{:?}/{:?}/{:?}",
                         m.method(),
+                        m.uri(),
                         m.status(),
+                        m.reason(),
                         m.body.length,
                         m.complete,
-                        m.body.prefix
+                        m.body.prefix,
+                        m.headers().collect::<Vec<_>>(),
+                        m.anomalies,
                     )
                 })
                 .unwrap_or_default()
@@ -179,7 +205,7 @@ proptest! {
 
     #[test]
     fn http_splitting_does_not_change_the_messages(
-        picks in proptest::collection::vec(0usize..5, 1..6),
+        picks in proptest::collection::vec(0usize..6, 1..6),
         req_cuts in proptest::collection::vec(any::<usize>(), 0..30),
         resp_cuts in proptest::collection::vec(any::<usize>(), 0..30),
     ) {
@@ -190,5 +216,20 @@ proptest! {
         prop_assert_eq!(whole.len(), picks.len());
         let split = exchanges(&req, &resp, &req_cuts, &resp_cuts);
         prop_assert_eq!(split, whole);
+    }
+
+    /// Header blocks parsed ahead (on the reading thread, from the start of each segment) and
+    /// offered to the parser change nothing, wherever the stream is cut.
+    #[test]
+    fn header_blocks_parsed_ahead_change_nothing(
+        picks in proptest::collection::vec(0usize..6, 1..6),
+        req_cuts in proptest::collection::vec(any::<usize>(), 0..30),
+        resp_cuts in proptest::collection::vec(any::<usize>(), 0..30),
+    ) {
+        let req: Vec<u8> = picks.iter().flat_map(|i| REQUESTS[*i].iter().copied()).collect();
+        let resp: Vec<u8> = picks.iter().flat_map(|i| RESPONSES[*i].iter().copied()).collect();
+        let own = exchanges_offered(&req, &resp, &req_cuts, &resp_cuts, false);
+        let offered = exchanges_offered(&req, &resp, &req_cuts, &resp_cuts, true);
+        prop_assert_eq!(offered, own);
     }
 }

@@ -1,10 +1,10 @@
 //! A whole capture through the engine and every rule the way the commands run it by default
-//! (`-j 2`: read and decoded on a second thread, the decoding attached to the batch's copy of
-//! each frame), with everything the commands print made from it: each exchange as a `capdiag
-//! http` table row and as JSON with its decoded body (`--show-body`), each finding as an
-//! `analyze` block (plain and coloured) and as JSON, and the file summary as text and JSON.
-//! Must never panic; the attached decoding must equal decoding the copy; every JSON text must
-//! parse back.
+//! (`-j 2`: read and prepared on a second thread, that is decoded, with the decoding attached
+//! to the batch's copy of each frame, and HTTP header blocks parsed ahead), with everything
+//! the commands print made from it: each exchange as a `capdiag http` table row and as JSON
+//! with its decoded body (`--show-body`), each finding as an `analyze` block (plain and
+//! coloured) and as JSON, and the file summary as text and JSON. Must never panic; the
+//! attached decoding must equal decoding the copy; every JSON text must parse back.
 #![no_main]
 
 use capdiag::capture::file::CaptureReader;
@@ -82,12 +82,13 @@ fuzz_target!(|data: &[u8]| {
         rules: RuleSet::new(instantiate(&[]).expect("all rules"), &mut on_finding),
         rows: Vec::new(),
     };
+    let preparer = engine.preparer();
     let end = reader.for_each_frame_prefetched(
-        |f| decode(f).detach(f.data),
-        |f, d| {
+        |f| (decode(f).detach(f.data), preparer.prepare(f)),
+        |f, (d, prepared)| {
             let d = d.expect("decode's slices lie in the frame").attach(f.data);
             assert_eq!(format!("{d:?}"), format!("{:?}", decode(f)));
-            engine.frame_decoded(f, d, &mut sink);
+            engine.frame_prepared(f, prepared, &mut sink);
         },
     );
     engine.finish(&mut sink);

@@ -10,8 +10,9 @@
 //! Memory is bounded: [`BATCHES`] batches circulate between the two threads, and the reader
 //! fills one more (it waits for an empty one when all are full). A batch holds about
 //! [`BATCH_BYTES`] of frame data, more by the frame that crosses the mark, and at most
-//! [`BATCH_FRAMES`] frame records (144 bytes each with the commands' decoding): about 1.4 MiB in
-//! all. Packets are at most 256 KiB for the link types capdiag decodes, but a pcapng packet of
+//! [`BATCH_FRAMES`] frame records (200 bytes each with what the commands prepare, plus the
+//! header index of a frame that begins with an HTTP header block: 16 bytes a header, at most
+//! 64 headers): about 3.5 MiB in all with headers of a usual size, 9 MiB at most. Packets are at most 256 KiB for the link types capdiag decodes, but a pcapng packet of
 //! a link type Wireshark reads larger packets of (USBPcap, D-Bus) can hold up to 16 MiB; a batch
 //! grown for one gives the excess back when it returns, so only a run of such packets, one per
 //! batch in flight, holds up to 5 × 16 MiB at once.
@@ -24,11 +25,10 @@ use std::sync::mpsc;
 pub const BATCHES: usize = 4;
 /// A batch is handed over once it holds this many bytes of frame data (or more: the frame that
 /// crosses the mark stays in it)...
-pub const BATCH_BYTES: usize = 128 * 1024;
+pub const BATCH_BYTES: usize = 512 * 1024;
 /// ...or this many frames.
 pub const BATCH_FRAMES: usize = 1024;
 
-#[derive(Clone, Copy)]
 struct Meta<T> {
     number: u64,
     ts: TimestampNs,
@@ -45,7 +45,7 @@ struct Batch<T> {
     frames: Vec<Meta<T>>,
 }
 
-impl<T: Copy> Batch<T> {
+impl<T> Batch<T> {
     fn new() -> Batch<T> {
         Batch {
             data: Vec::with_capacity(BATCH_BYTES),
@@ -69,9 +69,9 @@ impl<T: Copy> Batch<T> {
         });
     }
 
-    fn for_each(&self, f: &mut impl FnMut(&Frame<'_>, T)) {
+    fn for_each(&mut self, f: &mut impl FnMut(&Frame<'_>, T)) {
         let mut start = 0;
-        for m in &self.frames {
+        for m in self.frames.drain(..) {
             let frame = Frame {
                 number: m.number,
                 ts: m.ts,
@@ -97,7 +97,7 @@ impl CaptureReader {
     /// As [`CaptureReader::for_each_frame`], with the reading, and `prepare` of each frame,
     /// done on a second thread while `f` runs on this one with each frame and what `prepare`
     /// made of it.
-    pub fn for_each_frame_prefetched<T: Copy + Send>(
+    pub fn for_each_frame_prefetched<T: Send>(
         &mut self,
         mut prepare: impl FnMut(&Frame<'_>) -> T + Send,
         mut f: impl FnMut(&Frame<'_>, T),

@@ -12,7 +12,7 @@ pub mod reassembly;
 
 use crate::capture::{Frame, TimestampNs};
 use crate::decode::{IcmpUnreachable, TcpSegment, flags};
-use crate::http::parser::{Limits as HttpLimits, Origin};
+use crate::http::parser::{HeadParsed, Limits as HttpLimits, Origin};
 use crate::http::{Exchange, HttpConn};
 pub use attempt::{ConnectionAttempt, Outcome};
 use reassembly::{Chunk, Reassembler};
@@ -209,6 +209,8 @@ pub struct FlowTable {
     next_stream: u64,
     limits: Limits,
     pub stats: FlowStats,
+    /// The header block parsed ahead from the current segment's payload, for its flow.
+    offered: Option<HeadParsed>,
 }
 
 fn signature(seg: &TcpSegment<'_>) -> u64 {
@@ -364,7 +366,13 @@ impl FlowTable {
             next_stream: 0,
             limits,
             stats: FlowStats::default(),
+            offered: None,
         }
+    }
+
+    /// The HTTP limits of the flows.
+    pub fn http_limits(&self) -> HttpLimits {
+        self.limits.http
     }
 
     /// Flows with full state now.
@@ -380,6 +388,22 @@ impl FlowTable {
     }
 
     /// Processes one TCP segment; returns its stream number (Wireshark's `tcp.stream`).
+    /// As [`FlowTable::segment`], with the header block at the start of the segment's payload
+    /// parsed ahead ([`crate::http::parser::parse_ahead`]), which its flow's HTTP parser takes
+    /// in place of parsing it again.
+    pub fn segment_with_head(
+        &mut self,
+        frame: &Frame<'_>,
+        seg: &TcpSegment<'_>,
+        head: Option<HeadParsed>,
+        out: &mut Vec<FlowEvent>,
+    ) -> Option<u64> {
+        self.offered = head;
+        let stream = self.segment(frame, seg, out);
+        self.offered = None;
+        stream
+    }
+
     pub fn segment(
         &mut self,
         frame: &Frame<'_>,
@@ -463,6 +487,7 @@ impl FlowTable {
             stats: &mut self.stats,
             active: &mut self.active,
             buffered_total: &mut self.buffered_total,
+            head: self.offered.take(),
         };
         let stream = advance(slot, dir, frame, seg, &mut totals, &self.limits, out);
         if self.flows.len() - self.active > self.limits.max_dormant {
@@ -626,6 +651,8 @@ struct Totals<'a> {
     stats: &'a mut FlowStats,
     active: &'a mut usize,
     buffered_total: &'a mut usize,
+    /// The header block parsed ahead from the segment's payload, if any.
+    head: Option<HeadParsed>,
 }
 
 /// Whether `seg` reuses a pair's addresses and ports for a new connection, its direction having
@@ -651,7 +678,7 @@ fn advance(
     };
     let stream = f.stream;
     let before = f.buffered();
-    let closed = process(f, dir, frame, seg, t.stats, out);
+    let closed = process(f, dir, frame, seg, t.head.take(), t.stats, out);
     let after = f.buffered();
     *t.buffered_total = (*t.buffered_total + after).saturating_sub(before);
     if *t.buffered_total > limits.max_buffered_total {
@@ -673,6 +700,7 @@ fn process(
     dir: usize,
     frame: &Frame<'_>,
     seg: &TcpSegment<'_>,
+    head: Option<HeadParsed>,
     stats: &mut FlowStats,
     out: &mut Vec<FlowEvent>,
 ) -> bool {
@@ -763,6 +791,9 @@ fn process(
     let Flow { half, app, .. } = f;
     if let App::Http(h) = app {
         let h: &mut HttpConn = h;
+        if let Some(head) = head {
+            h.offer(dir, seg.payload, head);
+        }
         let [h0, h1] = half;
         let (this, that) = if dir == 0 { (h0, h1) } else { (h1, h0) };
         this.reasm.segment(
@@ -779,6 +810,7 @@ fn process(
             that.reasm
                 .peer_acked(seg.ack, &mut |c| feed(h, other, c, n, ts));
         }
+        h.withdraw();
         if h.is_dead() {
             dead = true;
         }

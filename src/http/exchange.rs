@@ -6,7 +6,7 @@
 //! mid-exchange) is kept with `request: None`.
 
 use super::message::{Anomaly, Message};
-use super::parser::{BodyKind, Limits, MessageSink, Origin, Parser, ParserStats};
+use super::parser::{BodyKind, HeadParsed, Limits, MessageSink, Origin, Parser, ParserStats};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
@@ -354,6 +354,21 @@ impl HttpConn {
             && let Some(p) = self.parsers.get_mut(d)
         {
             p.tunnel_after_current();
+        }
+    }
+
+    /// Offers direction `dir`'s parser a header block parsed ahead from `bytes`
+    /// ([`Parser::offer`]).
+    pub fn offer(&mut self, dir: usize, bytes: &[u8], head: HeadParsed) {
+        if let Some(p) = self.parsers.get_mut(dir) {
+            p.offer(bytes, head);
+        }
+    }
+
+    /// Withdraws what was offered and not used ([`Parser::withdraw`]).
+    pub fn withdraw(&mut self) {
+        for p in &mut self.parsers {
+            p.withdraw();
         }
     }
 

@@ -140,6 +140,8 @@ pub struct Parser {
     pub is_http: bool,
     limits: Limits,
     pub stats: ParserStats,
+    /// A header block parsed ahead from the bytes at this address (see [`Parser::offer`]).
+    offered: Option<(usize, HeadParsed)>,
 }
 
 /// Whether `line` (without its line ending) starts an HTTP/1.x message.
@@ -247,7 +249,22 @@ impl Parser {
             is_http: false,
             limits,
             stats: ParserStats::default(),
+            offered: None,
         }
+    }
+
+    /// Offers the parse of a header block at the start of `bytes` (made by [`parse_ahead`],
+    /// perhaps on another thread), for when the parser is fed exactly these bytes: it is used
+    /// in place of parsing them again, and is what parsing them gives. Good until
+    /// [`Parser::withdraw`].
+    pub fn offer(&mut self, bytes: &[u8], head: HeadParsed) {
+        self.offered = Some((bytes.as_ptr() as usize, head));
+    }
+
+    /// Drops an offered parse that was not used (so that it cannot be taken for other bytes
+    /// at the same address later).
+    pub fn withdraw(&mut self) {
+        self.offered = None;
     }
 
     /// The stream did not start with its SYN: the first bytes may be the middle of a message,
@@ -449,11 +466,14 @@ impl Parser {
         o: Origin,
         sink: &mut dyn MessageSink,
     ) -> Option<usize> {
-        let mut small = [httparse::EMPTY_HEADER; INLINE_HEADERS];
-        let first = small
-            .get_mut(..self.limits.max_headers.min(INLINE_HEADERS))
-            .unwrap_or_default();
-        let (len, (start, positions)) = parse_prefix(rest, first).ok()??;
+        let offered = self.offered.take().and_then(|(at, head)| {
+            // The same address while both are alive: the same bytes, from the same start.
+            (at == rest.as_ptr() as usize && rest.len() >= head.len).then_some(head)
+        });
+        let (len, (start, positions)) = match offered {
+            Some(head) => (head.len, (head.start, head.headers)),
+            None => parse_in_place_slots(rest, self.limits.max_headers).ok()??,
+        };
         if len > self.limits.max_header_bytes {
             return None;
         }
@@ -830,6 +850,45 @@ fn parse_chunk_size(line: &[u8]) -> Option<u64> {
 }
 
 type Parsed = (StartLine, Vec<super::message::HeaderPos>);
+
+/// A header block parsed from the start of some bytes: what [`Parser`] makes of a whole
+/// block at the start of a chunk, done ahead of it.
+#[derive(Debug)]
+pub struct HeadParsed {
+    len: usize,
+    start: StartLine,
+    headers: Vec<super::message::HeaderPos>,
+}
+
+/// Parses the header block at the start of `bytes` as a parser with header limit
+/// `max_headers` would on its fast path, for [`Parser::offer`]; `None` when `bytes` does not
+/// begin with a whole block that path takes (the parser then does its own work).
+pub fn parse_ahead(bytes: &[u8], max_headers: usize) -> Option<HeadParsed> {
+    // Every start line begins with an upper-case letter (a method or `HTTP/`); the lenient
+    // paths that accept others are the parser's own.
+    if !bytes.first().is_some_and(u8::is_ascii_uppercase) {
+        return None;
+    }
+    let (len, (start, headers)) = parse_in_place_slots(bytes, max_headers).ok()??;
+    Some(HeadParsed {
+        len,
+        start,
+        headers,
+    })
+}
+
+/// [`parse_prefix`] with the header slots of the fast path: `max_headers`, at most
+/// [`INLINE_HEADERS`].
+fn parse_in_place_slots(
+    bytes: &[u8],
+    max_headers: usize,
+) -> Result<Option<(usize, Parsed)>, httparse::Error> {
+    let mut small = [httparse::EMPTY_HEADER; INLINE_HEADERS];
+    let first = small
+        .get_mut(..max_headers.min(INLINE_HEADERS))
+        .unwrap_or_default();
+    parse_prefix(bytes, first)
+}
 
 /// Offsets of `s`, a piece of `head`, within `head` (an empty piece from elsewhere is `(0, 0)`).
 fn span_in(head: &[u8], s: &[u8]) -> (usize, usize) {
