@@ -398,6 +398,9 @@ impl FlowTable {
         head: Option<HeadParsed>,
         out: &mut Vec<FlowEvent>,
     ) -> Option<u64> {
+        if head.is_none() {
+            return self.segment(frame, seg, out);
+        }
         self.offered = head;
         let stream = self.segment(frame, seg, out);
         self.offered = None;
@@ -487,7 +490,7 @@ impl FlowTable {
             stats: &mut self.stats,
             active: &mut self.active,
             buffered_total: &mut self.buffered_total,
-            head: self.offered.take(),
+            head: &mut self.offered,
         };
         let stream = advance(slot, dir, frame, seg, &mut totals, &self.limits, out);
         if self.flows.len() - self.active > self.limits.max_dormant {
@@ -652,7 +655,7 @@ struct Totals<'a> {
     active: &'a mut usize,
     buffered_total: &'a mut usize,
     /// The header block parsed ahead from the segment's payload, if any.
-    head: Option<HeadParsed>,
+    head: &'a mut Option<HeadParsed>,
 }
 
 /// Whether `seg` reuses a pair's addresses and ports for a new connection, its direction having
@@ -678,7 +681,7 @@ fn advance(
     };
     let stream = f.stream;
     let before = f.buffered();
-    let closed = process(f, dir, frame, seg, t.head.take(), t.stats, out);
+    let closed = process(f, dir, frame, seg, t.head, t.stats, out);
     let after = f.buffered();
     *t.buffered_total = (*t.buffered_total + after).saturating_sub(before);
     if *t.buffered_total > limits.max_buffered_total {
@@ -700,7 +703,7 @@ fn process(
     dir: usize,
     frame: &Frame<'_>,
     seg: &TcpSegment<'_>,
-    head: Option<HeadParsed>,
+    head: &mut Option<HeadParsed>,
     stats: &mut FlowStats,
     out: &mut Vec<FlowEvent>,
 ) -> bool {
@@ -791,7 +794,8 @@ fn process(
     let Flow { half, app, .. } = f;
     if let App::Http(h) = app {
         let h: &mut HttpConn = h;
-        if let Some(head) = head {
+        let offered = head.is_some();
+        if let Some(head) = head.take() {
             h.offer(dir, seg.payload, head);
         }
         let [h0, h1] = half;
@@ -810,7 +814,9 @@ fn process(
             that.reasm
                 .peer_acked(seg.ack, &mut |c| feed(h, other, c, n, ts));
         }
-        h.withdraw();
+        if offered {
+            h.withdraw();
+        }
         if h.is_dead() {
             dead = true;
         }

@@ -123,6 +123,20 @@ struct DirSink<'a> {
     dir: usize,
 }
 
+/// A `Content-Length` value: one or more decimal digits that fit in 64 bits.
+fn decimal(t: &[u8]) -> Option<u64> {
+    if t.is_empty() {
+        return None;
+    }
+    t.iter().try_fold(0u64, |n, &c| {
+        if c.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add(u64::from(c - b'0'))
+        } else {
+            None
+        }
+    })
+}
+
 /// How a message's headers frame its body (RFC 9112 §6.3): chunked when the last transfer
 /// coding is chunked (with a `Content-Length` too, noted), to the close for any other coding
 /// (rule 4), else by `Content-Length` (all values, repeated headers and comma lists, checked
@@ -134,10 +148,7 @@ fn body_kind(msg: &mut Message, unframed: BodyKind) -> BodyKind {
     let mut last_coding: Option<bool> = None;
     for value in msg.headers_named("content-length") {
         for part in value.split(|&c| c == b',') {
-            let t = part.trim_ascii();
-            let n = (!t.is_empty() && t.iter().all(u8::is_ascii_digit))
-                .then(|| std::str::from_utf8(t).ok()?.parse::<u64>().ok())
-                .flatten();
+            let n = decimal(part.trim_ascii());
             match (n, first) {
                 (None, _) => bad = true,
                 (Some(n), None) => first = Some(n),
@@ -475,6 +486,31 @@ mod tests {
 
     const C: usize = 0;
     const S: usize = 1;
+
+    #[test]
+    fn content_length_values_read_as_u64_parses_digits() {
+        for t in [
+            "",
+            "0",
+            "0012",
+            "153",
+            "18446744073709551615",
+            "18446744073709551616",
+            "1a",
+            "+1",
+            "-1",
+            " 1",
+            "1.0",
+            "\u{661}",
+        ] {
+            let by_std = (!t.is_empty() && t.bytes().all(|c| c.is_ascii_digit()))
+                .then(|| t.parse::<u64>().ok())
+                .flatten();
+            assert_eq!(decimal(t.as_bytes()), by_std, "{t:?}");
+        }
+        assert_eq!(decimal(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(decimal(b"18446744073709551616"), None);
+    }
 
     fn conn() -> HttpConn {
         let a: SocketAddr = "10.0.0.1:40000".parse().unwrap_or_else(|_| unreachable!());
