@@ -192,7 +192,7 @@ fn is_request_line(line: &[u8]) -> bool {
         && method.iter().all(|&c| is_tchar(c))
         && method.iter().any(u8::is_ascii_uppercase)
         && rest.iter().all(|&c| c >= b' ' && c != 0x7f || c == b'\t')
-        && memchr::memmem::find(&rest.to_ascii_uppercase(), b"HTTP/").is_some()
+        && rest.windows(5).any(|w| w.eq_ignore_ascii_case(b"HTTP/"))
 }
 
 /// Splits a request line that httparse refuses into method, target and version; the version
@@ -995,4 +995,35 @@ fn parse_prefix<'b>(
         .map(|h| Message::header_pos(span_in(buf, h.name.as_bytes()), span_in(buf, h.value)))
         .collect();
     Ok(Some((len, (start, pos))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_lines_are_recognised_leniently() {
+        for (line, start) in [
+            (&b"GET / HTTP/1.1"[..], true),
+            (b"GET / HTTP/1.1\r", true),
+            (b"GET / http/1.1", true),
+            (b"GET / HtTp/1.0\r", true),
+            (b"GET /HTTP/1.1", true),
+            (b"GET / HTTP/1.", true),
+            (b"M-SEARCH * HTTP/1.1", true),
+            (b"GET / HTTP", false),
+            (b"GET / HTTP1.1", false),
+            (b"get / HTTP/1.1", false),
+            (b"GET", false),
+            (b"GET / \x01HTTP/1.1", false),
+            (b"HTTP/1.1 200 OK", true),
+            (b"http/1.1 404 x", true),
+            (b"HTTP/1.1 200", true),
+            (b"HTTP/1.1 20 OK", false),
+            (b"HTTP/2 200 OK", false),
+            (b"", false),
+        ] {
+            assert_eq!(is_start_line(line), start, "{}", line.escape_ascii());
+        }
+    }
 }
