@@ -13,9 +13,13 @@
 //! that direction's input. After every call the completed exchanges are drained and checked:
 //! every message has `1 <= first_frame <= frame <= current frame`, `first_frame <= last_frame`,
 //! a request where a request belongs and responses elsewhere, and a body prefix within limits.
+//!
+//! A second connection is fed the same calls, each chunk with the header block at its start
+//! parsed ahead and offered (`parse_ahead`, `HttpConn::offer`), as the reading thread does for
+//! segments: its exchanges and counters must be exactly those of the first.
 #![no_main]
 
-use capdiag::http::parser::Origin;
+use capdiag::http::parser::{Origin, parse_ahead};
 use capdiag::http::{BodyPolicy, Exchange, HttpConn, Limits, Message};
 use libfuzzer_sys::fuzz_target;
 use std::net::SocketAddr;
@@ -103,10 +107,22 @@ fn check_exchange(ex: &Exchange, now: u64, limits: &Limits) {
     let _ = ex.duration_ns();
 }
 
-fn drain(conn: &mut HttpConn, now: u64, limits: &Limits) {
-    for ex in conn.take_exchanges() {
-        check_exchange(&ex, now, limits);
+fn drain(conn: &mut HttpConn, ahead: &mut HttpConn, now: u64, limits: &Limits) {
+    let got: Vec<Exchange> = conn.take_exchanges().collect();
+    for ex in &got {
+        check_exchange(ex, now, limits);
     }
+    let offered: Vec<Exchange> = ahead.take_exchanges().collect();
+    assert_eq!(
+        format!("{offered:?}"),
+        format!("{got:?}"),
+        "header blocks parsed ahead changed the exchanges"
+    );
+    assert_eq!(
+        format!("{:?}", ahead.stats()),
+        format!("{:?}", conn.stats()),
+        "header blocks parsed ahead changed the counters"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -142,9 +158,11 @@ fuzz_target!(|data: &[u8]| {
     let a: SocketAddr = SocketAddr::from(([10, 0, 0, 1], 40000));
     let b: SocketAddr = SocketAddr::from(([10, 0, 0, 2], 80));
     let mut conn = HttpConn::new(7, [a, b], limits, max_pending);
+    let mut ahead = HttpConn::new(7, [a, b], limits, max_pending);
     for dir in 0..2 {
         if flags & (1 << dir) != 0 {
             conn.start_midstream(dir);
+            ahead.start_midstream(dir);
         }
     }
     let mut left: [&[u8]; 2] = [client, server];
@@ -166,33 +184,44 @@ fuzz_target!(|data: &[u8]| {
             let skip = (len as usize).min(left[dir].len());
             left[dir] = &left[dir][skip..];
             conn.gap(dir, len, o);
+            ahead.gap(dir, len, o);
         } else {
             let n = (1 + rng.below(max_chunk) as usize).min(left[dir].len());
             let (now, later) = left[dir].split_at(n);
             left[dir] = later;
             conn.data(dir, now, o);
+            if let Some(head) = parse_ahead(now, limits.max_headers) {
+                ahead.offer(dir, now, head);
+            }
+            ahead.data(dir, now, o);
+            ahead.withdraw();
         }
         if fins && left[dir].is_empty() && !fin_sent[dir] {
             fin_sent[dir] = true;
             frame += 1;
-            conn.fin(
-                dir,
-                Origin {
-                    frame,
-                    arrival: frame,
-                    ts: frame as i64 * 1_000_000,
-                },
-            );
+            let o = Origin {
+                frame,
+                arrival: frame,
+                ts: frame as i64 * 1_000_000,
+            };
+            conn.fin(dir, o);
+            ahead.fin(dir, o);
         }
-        drain(&mut conn, frame, &limits);
+        drain(&mut conn, &mut ahead, frame, &limits);
     }
     let _ = (conn.is_http(), conn.is_dead(), conn.stats());
+    assert_eq!(
+        (ahead.is_http(), ahead.is_dead()),
+        (conn.is_http(), conn.is_dead())
+    );
     frame += 1;
-    conn.close(Origin {
+    let o = Origin {
         frame,
         arrival: frame,
         ts: frame as i64 * 1_000_000,
-    });
-    drain(&mut conn, frame, &limits);
+    };
+    conn.close(o);
+    ahead.close(o);
+    drain(&mut conn, &mut ahead, frame, &limits);
     assert_eq!(conn.take_exchanges().count(), 0);
 });
