@@ -55,8 +55,8 @@ pub struct AnalyzeArgs {
     #[command(flatten)]
     pub rule_args: RuleArgs,
 
-    /// Threads: 2 reads and decodes the capture on a second thread while the first analyses it,
-    /// 1 does both on one (the results are the same)
+    /// Threads: 2 reads the capture, decodes it and parses its HTTP header blocks on a second
+    /// thread while the first analyses it, 1 does it all on one (the results are the same)
     #[arg(short = 'j', long, value_name = "N", default_value_t = 2,
           value_parser = clap::value_parser!(u8).range(1..=2))]
     pub threads: u8,
@@ -184,8 +184,8 @@ pub struct HttpArgs {
     #[arg(long)]
     pub show_body: bool,
 
-    /// Threads: 2 reads and decodes the capture on a second thread while the first analyses it,
-    /// 1 does both on one (the results are the same)
+    /// Threads: 2 reads the capture, decodes it and parses its HTTP header blocks on a second
+    /// thread while the first analyses it, 1 does it all on one (the results are the same)
     #[arg(short = 'j', long, value_name = "N", default_value_t = 2,
           value_parser = clap::value_parser!(u8).range(1..=2))]
     pub threads: u8,
