@@ -2,18 +2,20 @@
 //!
 //! [`CaptureReader::for_each_frame_prefetched`] runs the reader (the file's reads, the record
 //! parsing, the numbering) on a thread of its own, which also runs a first step of the work on
-//! each frame (`prepare`: decoding, for the commands) and copies the frames with its result
-//! into batches; the calling thread receives the batches in order and hands each frame and
-//! result to its closure. The frames, their numbers and the way reading ended are exactly
-//! those of [`CaptureReader::for_each_frame`]: one reader, one channel, first in first out.
+//! each frame (`prepare`; for the commands, `engine::Preparer`: decoding, and the HTTP header
+//! block a TCP payload begins with parsed) and copies the frames with its result into batches;
+//! the calling thread receives the batches in order and hands each frame and result to its
+//! closure. The frames, their numbers and the way reading ended are exactly those of
+//! [`CaptureReader::for_each_frame`]: one reader, one channel, first in first out.
 //!
 //! Memory is bounded: [`BATCHES`] batches circulate between the two threads, and the reader
 //! fills one more (it waits for an empty one when all are full). A batch holds about
-//! [`BATCH_BYTES`] of frame data, more by the frame that crosses the mark, and at most
-//! [`BATCH_FRAMES`] frame records (200 bytes each with what the commands prepare, plus the
-//! header index of a frame that begins with an HTTP header block: 16 bytes a header, at most
-//! 64 headers): about 3.5 MiB in all with headers of a usual size, 9 MiB at most. Packets are at most 256 KiB for the link types capdiag decodes, but a pcapng packet of
-//! a link type Wireshark reads larger packets of (USBPcap, D-Bus) can hold up to 16 MiB; a batch
+//! [`BATCH_BYTES`] of frame data, more by the frame that crosses the mark (room for it is
+//! reserved: 768 KiB a batch), and at most [`BATCH_FRAMES`] frame records (about 210 bytes
+//! each with what the commands prepare, plus the header index of a frame that begins with an
+//! HTTP header block, 16 bytes a header, at most 64): about 5 MiB in all, 10 MiB at most.
+//! Packets are at most 256 KiB for the link types capdiag decodes, but a pcapng packet of a
+//! link type Wireshark reads larger packets of (USBPcap, D-Bus) can hold up to 16 MiB; a batch
 //! grown for one gives the excess back when it returns, so only a run of such packets, one per
 //! batch in flight, holds up to 5 × 16 MiB at once.
 
@@ -28,6 +30,9 @@ pub const BATCHES: usize = 4;
 pub const BATCH_BYTES: usize = 512 * 1024;
 /// ...or this many frames.
 pub const BATCH_FRAMES: usize = 1024;
+/// Room for the frame that crosses [`BATCH_BYTES`]: the largest packet of the link types
+/// capdiag decodes, so that a batch does not grow for it.
+const CROSSING_ROOM: usize = 256 * 1024;
 
 struct Meta<T> {
     number: u64,
@@ -48,7 +53,7 @@ struct Batch<T> {
 impl<T> Batch<T> {
     fn new() -> Batch<T> {
         Batch {
-            data: Vec::with_capacity(BATCH_BYTES),
+            data: Vec::with_capacity(BATCH_BYTES + CROSSING_ROOM),
             frames: Vec::with_capacity(BATCH_FRAMES),
         }
     }
@@ -88,7 +93,7 @@ impl<T> Batch<T> {
     /// USBPcap packet can hold up to 16 MiB) made it grow to.
     fn clear(&mut self) {
         self.data.clear();
-        self.data.shrink_to(2 * BATCH_BYTES);
+        self.data.shrink_to(BATCH_BYTES + CROSSING_ROOM);
         self.frames.clear();
     }
 }

@@ -387,7 +387,6 @@ impl FlowTable {
         s
     }
 
-    /// Processes one TCP segment; returns its stream number (Wireshark's `tcp.stream`).
     /// As [`FlowTable::segment`], with the header block at the start of the segment's payload
     /// parsed ahead ([`crate::http::parser::parse_ahead`]), which its flow's HTTP parser takes
     /// in place of parsing it again.
@@ -407,6 +406,7 @@ impl FlowTable {
         stream
     }
 
+    /// Processes one TCP segment; returns its stream number (Wireshark's `tcp.stream`).
     pub fn segment(
         &mut self,
         frame: &Frame<'_>,

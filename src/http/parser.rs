@@ -255,8 +255,9 @@ impl Parser {
 
     /// Offers the parse of a header block at the start of `bytes` (made by [`parse_ahead`],
     /// perhaps on another thread), for when the parser is fed exactly these bytes: it is used
-    /// in place of parsing them again, and is what parsing them gives. Good until
-    /// [`Parser::withdraw`].
+    /// in place of parsing them again, and is what parsing them gives. The parser's next
+    /// attempt to parse a whole block where it lies takes it (using it only if it is for those
+    /// bytes); [`Parser::withdraw`] drops it if no attempt came.
     pub fn offer(&mut self, bytes: &[u8], head: HeadParsed) {
         self.offered = Some((bytes.as_ptr() as usize, head));
     }
@@ -466,9 +467,12 @@ impl Parser {
         o: Origin,
         sink: &mut dyn MessageSink,
     ) -> Option<usize> {
+        let slots = fast_path_slots(self.limits.max_headers);
         let offered = self.offered.take().and_then(|(at, head)| {
-            // The same address while both are alive: the same bytes, from the same start.
-            (at == rest.as_ptr() as usize && rest.len() >= head.len).then_some(head)
+            // The same address while both are alive: the same bytes, from the same start; and
+            // parsed with the slots this parser would use.
+            (at == rest.as_ptr() as usize && rest.len() >= head.len && head.slots == slots)
+                .then_some(head)
         });
         let (len, (start, positions)) = match offered {
             Some(head) => (head.len, (head.start, head.headers)),
@@ -855,6 +859,8 @@ type Parsed = (StartLine, Vec<super::message::HeaderPos>);
 /// block at the start of a chunk, done ahead of it.
 #[derive(Debug)]
 pub struct HeadParsed {
+    /// The header slots it was parsed with: a parser with other limits parses for itself.
+    slots: usize,
     len: usize,
     start: StartLine,
     headers: Vec<super::message::HeaderPos>,
@@ -871,6 +877,7 @@ pub fn parse_ahead(bytes: &[u8], max_headers: usize) -> Option<HeadParsed> {
     }
     let (len, (start, headers)) = parse_in_place_slots(bytes, max_headers).ok()??;
     Some(HeadParsed {
+        slots: fast_path_slots(max_headers),
         len,
         start,
         headers,
@@ -885,9 +892,14 @@ fn parse_in_place_slots(
 ) -> Result<Option<(usize, Parsed)>, httparse::Error> {
     let mut small = [httparse::EMPTY_HEADER; INLINE_HEADERS];
     let first = small
-        .get_mut(..max_headers.min(INLINE_HEADERS))
+        .get_mut(..fast_path_slots(max_headers))
         .unwrap_or_default();
     parse_prefix(bytes, first)
+}
+
+/// Header slots of the fast path for a header limit of `max_headers`.
+fn fast_path_slots(max_headers: usize) -> usize {
+    max_headers.min(INLINE_HEADERS)
 }
 
 /// Offsets of `s`, a piece of `head`, within `head` (an empty piece from elsewhere is `(0, 0)`).
