@@ -200,6 +200,20 @@ fn exchanges_offered(
         .collect()
 }
 
+/// The client's and the server's bytes for the picked request/response pairs. (HEAD's answer
+/// must be bodyless: the 307 claims 999 bytes it never sends.)
+fn streams(picks: &[usize]) -> (Vec<u8>, Vec<u8>) {
+    let req = picks
+        .iter()
+        .flat_map(|i| REQUESTS[*i].iter().copied())
+        .collect();
+    let resp = picks
+        .iter()
+        .flat_map(|i| RESPONSES[*i].iter().copied())
+        .collect();
+    (req, resp)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
@@ -209,9 +223,7 @@ proptest! {
         req_cuts in proptest::collection::vec(any::<usize>(), 0..30),
         resp_cuts in proptest::collection::vec(any::<usize>(), 0..30),
     ) {
-        let req: Vec<u8> = picks.iter().flat_map(|i| REQUESTS[*i].iter().copied()).collect();
-        // HEAD's answer must be bodyless: the 307 claims 999 bytes it never sends.
-        let resp: Vec<u8> = picks.iter().flat_map(|i| RESPONSES[*i].iter().copied()).collect();
+        let (req, resp) = streams(&picks);
         let whole = exchanges(&req, &resp, &[], &[]);
         prop_assert_eq!(whole.len(), picks.len());
         let split = exchanges(&req, &resp, &req_cuts, &resp_cuts);
@@ -226,8 +238,7 @@ proptest! {
         req_cuts in proptest::collection::vec(any::<usize>(), 0..30),
         resp_cuts in proptest::collection::vec(any::<usize>(), 0..30),
     ) {
-        let req: Vec<u8> = picks.iter().flat_map(|i| REQUESTS[*i].iter().copied()).collect();
-        let resp: Vec<u8> = picks.iter().flat_map(|i| RESPONSES[*i].iter().copied()).collect();
+        let (req, resp) = streams(&picks);
         let own = exchanges_offered(&req, &resp, &req_cuts, &resp_cuts, false);
         let offered = exchanges_offered(&req, &resp, &req_cuts, &resp_cuts, true);
         prop_assert_eq!(offered, own);
