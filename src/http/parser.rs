@@ -7,6 +7,8 @@
 //! other direction (how a response body is delimited depends on the request method) are asked of
 //! the [`MessageSink`].
 
+use std::mem::MaybeUninit;
+
 use super::message::{Anomaly, Message, StartLine};
 use crate::capture::TimestampNs;
 
@@ -524,13 +526,14 @@ impl Parser {
             v.copy_from_slice(b"HTTP/");
             anomalies.push(Anomaly::LowerCaseVersion);
         }
-        let mut small = [httparse::EMPTY_HEADER; INLINE_HEADERS];
+        let mut small = [const { MaybeUninit::uninit() }; INLINE_HEADERS];
         let first = small
             .get_mut(..self.limits.max_headers.min(INLINE_HEADERS))
             .unwrap_or_default();
         let parsed = match parse_with(&head, first) {
             Err(httparse::Error::TooManyHeaders) if self.limits.max_headers > INLINE_HEADERS => {
-                let mut big = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
+                let mut big = Vec::new();
+                big.resize_with(self.limits.max_headers, MaybeUninit::uninit);
                 parse_with(&head, &mut big)
             }
             other => other,
@@ -890,7 +893,7 @@ fn parse_in_place_slots(
     bytes: &[u8],
     max_headers: usize,
 ) -> Result<Option<(usize, Parsed)>, httparse::Error> {
-    let mut small = [httparse::EMPTY_HEADER; INLINE_HEADERS];
+    let mut small = [const { MaybeUninit::uninit() }; INLINE_HEADERS];
     let first = small
         .get_mut(..fast_path_slots(max_headers))
         .unwrap_or_default();
@@ -964,7 +967,7 @@ fn config() -> httparse::ParserConfig {
 /// Parses a complete header block; a block that is not complete is an error.
 fn parse_with<'b>(
     head: &'b [u8],
-    headers: &mut [httparse::Header<'b>],
+    headers: &mut [MaybeUninit<httparse::Header<'b>>],
 ) -> Result<Parsed, httparse::Error> {
     match parse_prefix(head, headers)? {
         Some((_, p)) => Ok(p),
@@ -973,15 +976,18 @@ fn parse_with<'b>(
 }
 
 /// Parses the header block at the start of `buf`: its length and the message's start line and
-/// header positions, `None` when `buf` ends before the block does.
+/// header positions, `None` when `buf` ends before the block does. The header slots need no
+/// initialising (httparse writes those it uses): most blocks use a few of dozens.
 fn parse_prefix<'b>(
     buf: &'b [u8],
-    headers: &mut [httparse::Header<'b>],
+    headers: &mut [MaybeUninit<httparse::Header<'b>>],
 ) -> Result<Option<(usize, Parsed)>, httparse::Error> {
     let span = |s: &[u8]| Message::span(span_in(buf, s));
     let (len, start, hs) = if buf.get(..5).is_some_and(|v| v == b"HTTP/") {
-        let mut res = httparse::Response::new(headers);
-        let httparse::Status::Complete(len) = config().parse_response(&mut res, buf)? else {
+        let mut res = httparse::Response::new(&mut []);
+        let httparse::Status::Complete(len) =
+            config().parse_response_with_uninit_headers(&mut res, buf, headers)?
+        else {
             return Ok(None);
         };
         let start = StartLine::Response {
@@ -991,8 +997,10 @@ fn parse_prefix<'b>(
         };
         (len, start, &*res.headers)
     } else {
-        let mut req = httparse::Request::new(headers);
-        let httparse::Status::Complete(len) = config().parse_request(&mut req, buf)? else {
+        let mut req = httparse::Request::new(&mut []);
+        let httparse::Status::Complete(len) =
+            config().parse_request_with_uninit_headers(&mut req, buf, headers)?
+        else {
             return Ok(None);
         };
         let start = StartLine::Request {
