@@ -95,10 +95,12 @@ impl<'a> RuleSet<'a> {
     }
 
     fn flush(&mut self) {
-        let mut found = std::mem::take(&mut self.findings);
-        found.sort_by_key(|f| f.key_frame);
-        for f in found {
-            (self.on_finding)(f);
+        if !self.findings.is_empty() {
+            let mut found = std::mem::take(&mut self.findings);
+            found.sort_by_key(|f| f.key_frame);
+            for f in found {
+                (self.on_finding)(f);
+            }
         }
         self.next_deadline = self.rules.iter().filter_map(|r| r.next_deadline()).min();
     }
