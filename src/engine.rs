@@ -212,14 +212,14 @@ impl Engine {
     pub fn frame_prepared(
         &mut self,
         frame: &Frame<'_>,
-        prepared: Prepared,
+        prepared: &mut Prepared,
         sink: &mut dyn Sink,
     ) -> Option<u64> {
-        let decoded = match prepared.decoded {
+        let decoded = match &prepared.decoded {
             Some(d) => d.attach(frame.data),
             None => decode::decode(frame),
         };
-        self.frame_with_head(frame, decoded, prepared.head, sink)
+        self.frame_with_head(frame, decoded, prepared.head.take(), sink)
     }
 
     /// As [`Engine::frame`], for a frame already decoded (by [`decode::decode`]).
@@ -293,6 +293,10 @@ impl Engine {
     }
 
     fn deliver(&mut self, sink: &mut dyn Sink) {
+        // Most frames end nothing; an empty drain still costs its bookkeeping.
+        if self.events.is_empty() {
+            return;
+        }
         for ev in self.events.drain(..) {
             match ev {
                 FlowEvent::Exchange(ex) => {

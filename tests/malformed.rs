@@ -283,7 +283,7 @@ fn a_small_read_buffer_and_the_reading_thread_read_the_same_frames() {
             r.for_each_frame_prefetched(
                 |f| decode(f).detach(f.data),
                 |f, d| {
-                    let d = d.expect("decode's slices lie in the frame");
+                    let d = d.as_ref().expect("decode's slices lie in the frame");
                     assert_eq!(
                         format!("{:?}", d.attach(f.data)),
                         format!("{:?}", decode(f)),

@@ -86,7 +86,10 @@ fuzz_target!(|data: &[u8]| {
     let end = reader.for_each_frame_prefetched(
         |f| (decode(f).detach(f.data), preparer.prepare(f)),
         |f, (d, prepared)| {
-            let d = d.expect("decode's slices lie in the frame").attach(f.data);
+            let d = d
+                .as_ref()
+                .expect("decode's slices lie in the frame")
+                .attach(f.data);
             assert_eq!(format!("{d:?}"), format!("{:?}", decode(f)));
             engine.frame_prepared(f, prepared, &mut sink);
         },

@@ -74,9 +74,11 @@ impl<T> Batch<T> {
         });
     }
 
-    fn for_each(&mut self, f: &mut impl FnMut(&Frame<'_>, T)) {
+    /// Hands `f` each frame with what was prepared for it, in place: what `f` leaves there is
+    /// dropped by [`Batch::clear`].
+    fn for_each(&mut self, f: &mut impl FnMut(&Frame<'_>, &mut T)) {
         let mut start = 0;
-        for m in self.frames.drain(..) {
+        for m in &mut self.frames {
             let frame = Frame {
                 number: m.number,
                 ts: m.ts,
@@ -84,7 +86,7 @@ impl<T> Batch<T> {
                 wire_len: m.wire_len,
                 data: self.data.get(start..m.end).unwrap_or_default(),
             };
-            f(&frame, m.prepared);
+            f(&frame, &mut m.prepared);
             start = m.end;
         }
     }
@@ -101,11 +103,11 @@ impl<T> Batch<T> {
 impl CaptureReader {
     /// As [`CaptureReader::for_each_frame`], with the reading, and `prepare` of each frame,
     /// done on a second thread while `f` runs on this one with each frame and what `prepare`
-    /// made of it.
+    /// made of it (lent, not moved: `f` takes what it keeps, the rest is dropped with the batch).
     pub fn for_each_frame_prefetched<T: Send>(
         &mut self,
         mut prepare: impl FnMut(&Frame<'_>) -> T + Send,
-        mut f: impl FnMut(&Frame<'_>, T),
+        mut f: impl FnMut(&Frame<'_>, &mut T),
     ) -> ReadEnd {
         let (full_tx, full_rx) = mpsc::sync_channel::<Batch<T>>(BATCHES);
         let (empty_tx, empty_rx) = mpsc::channel::<Batch<T>>();
@@ -183,7 +185,7 @@ mod tests {
                 seen.push((f.number, f.ts, f.link_type.0, f.wire_len, f.data.to_vec()))
             };
             let end = if prefetched {
-                r.for_each_frame_prefetched(|f| f.number, &mut see)
+                r.for_each_frame_prefetched(|f| f.number, |f, n| see(f, *n))
             } else {
                 r.for_each_frame(|f| see(f, f.number))
             };
@@ -218,7 +220,7 @@ mod tests {
             let mut r = CaptureReader::new(std::io::Cursor::new(file)).expect("capture");
             r.for_each_frame_prefetched(
                 |_| (),
-                |f, ()| {
+                |f, _| {
                     if f.number == 10 {
                         panic!("analysis failed");
                     }
@@ -252,7 +254,7 @@ mod tests {
             let mut r = CaptureReader::new(endless).expect("capture");
             r.for_each_frame_prefetched(
                 |_| (),
-                |f, ()| assert!(f.number < 100_000, "analysis failed"),
+                |f, _| assert!(f.number < 100_000, "analysis failed"),
             )
         }));
         assert!(r.is_err());
@@ -267,7 +269,7 @@ mod tests {
             let mut r = CaptureReader::new(std::io::Cursor::new(file)).expect("capture");
             r.for_each_frame_prefetched(
                 |f| assert!(f.number < 10, "preparing failed"),
-                |_, ()| seen += 1,
+                |_, _| seen += 1,
             )
         }));
         assert!(r.is_err());
