@@ -248,7 +248,10 @@ impl Flow {
     }
 
     fn drain(&mut self, out: &mut Vec<FlowEvent>) {
-        if let App::Http(h) = &mut self.app {
+        // Most segments complete no exchange; an empty drain still costs its bookkeeping.
+        if let App::Http(h) = &mut self.app
+            && h.has_exchanges()
+        {
             out.extend(h.take_exchanges().map(FlowEvent::Exchange));
         }
     }

@@ -466,6 +466,11 @@ impl HttpConn {
         self.parsers.iter().any(|p| p.is_http)
     }
 
+    /// Whether exchanges have completed since [`HttpConn::take_exchanges`] last took them.
+    pub fn has_exchanges(&self) -> bool {
+        !self.pairing.out.is_empty()
+    }
+
     /// Completed exchanges, in the order they completed.
     pub fn take_exchanges(&mut self) -> std::vec::Drain<'_, Exchange> {
         self.pairing.out.drain(..)
