@@ -194,7 +194,15 @@ fn is_request_line(line: &[u8]) -> bool {
         && method.iter().all(|&c| is_tchar(c))
         && method.iter().any(u8::is_ascii_uppercase)
         && rest.iter().all(|&c| c >= b' ' && c != 0x7f || c == b'\t')
-        && rest.windows(5).any(|w| w.eq_ignore_ascii_case(b"HTTP/"))
+        && contains_http_slash(rest)
+}
+
+/// Whether `HTTP/`, in any case, occurs in `s`: only where an `H` or `h` is is it compared.
+fn contains_http_slash(s: &[u8]) -> bool {
+    memchr::memchr2_iter(b'H', b'h', s).any(|i| {
+        s.get(i..i + 5)
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"HTTP/"))
+    })
 }
 
 /// Splits a request line that httparse refuses into method, target and version; the version
@@ -1044,6 +1052,18 @@ mod tests {
             (b"", false),
         ] {
             assert_eq!(is_start_line(line), start, "{}", line.escape_ascii());
+        }
+    }
+
+    proptest::proptest! {
+        /// The search that jumps from `H` to `H` finds what comparing at every position finds.
+        #[test]
+        fn http_slash_is_found_where_it_is(
+            s in proptest::collection::vec(
+                proptest::sample::select(b"HhTtPp/1. xH".to_vec()), 0..40)
+        ) {
+            let everywhere = s.windows(5).any(|w| w.eq_ignore_ascii_case(b"HTTP/"));
+            proptest::prop_assert_eq!(contains_http_slash(&s), everywhere);
         }
     }
 }
