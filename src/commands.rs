@@ -253,9 +253,9 @@ fn read_frames(
     if threads > 1 {
         let preparer = engine.preparer();
         reader.for_each_frame_prefetched(
-            |fr| preparer.prepare(fr),
-            |fr, p| {
-                engine.frame_prepared(fr, p, sink);
+            |fr, store| preparer.prepare(fr, store),
+            |fr, p, store| {
+                engine.frame_prepared(fr, p, store, sink);
                 after(fr);
             },
         )

@@ -9,7 +9,8 @@ use crate::capture::{Frame, LinkType, TimestampNs};
 use crate::decode::{self, Decoded, Detached, Malformed};
 use crate::flow::{ConnectionAttempt, FlowEvent, FlowStats, FlowTable, Limits};
 use crate::http::Exchange;
-use crate::http::parser::{HeadParsed, parse_ahead};
+use crate::http::message::HeaderPos;
+use crate::http::parser::{HeadAhead, HeadParsed, parse_ahead_into};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -137,11 +138,15 @@ impl Stats {
 
 /// What can be made of a frame alone, before the engine sees it (on a reading thread, while
 /// the engine works on earlier frames): its decoding, and the HTTP header block at the start
-/// of its TCP payload, parsed.
+/// of its TCP payload, parsed, its header index kept in a [`HeadStore`].
 pub struct Prepared {
     decoded: Option<Detached>,
-    head: Option<HeadParsed>,
+    head: Option<HeadAhead>,
 }
+
+/// Where [`Preparer::prepare`] keeps the header indexes of the blocks it parses, shared by
+/// the frames of a batch, so that preparing allocates nothing once the store has grown.
+pub type HeadStore = Vec<HeaderPos>;
 
 /// Prepares frames for an engine with HTTP header limit `max_headers`
 /// ([`Engine::preparer`]).
@@ -151,10 +156,10 @@ pub struct Preparer {
 }
 
 impl Preparer {
-    pub fn prepare(&self, frame: &Frame<'_>) -> Prepared {
+    pub fn prepare(&self, frame: &Frame<'_>, store: &mut HeadStore) -> Prepared {
         let decoded = decode::decode(frame);
         let head = match &decoded {
-            Decoded::Tcp(seg) => parse_ahead(seg.payload, self.max_headers),
+            Decoded::Tcp(seg) => parse_ahead_into(seg.payload, self.max_headers, store),
             _ => None,
         };
         Prepared {
@@ -208,18 +213,21 @@ impl Engine {
     }
 
     /// As [`Engine::frame`], for a frame prepared by this engine's [`Engine::preparer`]
-    /// (perhaps on the reading thread). The results are those of [`Engine::frame`].
+    /// (perhaps on the reading thread) with `store`. The results are those of
+    /// [`Engine::frame`].
     pub fn frame_prepared(
         &mut self,
         frame: &Frame<'_>,
         prepared: &mut Prepared,
+        store: &HeadStore,
         sink: &mut dyn Sink,
     ) -> Option<u64> {
         let decoded = match &prepared.decoded {
             Some(d) => d.attach(frame.data),
             None => decode::decode(frame),
         };
-        self.frame_with_head(frame, decoded, prepared.head.take(), sink)
+        let head = prepared.head.and_then(|h| h.resolve(store));
+        self.frame_with_head(frame, decoded, head, sink)
     }
 
     /// As [`Engine::frame`], for a frame already decoded (by [`decode::decode`]).

@@ -281,8 +281,8 @@ fn a_small_read_buffer_and_the_reading_thread_read_the_same_frames() {
             // give what decoding the copy gives.
             use capdiag::decode::decode;
             r.for_each_frame_prefetched(
-                |f| decode(f).detach(f.data),
-                |f, d| {
+                |f, _: &mut ()| decode(f).detach(f.data),
+                |f, d, _| {
                     let d = d.as_ref().expect("decode's slices lie in the frame");
                     assert_eq!(
                         format!("{:?}", d.attach(f.data)),

@@ -84,14 +84,14 @@ fuzz_target!(|data: &[u8]| {
     };
     let preparer = engine.preparer();
     let end = reader.for_each_frame_prefetched(
-        |f| (decode(f).detach(f.data), preparer.prepare(f)),
-        |f, (d, prepared)| {
+        |f, store| (decode(f).detach(f.data), preparer.prepare(f, store)),
+        |f, (d, prepared), store| {
             let d = d
                 .as_ref()
                 .expect("decode's slices lie in the frame")
                 .attach(f.data);
             assert_eq!(format!("{d:?}"), format!("{:?}", decode(f)));
-            engine.frame_prepared(f, prepared, &mut sink);
+            engine.frame_prepared(f, prepared, store, &mut sink);
         },
     );
     engine.finish(&mut sink);

@@ -11,9 +11,10 @@
 //! Memory is bounded: [`BATCHES`] batches circulate between the two threads, and the reader
 //! fills one more (it waits for an empty one when all are full). A batch holds about
 //! [`BATCH_BYTES`] of frame data, more by the frame that crosses the mark (room for it is
-//! reserved: 768 KiB a batch), and at most [`BATCH_FRAMES`] frame records (about 210 bytes
-//! each with what the commands prepare, plus the header index of a frame that begins with an
-//! HTTP header block, 16 bytes a header, at most 64): about 5 MiB in all, 10 MiB at most.
+//! reserved: 768 KiB a batch), and at most [`BATCH_FRAMES`] frame records (about 200 bytes
+//! each with what the commands prepare) with the header indexes of the frames that begin with
+//! an HTTP header block, kept in the batch's store (16 bytes a header, at most 64 a frame):
+//! about 5 MiB in all, 10 MiB at most.
 //! Packets are at most 256 KiB for the link types capdiag decodes, but a pcapng packet of a
 //! link type Wireshark reads larger packets of (USBPcap, D-Bus) can hold up to 16 MiB; a batch
 //! grown for one gives the excess back when it returns, so only a run of such packets, one per
@@ -45,16 +46,34 @@ struct Meta<T> {
     prepared: T,
 }
 
-struct Batch<T> {
-    data: Vec<u8>,
-    frames: Vec<Meta<T>>,
+/// Storage that travels with a batch: what `prepare` makes of a frame may keep parts of
+/// itself there (by position) instead of allocating them; it is emptied with the batch.
+pub trait BatchStore: Default + Send {
+    fn clear(&mut self);
 }
 
-impl<T> Batch<T> {
-    fn new() -> Batch<T> {
+impl BatchStore for () {
+    fn clear(&mut self) {}
+}
+
+impl<X: Send> BatchStore for Vec<X> {
+    fn clear(&mut self) {
+        Vec::clear(self);
+    }
+}
+
+struct Batch<T, S> {
+    data: Vec<u8>,
+    frames: Vec<Meta<T>>,
+    store: S,
+}
+
+impl<T, S: BatchStore> Batch<T, S> {
+    fn new() -> Batch<T, S> {
         Batch {
             data: Vec::with_capacity(BATCH_BYTES + CROSSING_ROOM),
             frames: Vec::with_capacity(BATCH_FRAMES),
+            store: S::default(),
         }
     }
 
@@ -76,7 +95,7 @@ impl<T> Batch<T> {
 
     /// Hands `f` each frame with what was prepared for it, in place: what `f` leaves there is
     /// dropped by [`Batch::clear`].
-    fn for_each(&mut self, f: &mut impl FnMut(&Frame<'_>, &mut T)) {
+    fn for_each(&mut self, f: &mut impl FnMut(&Frame<'_>, &mut T, &S)) {
         let mut start = 0;
         for m in &mut self.frames {
             let frame = Frame {
@@ -86,7 +105,7 @@ impl<T> Batch<T> {
                 wire_len: m.wire_len,
                 data: self.data.get(start..m.end).unwrap_or_default(),
             };
-            f(&frame, &mut m.prepared);
+            f(&frame, &mut m.prepared, &self.store);
             start = m.end;
         }
     }
@@ -97,6 +116,7 @@ impl<T> Batch<T> {
         self.data.clear();
         self.data.shrink_to(BATCH_BYTES + CROSSING_ROOM);
         self.frames.clear();
+        self.store.clear();
     }
 }
 
@@ -104,13 +124,15 @@ impl CaptureReader {
     /// As [`CaptureReader::for_each_frame`], with the reading, and `prepare` of each frame,
     /// done on a second thread while `f` runs on this one with each frame and what `prepare`
     /// made of it (lent, not moved: `f` takes what it keeps, the rest is dropped with the batch).
-    pub fn for_each_frame_prefetched<T: Send>(
+    /// `prepare` may keep parts of what it makes in its batch's store (`S`), which `f` is lent
+    /// with each frame.
+    pub fn for_each_frame_prefetched<T: Send, S: BatchStore>(
         &mut self,
-        mut prepare: impl FnMut(&Frame<'_>) -> T + Send,
-        mut f: impl FnMut(&Frame<'_>, &mut T),
+        mut prepare: impl FnMut(&Frame<'_>, &mut S) -> T + Send,
+        mut f: impl FnMut(&Frame<'_>, &mut T, &S),
     ) -> ReadEnd {
-        let (full_tx, full_rx) = mpsc::sync_channel::<Batch<T>>(BATCHES);
-        let (empty_tx, empty_rx) = mpsc::channel::<Batch<T>>();
+        let (full_tx, full_rx) = mpsc::sync_channel::<Batch<T, S>>(BATCHES);
+        let (empty_tx, empty_rx) = mpsc::channel::<Batch<T, S>>();
         for _ in 0..BATCHES {
             // The receiver is alive here; a failed send only means one batch fewer.
             let _ = empty_tx.send(Batch::new());
@@ -123,7 +145,8 @@ impl CaptureReader {
                 // a live capture, may never end).
                 let mut gone = false;
                 let end = self.for_each_frame_while(|fr| {
-                    batch.push(fr, prepare(fr));
+                    let prepared = prepare(fr, &mut batch.store);
+                    batch.push(fr, prepared);
                     if batch.is_full() {
                         let next = empty_rx.recv().unwrap_or_else(|_| Batch::new());
                         let full = std::mem::replace(&mut batch, next);
@@ -185,7 +208,7 @@ mod tests {
                 seen.push((f.number, f.ts, f.link_type.0, f.wire_len, f.data.to_vec()))
             };
             let end = if prefetched {
-                r.for_each_frame_prefetched(|f| f.number, |f, n| see(f, *n))
+                r.for_each_frame_prefetched(|f, _: &mut ()| f.number, |f, n, _| see(f, *n))
             } else {
                 r.for_each_frame(|f| see(f, f.number))
             };
@@ -219,8 +242,8 @@ mod tests {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut r = CaptureReader::new(std::io::Cursor::new(file)).expect("capture");
             r.for_each_frame_prefetched(
-                |_| (),
-                |f, _| {
+                |_, _: &mut ()| (),
+                |f, _, _| {
                     if f.number == 10 {
                         panic!("analysis failed");
                     }
@@ -253,8 +276,8 @@ mod tests {
             let endless = Endless { pending: pcap(&[]) };
             let mut r = CaptureReader::new(endless).expect("capture");
             r.for_each_frame_prefetched(
-                |_| (),
-                |f, _| assert!(f.number < 100_000, "analysis failed"),
+                |_, _: &mut ()| (),
+                |f, _, _| assert!(f.number < 100_000, "analysis failed"),
             )
         }));
         assert!(r.is_err());
@@ -268,8 +291,8 @@ mod tests {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut r = CaptureReader::new(std::io::Cursor::new(file)).expect("capture");
             r.for_each_frame_prefetched(
-                |f| assert!(f.number < 10, "preparing failed"),
-                |_, _| seen += 1,
+                |f, _: &mut ()| assert!(f.number < 10, "preparing failed"),
+                |_, _, _| seen += 1,
             )
         }));
         assert!(r.is_err());

@@ -24,6 +24,79 @@ pub(crate) enum StartLine {
     },
 }
 
+/// What a header block says about how its body is framed (RFC 9112 §6.3), gathered from
+/// every `Content-Length` and `Transfer-Encoding` header, repeated headers and comma lists
+/// included. Read once, when the block is parsed (on the reading thread when it parses the
+/// block ahead, [`crate::http::parser::parse_ahead`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Framing {
+    /// The first `Content-Length` value that is a number.
+    pub content_length: Option<u64>,
+    /// A `Content-Length` value differs from the first.
+    pub conflicting: bool,
+    /// A `Content-Length` value is not a number (or too large).
+    pub bad: bool,
+    /// The last transfer coding named: `Some(true)` when it is `chunked`.
+    pub last_coding_chunked: Option<bool>,
+}
+
+impl Framing {
+    /// The framing headers of a header block `head` indexed by `headers`.
+    pub(crate) fn of(head: &[u8], headers: &[HeaderPos]) -> Framing {
+        let mut f = Framing::default();
+        let values = |name: &'static [u8]| {
+            headers
+                .iter()
+                .filter(move |h| is_named(head, h, name))
+                .map(|h| slice(head, h.value))
+        };
+        for value in values(b"content-length") {
+            for part in value.split(|&c| c == b',') {
+                match (decimal(part.trim_ascii()), f.content_length) {
+                    (None, _) => f.bad = true,
+                    (Some(n), None) => f.content_length = Some(n),
+                    (Some(n), Some(first)) => f.conflicting |= n != first,
+                }
+            }
+        }
+        for value in values(b"transfer-encoding") {
+            for part in value.split(|&c| c == b',') {
+                let t = part.trim_ascii();
+                if !t.is_empty() {
+                    f.last_coding_chunked = Some(t.eq_ignore_ascii_case(b"chunked"));
+                }
+            }
+        }
+        f
+    }
+}
+
+/// A `Content-Length` value: one or more decimal digits that fit in 64 bits.
+fn decimal(t: &[u8]) -> Option<u64> {
+    if t.is_empty() {
+        return None;
+    }
+    t.iter().try_fold(0u64, |n, &c| {
+        if c.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add(u64::from(c - b'0'))
+        } else {
+            None
+        }
+    })
+}
+
+/// The bytes of `head` at `span` (none when it lies outside).
+fn slice(head: &[u8], (a, b): Span) -> &[u8] {
+    head.get(a as usize..b as usize).unwrap_or_default()
+}
+
+/// Whether the header at `h` of `head` is named `name` (case-insensitive). The lengths are
+/// compared before any byte: most headers are skipped on that alone.
+fn is_named(head: &[u8], h: &HeaderPos, name: &[u8]) -> bool {
+    (h.name.1.wrapping_sub(h.name.0)) as usize == name.len()
+        && slice(head, h.name).eq_ignore_ascii_case(name)
+}
+
 /// Something unusual about a message that the report should be able to show (Zeek calls
 /// these "weirds"); never a reason to stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -84,17 +157,23 @@ pub struct Message {
     /// chunked framing, or the end of the capture).
     pub complete: bool,
     pub anomalies: Vec<Anomaly>,
+    framing: Framing,
 }
 
 impl Message {
+    /// A message whose header block `head` is indexed by `headers`; `framing` is what
+    /// [`Framing::of`] makes of them, read here when not given.
     pub(crate) fn new(
         start: StartLine,
         head: Vec<u8>,
         headers: Vec<HeaderPos>,
+        framing: Option<Framing>,
         first_frame: u64,
         ts: TimestampNs,
     ) -> Message {
+        let framing = framing.unwrap_or_else(|| Framing::of(&head, &headers));
         Message {
+            framing,
             start,
             head,
             headers,
@@ -172,8 +251,8 @@ impl Message {
         &self.head
     }
 
-    fn slice(&self, (a, b): Span) -> &[u8] {
-        self.head.get(a as usize..b as usize).unwrap_or_default()
+    fn slice(&self, span: Span) -> &[u8] {
+        slice(&self.head, span)
     }
 
     /// All headers in order, names in their original case.
@@ -186,8 +265,12 @@ impl Message {
     /// Whether the header at `h` is named `name` (case-insensitive). The lengths are compared
     /// before any byte: most headers are skipped on that alone.
     fn is_named(&self, h: &HeaderPos, name: &[u8]) -> bool {
-        (h.name.1.wrapping_sub(h.name.0)) as usize == name.len()
-            && self.slice(h.name).eq_ignore_ascii_case(name)
+        is_named(&self.head, h, name)
+    }
+
+    /// How the header block frames the body.
+    pub(crate) fn framing(&self) -> Framing {
+        self.framing
     }
 
     /// The first value of a header, by case-insensitive name.
@@ -265,6 +348,31 @@ pub fn escape_bytes(b: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_length_values_read_as_u64_parses_digits() {
+        for t in [
+            "",
+            "0",
+            "0012",
+            "153",
+            "18446744073709551615",
+            "18446744073709551616",
+            "1a",
+            "+1",
+            "-1",
+            " 1",
+            "1.0",
+            "\u{661}",
+        ] {
+            let by_std = (!t.is_empty() && t.bytes().all(|c| c.is_ascii_digit()))
+                .then(|| t.parse::<u64>().ok())
+                .flatten();
+            assert_eq!(decimal(t.as_bytes()), by_std, "{t:?}");
+        }
+        assert_eq!(decimal(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(decimal(b"18446744073709551616"), None);
+    }
 
     #[test]
     fn escape_keeps_utf8_and_marks_other_bytes() {

@@ -9,7 +9,7 @@
 
 use std::mem::MaybeUninit;
 
-use super::message::{Anomaly, Message, StartLine};
+use super::message::{Anomaly, Framing, HeaderPos, Message, StartLine};
 use crate::capture::TimestampNs;
 
 /// Bounds on what one direction may hold.
@@ -484,15 +484,20 @@ impl Parser {
             (at == rest.as_ptr() as usize && rest.len() >= head.len && head.slots == slots)
                 .then_some(head)
         });
-        let (len, (start, positions)) = match offered {
-            Some(head) => (head.len, (head.start, head.headers)),
-            None => parse_in_place_slots(rest, self.limits.max_headers).ok()??,
+        let (len, start, positions, framing) = match offered {
+            Some(head) => (head.len, head.start, head.headers, Some(head.framing)),
+            None => {
+                let mut positions = Vec::new();
+                let (len, start) =
+                    parse_in_place_slots(rest, self.limits.max_headers, &mut positions).ok()??;
+                (len, start, positions, None)
+            }
         };
         if len > self.limits.max_header_bytes {
             return None;
         }
         let head = rest.get(..len)?.to_vec();
-        let msg = Box::new(Message::new(start, head, positions, o.frame, o.ts));
+        let msg = Box::new(Message::new(start, head, positions, framing, o.frame, o.ts));
         self.start_body(msg, o, sink);
         Some(len)
     }
@@ -569,6 +574,7 @@ impl Parser {
             start,
             head,
             positions,
+            None,
             origin.frame,
             origin.ts,
         ));
@@ -864,7 +870,7 @@ fn parse_chunk_size(line: &[u8]) -> Option<u64> {
     u64::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
 }
 
-type Parsed = (StartLine, Vec<super::message::HeaderPos>);
+type Parsed = (StartLine, Vec<HeaderPos>);
 
 /// A header block parsed from the start of some bytes: what [`Parser`] makes of a whole
 /// block at the start of a chunk, done ahead of it.
@@ -874,24 +880,68 @@ pub struct HeadParsed {
     slots: usize,
     len: usize,
     start: StartLine,
-    headers: Vec<super::message::HeaderPos>,
+    headers: Vec<HeaderPos>,
+    framing: Framing,
+}
+
+/// A [`HeadParsed`] whose header index lies in a store shared with others (a batch's, so
+/// that parsing ahead allocates nothing): [`HeadAhead::resolve`] takes it out.
+#[derive(Clone, Copy, Debug)]
+pub struct HeadAhead {
+    slots: usize,
+    len: usize,
+    start: StartLine,
+    /// Where the header index lies in the store.
+    headers: (usize, usize),
+    framing: Framing,
+}
+
+impl HeadAhead {
+    /// The parse, its header index copied out of `store` (the store [`parse_ahead_into`]
+    /// added it to); `None` when it is not there.
+    pub fn resolve(&self, store: &[HeaderPos]) -> Option<HeadParsed> {
+        Some(HeadParsed {
+            slots: self.slots,
+            len: self.len,
+            start: self.start,
+            headers: store.get(self.headers.0..self.headers.1)?.to_vec(),
+            framing: self.framing,
+        })
+    }
 }
 
 /// Parses the header block at the start of `bytes` as a parser with header limit
 /// `max_headers` would on its fast path, for [`Parser::offer`]; `None` when `bytes` does not
 /// begin with a whole block that path takes (the parser then does its own work).
 pub fn parse_ahead(bytes: &[u8], max_headers: usize) -> Option<HeadParsed> {
+    let mut store = Vec::new();
+    parse_ahead_into(bytes, max_headers, &mut store)?.resolve(&store)
+}
+
+/// [`parse_ahead`], with the header index added to `store` (left as it was when there is no
+/// parse) and the body's framing read while the block is at hand.
+pub fn parse_ahead_into(
+    bytes: &[u8],
+    max_headers: usize,
+    store: &mut Vec<HeaderPos>,
+) -> Option<HeadAhead> {
     // Every start line begins with an upper-case letter (a method or `HTTP/`); the lenient
     // paths that accept others are the parser's own.
     if !bytes.first().is_some_and(u8::is_ascii_uppercase) {
         return None;
     }
-    let (len, (start, headers)) = parse_in_place_slots(bytes, max_headers).ok()??;
-    Some(HeadParsed {
+    let from = store.len();
+    let (len, start) = parse_in_place_slots(bytes, max_headers, store).ok()??;
+    let framing = Framing::of(
+        bytes.get(..len).unwrap_or_default(),
+        store.get(from..).unwrap_or_default(),
+    );
+    Some(HeadAhead {
         slots: fast_path_slots(max_headers),
         len,
         start,
-        headers,
+        headers: (from, store.len()),
+        framing,
     })
 }
 
@@ -900,12 +950,13 @@ pub fn parse_ahead(bytes: &[u8], max_headers: usize) -> Option<HeadParsed> {
 fn parse_in_place_slots(
     bytes: &[u8],
     max_headers: usize,
-) -> Result<Option<(usize, Parsed)>, httparse::Error> {
+    out: &mut Vec<HeaderPos>,
+) -> Result<Option<(usize, StartLine)>, httparse::Error> {
     let mut small = [const { MaybeUninit::uninit() }; INLINE_HEADERS];
     let first = small
         .get_mut(..fast_path_slots(max_headers))
         .unwrap_or_default();
-    parse_prefix(bytes, first)
+    parse_prefix(bytes, first, out)
 }
 
 /// Header slots of the fast path for a header limit of `max_headers`.
@@ -977,19 +1028,22 @@ fn parse_with<'b>(
     head: &'b [u8],
     headers: &mut [MaybeUninit<httparse::Header<'b>>],
 ) -> Result<Parsed, httparse::Error> {
-    match parse_prefix(head, headers)? {
-        Some((_, p)) => Ok(p),
+    let mut positions = Vec::new();
+    match parse_prefix(head, headers, &mut positions)? {
+        Some((_, start)) => Ok((start, positions)),
         None => Err(httparse::Error::Token),
     }
 }
 
-/// Parses the header block at the start of `buf`: its length and the message's start line and
-/// header positions, `None` when `buf` ends before the block does. The header slots need no
+/// Parses the header block at the start of `buf`: its length and the message's start line,
+/// with its header positions added to `out`; `None` (and `out` as it was) when `buf` ends
+/// before the block does. The header slots need no
 /// initialising (httparse writes those it uses): most blocks use a few of dozens.
 fn parse_prefix<'b>(
     buf: &'b [u8],
     headers: &mut [MaybeUninit<httparse::Header<'b>>],
-) -> Result<Option<(usize, Parsed)>, httparse::Error> {
+    out: &mut Vec<HeaderPos>,
+) -> Result<Option<(usize, StartLine)>, httparse::Error> {
     let span = |s: &[u8]| Message::span(span_in(buf, s));
     let (len, start, hs) = if buf.get(..5).is_some_and(|v| v == b"HTTP/") {
         let mut res = httparse::Response::new(&mut []);
@@ -1018,11 +1072,11 @@ fn parse_prefix<'b>(
         };
         (len, start, &*req.headers)
     };
-    let pos = hs
-        .iter()
-        .map(|h| Message::header_pos(span_in(buf, h.name.as_bytes()), span_in(buf, h.value)))
-        .collect();
-    Ok(Some((len, (start, pos))))
+    out.extend(
+        hs.iter()
+            .map(|h| Message::header_pos(span_in(buf, h.name.as_bytes()), span_in(buf, h.value))),
+    );
+    Ok(Some((len, start)))
 }
 
 #[cfg(test)]
