@@ -218,7 +218,7 @@ impl Engine {
     pub fn frame_prepared(
         &mut self,
         frame: &Frame<'_>,
-        prepared: &mut Prepared,
+        prepared: &Prepared,
         store: &HeadStore,
         sink: &mut dyn Sink,
     ) -> Option<u64> {

@@ -3,9 +3,9 @@
 //! [`CaptureReader::for_each_frame_prefetched`] runs the reader (the file's reads, the record
 //! parsing, the numbering) on a thread of its own, which also runs a first step of the work on
 //! each frame (`prepare`; for the commands, `engine::Preparer`: decoding, and the HTTP header
-//! block a TCP payload begins with parsed) and copies the frames with its result into batches;
-//! the calling thread receives the batches in order and hands each frame and result to its
-//! closure. The frames, their numbers and the way reading ended are exactly those of
+//! block a TCP payload begins with parsed) and copies the frames with its result into batches
+//! (with a store for parts of the results, [`BatchStore`]); the calling thread receives the
+//! batches in order and lends each frame and result to its closure. The frames, their numbers and the way reading ended are exactly those of
 //! [`CaptureReader::for_each_frame`]: one reader, one channel, first in first out.
 //!
 //! Memory is bounded: [`BATCHES`] batches circulate between the two threads, and the reader

@@ -391,7 +391,8 @@ impl FlowTable {
     }
 
     /// As [`FlowTable::segment`], with the header block at the start of the segment's payload
-    /// parsed ahead ([`crate::http::parser::parse_ahead`]), which its flow's HTTP parser takes
+    /// parsed ahead ([`crate::http::parser::parse_ahead_into`], resolved from its batch's store),
+    /// which its flow's HTTP parser takes
     /// in place of parsing it again.
     pub fn segment_with_head(
         &mut self,

@@ -27,7 +27,7 @@ pub(crate) enum StartLine {
 /// What a header block says about how its body is framed (RFC 9112 §6.3), gathered from
 /// every `Content-Length` and `Transfer-Encoding` header, repeated headers and comma lists
 /// included. Read once, when the block is parsed (on the reading thread when it parses the
-/// block ahead, [`crate::http::parser::parse_ahead`]).
+/// block ahead, [`crate::http::parser::parse_ahead_into`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Framing {
     /// The first `Content-Length` value that is a number.

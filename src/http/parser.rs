@@ -263,8 +263,8 @@ impl Parser {
         }
     }
 
-    /// Offers the parse of a header block at the start of `bytes` (made by [`parse_ahead`],
-    /// perhaps on another thread), for when the parser is fed exactly these bytes: it is used
+    /// Offers the parse of a header block at the start of `bytes` (made by [`parse_ahead`], or
+    /// by [`parse_ahead_into`] perhaps on another thread), for when the parser is fed exactly these bytes: it is used
     /// in place of parsing them again, and is what parsing them gives. The parser's next
     /// attempt to parse a whole block where it lies takes it (using it only if it is for those
     /// bytes); [`Parser::withdraw`] drops it if no attempt came.
@@ -1106,6 +1106,38 @@ mod tests {
             (b"", false),
         ] {
             assert_eq!(is_start_line(line), start, "{}", line.escape_ascii());
+        }
+    }
+
+    /// Blocks parsed ahead into one store (a batch's), each after the ones before it, come out
+    /// of it as parsing each alone gives; a failed parse leaves the store as it was.
+    #[test]
+    fn header_blocks_share_a_store() {
+        let blocks: [&[u8]; 5] = [
+            b"GET /a HTTP/1.1\r\nHost: r\r\nContent-Length: 2\r\n\r\nhi",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET /partial HTTP/1.1\r\nHost: r\r\n",
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+            b"PUT /b HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\nX: y\r\n\r\n",
+        ];
+        let mut store = Vec::new();
+        let mut ahead = Vec::new();
+        for b in blocks {
+            let before = store.len();
+            match parse_ahead_into(b, 100, &mut store) {
+                Some(h) => ahead.push((b, h)),
+                None => assert_eq!(store.len(), before),
+            }
+        }
+        assert_eq!(ahead.len(), 4);
+        // The headers of the four complete blocks: two, one, none, three.
+        assert_eq!(store.len(), 6);
+        for (b, h) in ahead {
+            let alone = parse_ahead(b, 100).unwrap_or_else(|| unreachable!());
+            assert_eq!(
+                format!("{:?}", h.resolve(&store)),
+                format!("{:?}", Some(alone))
+            );
         }
     }
 
