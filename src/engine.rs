@@ -5,6 +5,7 @@
 //! results to a [`Sink`] as soon as they are complete, so memory depends on the flows that are
 //! open, not on the size of the capture.
 
+use crate::capture::prefetch::BatchStore;
 use crate::capture::{Frame, LinkType, TimestampNs};
 use crate::decode::{self, Decoded, Detached, Malformed};
 use crate::flow::{ConnectionAttempt, FlowEvent, FlowStats, FlowTable, Limits};
@@ -138,15 +139,28 @@ impl Stats {
 
 /// What can be made of a frame alone, before the engine sees it (on a reading thread, while
 /// the engine works on earlier frames): its decoding, and the HTTP header block at the start
-/// of its TCP payload, parsed, its header index kept in a [`HeadStore`].
+/// of its TCP payload, parsed, kept in a [`HeadStore`].
 pub struct Prepared {
     decoded: Option<Detached>,
-    head: Option<HeadAhead>,
+    /// Which of the store's parsed blocks is this frame's.
+    head: Option<u32>,
 }
 
-/// Where [`Preparer::prepare`] keeps the header indexes of the blocks it parses, shared by
-/// the frames of a batch, so that preparing allocates nothing once the store has grown.
-pub type HeadStore = Vec<HeaderPos>;
+/// Where [`Preparer::prepare`] keeps the header blocks it parses and their header indexes,
+/// shared by the frames of a batch: preparing allocates nothing once the store has grown, and
+/// a frame without a header block (most of them) carries no room for one to the other thread.
+#[derive(Debug, Default)]
+pub struct HeadStore {
+    heads: Vec<HeadAhead>,
+    headers: Vec<HeaderPos>,
+}
+
+impl BatchStore for HeadStore {
+    fn clear(&mut self) {
+        self.heads.clear();
+        self.headers.clear();
+    }
+}
 
 /// Prepares frames for an engine with HTTP header limit `max_headers`
 /// ([`Engine::preparer`]).
@@ -159,7 +173,13 @@ impl Preparer {
     pub fn prepare(&self, frame: &Frame<'_>, store: &mut HeadStore) -> Prepared {
         let decoded = decode::decode(frame);
         let head = match &decoded {
-            Decoded::Tcp(seg) => parse_ahead_into(seg.payload, self.max_headers, store),
+            Decoded::Tcp(seg) => {
+                parse_ahead_into(seg.payload, self.max_headers, &mut store.headers).and_then(|h| {
+                    let i = u32::try_from(store.heads.len()).ok()?;
+                    store.heads.push(h);
+                    Some(i)
+                })
+            }
             _ => None,
         };
         Prepared {
@@ -226,7 +246,10 @@ impl Engine {
             Some(d) => d.attach(frame.data),
             None => decode::decode(frame),
         };
-        let head = prepared.head.and_then(|h| h.resolve(store));
+        let head = prepared
+            .head
+            .and_then(|i| store.heads.get(i as usize))
+            .and_then(|h| h.resolve(&store.headers));
         self.frame_with_head(frame, decoded, head, sink)
     }
 
