@@ -44,13 +44,7 @@ impl Framing {
     /// The framing headers of a header block `head` indexed by `headers`.
     pub(crate) fn of(head: &[u8], headers: &[HeaderPos]) -> Framing {
         let mut f = Framing::default();
-        let values = |name: &'static [u8]| {
-            headers
-                .iter()
-                .filter(move |h| is_named(head, h, name))
-                .map(|h| slice(head, h.value))
-        };
-        for value in values(b"content-length") {
+        for value in values_named(head, headers, b"content-length") {
             for part in value.split(|&c| c == b',') {
                 match (decimal(part.trim_ascii()), f.content_length) {
                     (None, _) => f.bad = true,
@@ -59,7 +53,7 @@ impl Framing {
                 }
             }
         }
-        for value in values(b"transfer-encoding") {
+        for value in values_named(head, headers, b"transfer-encoding") {
             for part in value.split(|&c| c == b',') {
                 let t = part.trim_ascii();
                 if !t.is_empty() {
@@ -95,6 +89,18 @@ fn slice(head: &[u8], (a, b): Span) -> &[u8] {
 fn is_named(head: &[u8], h: &HeaderPos, name: &[u8]) -> bool {
     (h.name.1.wrapping_sub(h.name.0)) as usize == name.len()
         && slice(head, h.name).eq_ignore_ascii_case(name)
+}
+
+/// Every value of the headers of `head` (indexed by `headers`) named `name`, in order.
+fn values_named<'s>(
+    head: &'s [u8],
+    headers: &'s [HeaderPos],
+    name: &'s [u8],
+) -> impl Iterator<Item = &'s [u8]> + 's {
+    headers
+        .iter()
+        .filter(move |h| is_named(head, h, name))
+        .map(move |h| slice(head, h.value))
 }
 
 /// Something unusual about a message that the report should be able to show (Zeek calls
@@ -283,10 +289,7 @@ impl Message {
 
     /// Every value of a header, by case-insensitive name.
     pub fn headers_named<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s [u8]> + 's {
-        self.headers
-            .iter()
-            .filter(move |h| self.is_named(h, name.as_bytes()))
-            .map(|h| self.slice(h.value))
+        values_named(&self.head, &self.headers, name.as_bytes())
     }
 
     /// A header value as text (lossless where it is UTF-8, `\xNN` escapes elsewhere).

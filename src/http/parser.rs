@@ -264,10 +264,10 @@ impl Parser {
     }
 
     /// Offers the parse of a header block at the start of `bytes` (made by [`parse_ahead`], or
-    /// by [`parse_ahead_into`] perhaps on another thread), for when the parser is fed exactly these bytes: it is used
-    /// in place of parsing them again, and is what parsing them gives. The parser's next
-    /// attempt to parse a whole block where it lies takes it (using it only if it is for those
-    /// bytes); [`Parser::withdraw`] drops it if no attempt came.
+    /// by [`parse_ahead_into`] perhaps on another thread), for when the parser is fed exactly
+    /// these bytes: it is used in place of parsing them again, and is what parsing them gives.
+    /// The parser's next attempt to parse a whole block where it lies takes it (using it only
+    /// if it is for those bytes); [`Parser::withdraw`] drops it if no attempt came.
     pub fn offer(&mut self, bytes: &[u8], head: HeadParsed) {
         self.offered = Some((bytes.as_ptr() as usize, head));
     }
@@ -541,7 +541,7 @@ impl Parser {
         }
         let mut small = [const { MaybeUninit::uninit() }; INLINE_HEADERS];
         let first = small
-            .get_mut(..self.limits.max_headers.min(INLINE_HEADERS))
+            .get_mut(..fast_path_slots(self.limits.max_headers))
             .unwrap_or_default();
         let parsed = match parse_with(&head, first) {
             Err(httparse::Error::TooManyHeaders) if self.limits.max_headers > INLINE_HEADERS => {
@@ -1037,8 +1037,8 @@ fn parse_with<'b>(
 
 /// Parses the header block at the start of `buf`: its length and the message's start line,
 /// with its header positions added to `out`; `None` (and `out` as it was) when `buf` ends
-/// before the block does. The header slots need no
-/// initialising (httparse writes those it uses): most blocks use a few of dozens.
+/// before the block does. The header slots need no initialising (httparse writes those it
+/// uses): most blocks use a few of dozens.
 fn parse_prefix<'b>(
     buf: &'b [u8],
     headers: &mut [MaybeUninit<httparse::Header<'b>>],
