@@ -263,17 +263,22 @@ impl Pairing {
         id
     }
 
+    /// Hands on the oldest exchanges until at most `max_pending` wait. An exchange with a
+    /// message being parsed stays (there is at most one per direction, so the queue never
+    /// holds more than `max_pending + 2`); the oldest of the others goes, also from behind
+    /// one that stays (a request whose body never ends, answered by one response after
+    /// another).
     fn enforce_limit(&mut self) {
         while self.queue.len() > self.max_pending {
-            let open = self
-                .queue
-                .front()
-                .is_some_and(|s| s.request_open || s.response_open);
-            if open {
-                // Never drop the message being parsed; the bound is restored when it ends.
+            let current = self.current;
+            let Some(i) = self.queue.iter().position(|s| {
+                !s.request_open
+                    && !s.response_open
+                    && !current.iter().flatten().any(|&(id, _)| id == s.id)
+            }) else {
                 break;
-            }
-            if let Some(s) = self.queue.pop_front() {
+            };
+            if let Some(s) = self.queue.remove(i) {
                 self.stats.pending_limit_hits += 1;
                 self.emit(s);
             }
@@ -823,6 +828,39 @@ mod tests {
         let early: Vec<_> = c.take_exchanges().collect();
         assert_eq!(brief(&early), ["GET@1>-", "GET@2>-", "GET@3>-"]);
         assert_eq!(c.stats().pairing.pending_limit_hits, 3);
+    }
+
+    /// A request whose body never ends keeps its exchange open; responses without a request
+    /// queue up behind it. The bound holds all the same: the oldest of them are handed on,
+    /// counted, and the open request stays.
+    #[test]
+    fn pending_limit_holds_behind_a_request_that_never_ends() {
+        let a: SocketAddr = "10.0.0.1:1".parse().unwrap_or_else(|_| unreachable!());
+        let mut c = HttpConn::new(0, [a, a], Limits::default(), 4);
+        c.data(
+            C,
+            b"PUT /blob HTTP/1.1\r\nContent-Length: 100000000000\r\n\r\nxx",
+            o(1),
+        );
+        for i in 2..=21u64 {
+            c.data(
+                S,
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+                o(i),
+            );
+            assert!(c.pairing.queue.len() <= 4 + 2, "{}", c.pairing.queue.len());
+        }
+        let early: Vec<_> = c.take_exchanges().collect();
+        assert_eq!(early.len(), 16);
+        assert_eq!(brief(&early).first().map(String::as_str), Some("->400@3"));
+        assert_eq!(brief(&early).last().map(String::as_str), Some("->400@18"));
+        assert_eq!(c.stats().pairing.pending_limit_hits, 16);
+        c.close(o(22));
+        let rest: Vec<_> = c.take_exchanges().collect();
+        assert_eq!(
+            brief(&rest),
+            ["PUT@1*>400@2", "->400@19", "->400@20", "->400@21"]
+        );
     }
 
     #[test]
