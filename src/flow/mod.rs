@@ -96,6 +96,8 @@ pub struct FlowStats {
     pub http_heads_lost: u64,
     pub http_resyncs: u64,
     pub http_pending_limit_hits: u64,
+    /// 1xx responses beyond the number kept per request.
+    pub http_interim_dropped: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -326,6 +328,7 @@ impl Flow {
                 stats.http_resyncs += p.resyncs;
             }
             stats.http_pending_limit_hits += s.pairing.pending_limit_hits;
+            stats.http_interim_dropped += s.pairing.interim_dropped;
             if h.is_http() && !self.http_counted {
                 self.http_counted = true;
                 stats.http_streams += 1;

@@ -98,7 +98,13 @@ impl Slot {
 pub struct PairingStats {
     /// Exchanges emitted before their response because too many were waiting.
     pub pending_limit_hits: u64,
+    /// 1xx responses not kept because their request already had [`MAX_INTERIM`].
+    pub interim_dropped: u64,
 }
+
+/// 1xx responses kept per request; a server that sends `102 Processing` again and again
+/// during a long operation sends more, and those are counted, not kept.
+pub const MAX_INTERIM: usize = 16;
 
 struct Pairing {
     stream: u64,
@@ -201,6 +207,9 @@ impl MessageSink for DirSink<'_> {
                 Role::Request => {
                     slot.request = Some(msg);
                     slot.request_open = false;
+                }
+                Role::Interim if slot.interim.len() >= MAX_INTERIM => {
+                    p.stats.interim_dropped += 1;
                 }
                 Role::Interim => slot.interim.push(*msg),
                 Role::Final => {
@@ -861,6 +870,34 @@ mod tests {
             brief(&rest),
             ["PUT@1*>400@2", "->400@19", "->400@20", "->400@21"]
         );
+    }
+
+    /// A request answered by endless `102 Processing` before its final response keeps the
+    /// first [`MAX_INTERIM`] of them and counts the rest.
+    #[test]
+    fn interim_responses_are_bounded_and_counted() {
+        let mut steps: Vec<(usize, u64, &[u8])> = vec![(C, 1, b"POST /x HTTP/1.1\r\n\r\n")];
+        for i in 2..=41u64 {
+            steps.push((S, i, b"HTTP/1.1 102 Processing\r\n\r\n"));
+        }
+        steps.push((S, 42, b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"));
+        let mut c = conn();
+        for &(dir, frame, bytes) in &steps {
+            c.data(dir, bytes, o(frame));
+        }
+        let ex: Vec<_> = c.take_exchanges().collect();
+        let kept: Vec<_> = ex
+            .iter()
+            .flat_map(|e| e.interim.iter().map(|m| m.frame))
+            .collect();
+        assert_eq!(kept, (2..2 + MAX_INTERIM as u64).collect::<Vec<_>>());
+        assert_eq!(brief(&ex).len(), 1);
+        assert!(
+            brief(&ex)
+                .iter()
+                .all(|b| b.starts_with("POST@1>") && b.ends_with("201@42"))
+        );
+        assert_eq!(c.stats().pairing.interim_dropped, 40 - MAX_INTERIM as u64);
     }
 
     #[test]

@@ -80,6 +80,14 @@ impl FileSummary {
                 "exchanges waiting for a response (emitted early)",
                 t.http_pending_limit_hits,
             ),
+            (
+                // The number in the text is the constant's.
+                const {
+                    assert!(crate::http::exchange::MAX_INTERIM == 16);
+                    "1xx responses beyond 16 per request (not kept)"
+                },
+                t.http_interim_dropped,
+            ),
             ("dormant flows forgotten", t.dormant_forgotten),
         ]
         .into_iter()
