@@ -213,11 +213,13 @@ pub struct LimitArgs {
     #[arg(long, value_name = "N", default_value_t = 131_072)]
     pub max_flows: usize,
 
-    /// Out-of-order bytes buffered per direction of a connection
+    /// Out-of-order bytes buffered per direction of a connection (each segment counts 64
+    /// bytes more)
     #[arg(long, value_name = "BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_buffered: usize,
 
-    /// Out-of-order bytes buffered over all connections together
+    /// Out-of-order bytes buffered over all connections together (each segment counts 64
+    /// bytes more)
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024 * 1024)]
     pub max_buffered_total: usize,
 

@@ -5,7 +5,8 @@
 //! the code compares plain integers.
 //!
 //! In-order data is passed on borrowed, straight from the packet; only segments that arrive ahead
-//! of a hole are copied (bounded by `max_buffered`). Bytes already delivered are never delivered
+//! of a hole are copied (bounded by `max_buffered`, which counts their bytes and
+//! [`SEGMENT_COST`] for each). Bytes already delivered are never delivered
 //! again (retransmissions and overlaps are trimmed: the first copy seen wins). Bytes that never
 //! appear in the capture become a [`Chunk::Gap`] so the parser above can resynchronise, once the
 //! capture proves they are lost: the peer acknowledged past them, the buffer limit was reached,
@@ -22,6 +23,15 @@ pub enum Chunk<'a> {
     Gap { len: u64 },
     /// The sender's FIN: no more data in this direction.
     Fin { frame: u64 },
+}
+
+/// What each out-of-order segment counts against the buffer limits besides its bytes: the
+/// bookkeeping it costs. Without it, segments whose bytes the snap length cut off (a capture
+/// of headers only) would pile up behind a hole counting nothing.
+pub const SEGMENT_COST: usize = 64;
+
+fn cost(bytes: usize) -> usize {
+    bytes + SEGMENT_COST
 }
 
 #[derive(Debug)]
@@ -90,7 +100,7 @@ impl Reassembler {
         self.finished
     }
 
-    /// Bytes buffered ahead of a hole.
+    /// What is buffered ahead of a hole: its bytes, and [`SEGMENT_COST`] per segment.
     pub fn buffered(&self) -> usize {
         self.pending_bytes
     }
@@ -245,7 +255,7 @@ impl Reassembler {
                 break;
             }
             let p = entry.remove();
-            self.pending_bytes -= p.data.len();
+            self.pending_bytes -= cost(p.data.len());
             if off + p.len() > self.next_off {
                 self.deliver(off, &p.data, p.len(), p.frame, out);
             } else {
@@ -268,7 +278,7 @@ impl Reassembler {
             self.stats.retransmitted_segments += 1;
             return;
         }
-        if self.pending_bytes + payload.len() > self.max_buffered {
+        if self.pending_bytes + cost(payload.len()) > self.max_buffered {
             // The hole is not going to be filled in time: declare it lost and move on.
             self.stats.buffer_limit_hits += 1;
             let first = self.pending.keys().next().copied().unwrap_or(off).min(off);
@@ -281,7 +291,7 @@ impl Reassembler {
                 }
                 return;
             }
-            if self.pending_bytes + payload.len() > self.max_buffered {
+            if self.pending_bytes + cost(payload.len()) > self.max_buffered {
                 // Still no room (the segment alone is larger than the limit): skip to it.
                 self.skip_to(off, out);
                 self.deliver(off, payload, claimed, frame, out);
@@ -290,7 +300,7 @@ impl Reassembler {
             }
         }
         self.stats.out_of_order_segments += 1;
-        self.pending_bytes += payload.len();
+        self.pending_bytes += cost(payload.len());
         if let Some(old) = self.pending.insert(
             off,
             Pending {
@@ -299,7 +309,7 @@ impl Reassembler {
                 frame,
             },
         ) {
-            self.pending_bytes -= old.data.len();
+            self.pending_bytes -= cost(old.data.len());
         }
     }
 
@@ -459,7 +469,8 @@ mod tests {
 
     #[test]
     fn buffer_limit_forces_a_gap() {
-        let mut r = Reassembler::new(4);
+        // Room for two segments of two bytes.
+        let mut r = Reassembler::new(2 * cost(2));
         let log = run(
             &mut r,
             &[
@@ -473,6 +484,36 @@ mod tests {
         assert_eq!(r.stats.buffer_limit_hits, 1);
     }
 
+    /// A capture of headers only: segments behind a hole carry no bytes, yet each counts, so
+    /// they cannot pile up without limit.
+    #[test]
+    fn segments_without_captured_bytes_count_against_the_limit() {
+        let mut r = Reassembler::new(10 * SEGMENT_COST);
+        let mut log = Vec::new();
+        r.segment(0, false, false, false, b"", 100, 1, &mut |c| {
+            log.push(fmt(c))
+        });
+        for i in 0..1000u32 {
+            r.segment(
+                200 + 100 * i,
+                false,
+                false,
+                false,
+                b"",
+                100,
+                2 + u64::from(i),
+                &mut |c| log.push(fmt(c)),
+            );
+            assert!(
+                r.pending.len() <= 10,
+                "{} segments buffered",
+                r.pending.len()
+            );
+        }
+        assert!(r.stats.buffer_limit_hits > 0);
+        assert!(r.buffered() <= 10 * SEGMENT_COST);
+    }
+
     #[test]
     fn release_declares_holes_lost() {
         let mut r = Reassembler::new(1 << 20);
@@ -480,7 +521,7 @@ mod tests {
             &mut r,
             &[(0, "", b"a", 1), (3, "", b"d", 2), (6, "", b"g", 3)],
         );
-        assert_eq!(r.buffered(), 2);
+        assert_eq!(r.buffered(), 2 + 2 * SEGMENT_COST);
         r.release(&mut |c| log.push(fmt(c)));
         assert_eq!(log, ["d1:a", "g2", "d2:d", "g2", "d3:g"]);
         assert_eq!(r.buffered(), 0);
