@@ -95,7 +95,9 @@ impl Stats {
         let mut v = Vec::new();
         for (lt, t) in &self.unsupported_link {
             v.push(Skipped {
-                reason: format!("link type {lt} is not decoded"),
+                reason: lt
+                    .record_kind()
+                    .map_or_else(|| format!("link type {lt} is not decoded"), str::to_string),
                 count: t.count,
                 first_frame: t.first_frame,
             });

@@ -77,6 +77,11 @@ fn damaged_files_are_read_up_to_the_damage() {
             1,
             "packet 2 claims 300000 captured bytes, more than the 262144-byte maximum",
         ),
+        (
+            "pcapng-short-journal-block.pcapng",
+            1,
+            "total block length 12 of a systemd journal export block is too small (< 35)",
+        ),
     ];
     for (name, frames, read) in cases {
         let (v, err, code) = http(name, &[]);
@@ -91,6 +96,54 @@ fn damaged_files_are_read_up_to_the_damage() {
             assert!(err.contains("warning"), "{name}: {err}");
         }
     }
+}
+
+/// Records that are not packets (a systemd journal entry, custom blocks, a Sysdig event) are
+/// frames in Wireshark: numbered, and listed as skipped, so that the packets after them keep
+/// Wireshark's numbers. Blocks Wireshark does not number (statistics, names, local) are not.
+#[test]
+fn pcapng_records_that_are_not_packets_are_numbered_and_listed() {
+    let (v, _, code) = http("pcapng-non-packet-records.pcapng", &[]);
+    assert_eq!(code, Some(0));
+    assert_eq!(file(&v)["frames"], 11);
+    assert_eq!(file(&v)["read"], "complete");
+    let mut skipped: Vec<_> = file(&v)["skipped"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    (
+                        s["reason"].to_string(),
+                        s["count"].clone(),
+                        s["first_frame"].clone(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    skipped.sort_by_key(|s| s.2.as_u64());
+    assert_eq!(
+        skipped,
+        [
+            (
+                r#""pcapng systemd journal entries (not packets)""#.to_string(),
+                1.into(),
+                3.into()
+            ),
+            (
+                r#""pcapng custom blocks (not packets)""#.to_string(),
+                2.into(),
+                6.into()
+            ),
+            (
+                r#""pcapng Sysdig events (not packets)""#.to_string(),
+                1.into(),
+                8.into()
+            ),
+        ]
+    );
+    assert_eq!(v["exchanges"][0]["request"]["frame"], 5);
+    assert_eq!(v["exchanges"][0]["response"]["frame"], 7);
 }
 
 #[test]

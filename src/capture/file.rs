@@ -39,6 +39,38 @@ fn packet_too_large(number: u64, len: u64, lt: LinkType) -> Option<String> {
     })
 }
 
+/// A record that is not a packet: counted and numbered, never decoded.
+fn record_only(link_type: LinkType) -> Frame<'static> {
+    Frame {
+        number: 0,
+        ts: 0,
+        link_type,
+        wire_len: 0,
+        data: &[],
+    }
+}
+
+/// A record block whose total length `len` is below `min` is damage, as Wireshark says.
+fn record_block(len: u32, min: u32, what: &str) -> Result<(), String> {
+    if len < min {
+        Err(format!(
+            "total block length {len} of a {what} block is too small (< {min})"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// The smallest total length of a Sysdig event block of type `block_type`, for the types
+/// Wireshark reads as records (those with flags it leaves to plugins and skips).
+fn sysdig_event_min_len(block_type: u32) -> Option<u32> {
+    match block_type {
+        0x204 => Some(36),
+        0x216 | 0x221 => Some(40),
+        _ => None,
+    }
+}
+
 /// Largest pcapng block accepted (a packet block of `MAX_RECORD_LEN` plus options, or a large
 /// name-resolution block).
 pub const MAX_BLOCK_LEN: u32 = 16 * 1024 * 1024;
@@ -427,7 +459,7 @@ impl CaptureReader {
                                         Some(Frame {
                                             number: 0,
                                             ts: 0,
-                                            link_type: LinkType(u32::MAX),
+                                            link_type: LinkType::NO_INTERFACE,
                                             wire_len: epb.origlen,
                                             data: &[],
                                         })
@@ -454,7 +486,7 @@ impl CaptureReader {
                                 Some(Frame {
                                     number: 0,
                                     ts: 0,
-                                    link_type: ifc.map_or(LinkType(u32::MAX), |i| i.link_type),
+                                    link_type: ifc.map_or(LinkType::NO_INTERFACE, |i| i.link_type),
                                     wire_len: spb.origlen,
                                     data,
                                 })
@@ -466,10 +498,31 @@ impl CaptureReader {
                                 Some(Frame {
                                     number: 0,
                                     ts: 0,
-                                    link_type: LinkType(u32::MAX),
+                                    link_type: LinkType::NO_INTERFACE,
                                     wire_len: 0,
                                     data: &[],
                                 })
+                            }
+                            // Blocks that are records but not packets: Wireshark gives each a
+                            // frame number (and stops at one too short to be one), so they
+                            // are counted here as frames of a pseudo link type.
+                            Block::SystemdJournalExport(b) => {
+                                match record_block(b.block_len1, 35, "systemd journal export") {
+                                    Ok(()) => Some(record_only(LinkType::SYSTEMD_JOURNAL)),
+                                    Err(reason) => return ReadEnd::Damaged { offset, reason },
+                                }
+                            }
+                            Block::Custom(b) => match record_block(b.block_len1, 16, "custom") {
+                                Ok(()) => Some(record_only(LinkType::PCAPNG_CUSTOM)),
+                                Err(reason) => return ReadEnd::Damaged { offset, reason },
+                            },
+                            Block::Unknown(u)
+                                if let Some(min) = sysdig_event_min_len(u.block_type) =>
+                            {
+                                match record_block(u.block_len1, min, "Sysdig event") {
+                                    Ok(()) => Some(record_only(LinkType::SYSDIG_EVENT)),
+                                    Err(reason) => return ReadEnd::Damaged { offset, reason },
+                                }
                             }
                             _ => None,
                         },

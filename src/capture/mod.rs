@@ -25,6 +25,30 @@ impl LinkType {
     pub const LINUX_SLL2: LinkType = LinkType(276);
     pub const NFLOG: LinkType = LinkType(239);
 
+    // Records that Wireshark numbers as frames but that carry no packet capdiag can place,
+    // given link types of their own at the top of the range, where no registered one lies.
+    /// A packet block that names no interface of its section, or an obsolete Packet Block.
+    pub const NO_INTERFACE: LinkType = LinkType(u32::MAX);
+    /// A pcapng systemd Journal Export Block: a log entry.
+    pub const SYSTEMD_JOURNAL: LinkType = LinkType(u32::MAX - 1);
+    /// A pcapng Custom Block (copiable or not), whatever its vendor.
+    pub const PCAPNG_CUSTOM: LinkType = LinkType(u32::MAX - 2);
+    /// A pcapng Sysdig event block: a system call, not a packet.
+    pub const SYSDIG_EVENT: LinkType = LinkType(u32::MAX - 3);
+
+    /// What a record of one of the pseudo link types above is, for the report.
+    pub fn record_kind(self) -> Option<&'static str> {
+        Some(match self {
+            LinkType::NO_INTERFACE => {
+                "packet blocks of no known interface, and obsolete Packet Blocks (not decoded)"
+            }
+            LinkType::SYSTEMD_JOURNAL => "pcapng systemd journal entries (not packets)",
+            LinkType::PCAPNG_CUSTOM => "pcapng custom blocks (not packets)",
+            LinkType::SYSDIG_EVENT => "pcapng Sysdig events (not packets)",
+            _ => return None,
+        })
+    }
+
     /// The tcpdump name of a link type, or `None` for one capdiag has no name for.
     pub fn name(self) -> Option<&'static str> {
         Some(match self.0 {

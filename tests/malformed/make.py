@@ -113,3 +113,33 @@ write("http-huge-content-length.pcap", capture(conversation(GET, b"HTTP/1.1 200 
 endless = [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"] + [b"400\r\n" + b"z" * 1024 + b"\r\n"] * 2000
 write("http-endless-chunked.pcap", capture(conversation(GET, b"", resp_chunks=endless)[:-2]))
 print("written to", HERE)
+
+
+def block(btype, body):
+    """A pcapng block of type `btype` around `body`, padded to 32 bits."""
+    body += b"\0" * ((4 - len(body) % 4) % 4)
+    return struct.pack("<II", btype, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+
+
+def epb_of(packet, ts):
+    units = int(round(ts * 1e6))
+    return block(6, struct.pack("<IIIII", 0, units >> 32, units & 0xFFFFFFFF, len(packet), len(packet)) + packet)
+
+
+# Not damaged: an HTTP exchange whose packets are interleaved with pcapng blocks that are not
+# packets. Wireshark numbers the systemd journal entry, the custom blocks (copiable and not) and
+# the Sysdig event as frames; it skips the statistics, name-resolution and local blocks.
+journal = block(9, b"__REALTIME_TIMESTAMP=1700000000000000\nMESSAGE=registry started\n")
+custom = block(0x00000BAD, struct.pack("<I", 32473) + b"vendor data")
+custom_no_copy = block(0x40000BAD, struct.pack("<I", 32473) + b"more vendor data")
+sysdig = block(0x204, struct.pack("<HQQIH", 0, 1_700_000_000_000_000_000, 42, 30, 5) + b"\0" * 8)
+stats = block(5, struct.pack("<III", 0, 0, 0))
+names = block(4, struct.pack("<HH", 0, 0))
+local = block(0x80000001, b"local")
+others = {1: journal + stats, 3: custom + local, 4: sysdig, 5: names + custom_no_copy}
+out = shb + idb
+for i, (p, ts) in enumerate(conversation(GET, OK)):
+    out += epb_of(p, ts) + others.get(i, b"")
+write("pcapng-non-packet-records.pcapng", out)
+# A systemd journal export block too short to be one (Wireshark stops there too).
+write("pcapng-short-journal-block.pcapng", shb + idb + epb + block(9, b"") + epb)
