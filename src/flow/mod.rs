@@ -439,6 +439,11 @@ impl FlowTable {
                 }
                 if !reused {
                     let (stream, base, counted) = (d.stream, d.base_seq, d.http_counted);
+                    // A flow woken from dormancy needs room in the table like a new one.
+                    if self.active >= self.limits.max_flows {
+                        self.stats.flow_limit_hits += 1;
+                        self.make_room(ts, frame.number, out);
+                    }
                     let mut flow = Flow::new(stream, key.endpoints(), ts, &self.limits, base);
                     flow.http_counted = counted;
                     self.flows.insert(key, Slot::Active(Box::new(flow)));
@@ -538,6 +543,9 @@ impl FlowTable {
                         http_counted: false,
                     }),
                 );
+                if self.flows.len() - self.active > self.limits.max_dormant {
+                    self.limit_dormant();
+                }
                 stream
             }
         }
@@ -864,5 +872,83 @@ impl Flow {
     }
     fn max_pending(&self) -> usize {
         self.max_pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn seg(port: u16, flags: u8, seq: u32, payload: &[u8]) -> TcpSegment<'_> {
+        TcpSegment {
+            src: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+            dst: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
+            sport: port,
+            dport: 80,
+            seq,
+            ack: 1,
+            flags,
+            window: 1000,
+            payload,
+            payload_len: payload.len() as u32,
+            header: &[],
+        }
+    }
+
+    fn frame(number: u64) -> Frame<'static> {
+        Frame {
+            number,
+            ts: number as i64 * 1_000_000_000,
+            link_type: crate::capture::LinkType::ETHERNET,
+            wire_len: 0,
+            data: &[],
+        }
+    }
+
+    /// Connections reset, then woken by late data (segments still in flight after the RST):
+    /// each woken flow needs room in the table like a new one.
+    #[test]
+    fn flows_woken_from_dormancy_respect_the_flow_limit() {
+        let mut t = FlowTable::new(Limits {
+            max_flows: 2,
+            ..Limits::default()
+        });
+        let mut out = Vec::new();
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            frame(n)
+        };
+        for port in 1..=8 {
+            t.segment(&next(), &seg(port, flags::SYN, 100, b""), &mut out);
+            t.segment(&next(), &seg(port, flags::RST, 101, b""), &mut out);
+        }
+        assert_eq!(t.active_flows(), 0);
+        for port in 1..=8 {
+            t.segment(&next(), &seg(port, flags::ACK, 101, b"late"), &mut out);
+            assert!(t.active_flows() <= 2, "{} active", t.active_flows());
+        }
+        assert!(t.stats.flow_limit_hits > 0);
+    }
+
+    /// Pairs whose TCP headers are too damaged to analyse still get stream numbers, as dormant
+    /// entries: those are bounded too.
+    #[test]
+    fn pairs_numbered_only_respect_the_dormant_limit() {
+        let mut t = FlowTable::new(Limits {
+            max_dormant: 16,
+            ..Limits::default()
+        });
+        let mut out = Vec::new();
+        for port in 1..=1000u16 {
+            t.number_only(
+                &frame(u64::from(port)),
+                &seg(port, flags::SYN, 7, b""),
+                &mut out,
+            );
+            assert!(t.flows.len() <= 17, "{} entries", t.flows.len());
+        }
+        assert!(t.stats.dormant_forgotten > 0);
     }
 }
