@@ -900,6 +900,36 @@ mod tests {
         assert_eq!(c.stats().pairing.interim_dropped, 40 - MAX_INTERIM as u64);
     }
 
+    /// A first request line longer than the 8 KiB a stream's first line is awaited for (a long
+    /// presigned URL), arriving in pieces, is still the request; a first line as long that is
+    /// not one leaves the stream alone.
+    #[test]
+    fn a_long_first_request_line_in_pieces_is_a_request() {
+        let mut req = b"GET /blob?X-Amz-Security-Token=".to_vec();
+        req.extend(std::iter::repeat_n(b'a', 20_000));
+        req.extend_from_slice(b" HTTP/1.1\r\nHost: s3\r\n\r\n");
+        let mut steps: Vec<(usize, u64, &[u8])> = Vec::new();
+        for (i, piece) in req.chunks(1000).enumerate() {
+            steps.push((C, 1 + i as u64, piece));
+        }
+        steps.push((S, 100, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+        let ex = run(&steps);
+        assert_eq!(brief(&ex), ["GET@21>200@100"]);
+        let uri = ex
+            .first()
+            .and_then(|e| e.request.as_ref())
+            .and_then(|m| m.uri())
+            .map_or(0, <[u8]>::len);
+        assert_eq!(uri, "/blob?X-Amz-Security-Token=".len() + 20_000);
+
+        let binary = vec![b'x'; 20_000];
+        let mut steps: Vec<(usize, u64, &[u8])> = Vec::new();
+        for (i, piece) in binary.chunks(1000).enumerate() {
+            steps.push((C, 1 + i as u64, piece));
+        }
+        assert!(run(&steps).is_empty());
+    }
+
     #[test]
     fn gzip_body_is_decoded() {
         use std::io::Write;

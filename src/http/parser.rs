@@ -197,6 +197,23 @@ fn is_request_line(line: &[u8]) -> bool {
         && contains_http_slash(rest)
 }
 
+/// Whether a first line too long to wait for the end of begins as a request line does: a
+/// method, a space and a target (`/...`, `*` or an absolute URL), all of it printable.
+fn begins_request_line(start: &[u8]) -> bool {
+    let Some(sp) = memchr::memchr(b' ', start) else {
+        return false;
+    };
+    let (method, rest) = start.split_at(sp);
+    !method.is_empty()
+        && method.len() <= 32
+        && method.iter().all(|&c| is_tchar(c))
+        && method.iter().any(u8::is_ascii_uppercase)
+        && rest
+            .get(1)
+            .is_some_and(|&c| c == b'/' || c == b'*' || c.is_ascii_alphabetic())
+        && start.iter().all(|&c| c >= b' ' && c != 0x7f || c == b'\t')
+}
+
 /// Whether `HTTP/`, in any case, occurs in `s`: only where an `H` or `h` is is it compared.
 fn contains_http_slash(s: &[u8]) -> bool {
     memchr::memchr2_iter(b'H', b'h', s).any(|i| {
@@ -339,11 +356,16 @@ impl Parser {
     fn detect(&mut self, rest: &[u8], o: Origin) -> usize {
         match memchr::memchr(b'\n', rest) {
             None => {
-                if self.buf.len() + rest.len() > MAX_START_LINE {
+                if self.buf.len() + rest.len() <= MAX_START_LINE {
+                    self.append(rest, o);
+                } else if begins_request_line(&[self.buf.as_slice(), rest].concat()) {
+                    // The long first line of a request (a long presigned URL, say) arriving
+                    // in pieces: the header block takes it, up to its own limit.
+                    self.append(rest, o);
+                    self.state = State::Head;
+                } else {
                     self.state = State::Ignore;
                     self.buf.clear();
-                } else {
-                    self.append(rest, o);
                 }
                 rest.len()
             }
