@@ -69,6 +69,10 @@ impl FileSummary {
                 t.reassembly_limit_hits,
             ),
             (
+                "out-of-order buffers of all flows full (holes declared lost)",
+                t.reassembly_total_limit_hits,
+            ),
+            (
                 "HTTP header block too large (skipped)",
                 t.http_header_too_large,
             ),
@@ -93,5 +97,61 @@ impl FileSummary {
         .into_iter()
         .filter(|(_, n)| *n > 0)
         .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every counter of a limit hit reaches the report: each set to its own value, each value
+    /// is listed. A counter added to the flow statistics with a limit's name fails this until
+    /// it is listed here and in the report.
+    #[test]
+    fn every_limit_hit_is_in_the_report() {
+        let t = FlowStats {
+            flow_limit_hits: 1,
+            reassembly_limit_hits: 2,
+            reassembly_total_limit_hits: 3,
+            http_header_too_large: 4,
+            http_too_many_headers: 5,
+            http_pending_limit_hits: 6,
+            http_interim_dropped: 7,
+            dormant_forgotten: 8,
+            ..FlowStats::default()
+        };
+        let limits = serde_json::to_value(FlowStats::default())
+            .ok()
+            .and_then(|v| v.as_object().cloned())
+            .map(|o| {
+                o.keys()
+                    .filter(|k| {
+                        ["limit", "too_", "dropped", "forgotten"]
+                            .iter()
+                            .any(|w| k.contains(w))
+                    })
+                    .count()
+            });
+        assert_eq!(limits, Some(8));
+        let summary = FileSummary {
+            path: String::new(),
+            format: String::new(),
+            link_types: Vec::new(),
+            frames: 0,
+            captured_bytes: 0,
+            tcp_segments: 0,
+            tcp_streams: 0,
+            http_streams: 0,
+            exchanges: 0,
+            http_messages: 0,
+            connection_attempts: 0,
+            read: String::new(),
+            snaplen_truncated_frames: 0,
+            skipped: Vec::new(),
+            tcp: t,
+        };
+        let mut counts: Vec<u64> = summary.limits_hit().iter().map(|(_, n)| *n).collect();
+        counts.sort_unstable();
+        assert_eq!(counts, (1..=8).collect::<Vec<_>>());
     }
 }
