@@ -558,6 +558,8 @@ fn extract_frames(
     let mut writer: Option<CaptureWriter<io::BufWriter<File>>> = None;
     let mut error: Option<io::Error> = None;
     let mut written = 0u64;
+    // Frames asked for that are not packets (pcapng records of other kinds): not written.
+    let mut not_packets = (0u64, 0u64);
     let mut engine = stream.map(|_| Engine::new(limits));
     struct Nothing;
     impl Sink for Nothing {
@@ -570,6 +572,13 @@ fn extract_frames(
             _ => false,
         };
         if !keep || error.is_some() {
+            return;
+        }
+        if f.link_type.record_kind().is_some() {
+            if not_packets.0 == 0 {
+                not_packets.1 = f.number;
+            }
+            not_packets.0 += 1;
             return;
         }
         if writer.is_none() {
@@ -611,6 +620,17 @@ fn extract_frames(
         if written == 1 { "" } else { "s" },
         out_path.display()
     );
+    if not_packets.0 > 0 {
+        eprintln!(
+            "capdiag: warning: {} of the frames asked for {} not packets (pcapng journal \
+             entries, custom blocks, Sysdig events, or packets of no known interface) and \
+             {} not written (first: frame {})",
+            not_packets.0,
+            if not_packets.0 == 1 { "is" } else { "are" },
+            if not_packets.0 == 1 { "was" } else { "were" },
+            not_packets.1
+        );
+    }
     if written == 0 {
         eprintln!("capdiag: warning: no frame matched");
     }

@@ -424,6 +424,25 @@ fn extract_frames_stream_and_finding() {
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(read_frames(&out).len(), 5, "frames of both link types");
 
+    // Records that are not packets are frames, but nothing to write: said, not written.
+    let records = root().join("tests/malformed/pcapng-non-packet-records.pcapng");
+    let o = capdiag(&[
+        "extract",
+        records.to_str().expect("p"),
+        "-w",
+        out.to_str().expect("p"),
+        "--frames",
+        "2-11",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("wrote 6 frames"), "{err}");
+    assert!(
+        err.contains("4 of the frames asked for are not packets") && err.contains("first: frame 3"),
+        "{err}"
+    );
+    assert_eq!(read_frames(&out).len(), 6);
+
     let o = capdiag(&[
         "extract",
         s,
