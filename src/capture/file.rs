@@ -694,8 +694,28 @@ fn ts_from_units(raw: u64, ifc: Interface) -> TimestampNs {
     let secs = raw / ifc.resolution;
     let frac = raw % ifc.resolution;
     let nanos = (u128::from(frac) * 1_000_000_000 / u128::from(ifc.resolution)) as i64;
-    (secs as i64)
+    i64::try_from(secs)
+        .unwrap_or(i64::MAX)
         .saturating_add(ifc.offset_secs)
         .saturating_mul(1_000_000_000)
         .saturating_add(nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Timestamps in whole seconds (`if_tsresol` 0) past what 63 bits hold saturate; they do
+    /// not wrap to a time before 1970.
+    #[test]
+    fn huge_timestamps_saturate() {
+        let ifc = Interface {
+            link_type: LinkType::ETHERNET,
+            resolution: 1,
+            offset_secs: 0,
+        };
+        assert_eq!(ts_from_units(u64::MAX, ifc), i64::MAX);
+        assert_eq!(ts_from_units(1 << 63, ifc), i64::MAX);
+        assert_eq!(ts_from_units(1_700_000_000, ifc), 1_700_000_000_000_000_000);
+    }
 }

@@ -363,6 +363,8 @@ impl Rule for PresignedUrl403 {
                 ex: ex.clone(),
                 status,
             });
+        } else {
+            self.dropped += 1;
         }
         if matches!(status, 400 | 401 | 403) && r.refused_at.is_none() {
             r.refused_at = Some(ex.response.as_ref().map_or(req.end_ts, |m| m.end_ts));
@@ -459,6 +461,44 @@ mod cause_tests {
         r.on_exchange(&follow, &mut out);
         r.finish(&mut out);
         out
+    }
+
+    /// A presigned URL fetched again and again keeps its first 16 follow-ups; the rest are
+    /// counted as dropped rule state.
+    #[test]
+    fn follow_ups_beyond_the_limit_are_counted() {
+        let mut r = PresignedUrl403::default();
+        let mut out = Vec::new();
+        let redirect = exchange(
+            "10.0.0.1:1000",
+            "10.0.0.2:5000",
+            0,
+            4,
+            SIGNED,
+            b"GET /v2/a/blobs/sha256:1 HTTP/1.1\r\nHost: reg:5000\r\n\r\n",
+            format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {LOC}\r\nContent-Length: 0\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        r.on_exchange(&redirect, &mut out);
+        let req = format!(
+            "GET {} HTTP/1.1\r\nHost: s3.example:9000\r\n\r\n",
+            &LOC[22..]
+        );
+        for i in 0..20u64 {
+            let follow = exchange(
+                "10.0.0.1:1001",
+                "10.0.0.3:9000",
+                1 + i,
+                10 + 4 * i,
+                SIGNED + 1,
+                req.as_bytes(),
+                b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+            );
+            r.on_exchange(&follow, &mut out);
+        }
+        assert_eq!(r.state_dropped(), 4);
     }
 
     const XML_403: &str = "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: 62\r\n\r\n<Error><Code>AccessDenied</Code><Message>x</Message></Error>\r\n";

@@ -269,6 +269,7 @@ impl Rule for S3ErrorNotXml {
             }
             if self.recent_5xx.len() >= 64 {
                 self.recent_5xx.pop_front();
+                self.dropped += 1;
             }
             self.recent_5xx.push_back(ex.clone());
         }
@@ -306,5 +307,33 @@ impl Rule for S3ErrorNotXml {
 
     fn state_dropped(&self) -> u64 {
         self.dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::testing::exchange;
+
+    /// 5xx answers kept in case an S3 error group starts after them: the oldest beyond 64 are
+    /// dropped and counted.
+    #[test]
+    fn recent_server_errors_beyond_the_limit_are_counted() {
+        let mut r = S3ErrorNotXml::default();
+        let mut out = Vec::new();
+        for i in 0..70u64 {
+            let ex = exchange(
+                "10.0.0.1:1000",
+                "10.0.0.2:5000",
+                i,
+                1 + 4 * i,
+                1_700_000_000,
+                b"GET /v2/a/manifests/latest HTTP/1.1\r\nHost: reg\r\n\r\n",
+                b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
+            );
+            r.on_exchange(&ex, &mut out);
+        }
+        assert_eq!(r.recent_5xx.len(), 64);
+        assert_eq!(r.state_dropped(), 6);
     }
 }
