@@ -4,7 +4,7 @@
     python3 fuzz/make-seeds.py            # from the repository root, or
     python3 make-seeds.py                 # from fuzz/
 
-* whole_file:   every *.pcap / *.pcapng under samples/ and tests/corpus/, as they are, and
+* whole_file:   every *.pcap / *.pcapng under samples/, tests/corpus/ and tests/malformed/, as they are, and
                 the samples rewritten as pcapng with timestamps at the edges of the
                 representable range (saturated at i64::MAX, negative, jumping between them).
 * render:       the whole_file seeds (copied once they are made).
@@ -56,7 +56,7 @@ def write_seed(target, data, prefix=""):
 
 def captures():
     out = []
-    for top in ("samples", os.path.join("tests", "corpus")):
+    for top in ("samples", os.path.join("tests", "corpus"), os.path.join("tests", "malformed")):
         for dirpath, _, files in os.walk(os.path.join(ROOT, top)):
             for f in sorted(files):
                 if f.endswith((".pcap", ".pcapng")):

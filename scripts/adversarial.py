@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Writes four adversarial captures into DIR (default /tmp/capdiag-adversarial) for
+"""Writes seven adversarial captures into DIR (default /tmp/capdiag-adversarial) for
 scripts/adversarial.sh: a million SYNs from distinct sources, one stream of nothing but
-out-of-order segments, a pipeline of 100,000 requests with no response, and a pcapng file of
+out-of-order segments, a pipeline of 100,000 requests with no response, a pcapng file of
 15 MiB packets (of a link type for which Wireshark reads such packets: USBPcap, up to 128 MiB;
 for Ethernet and the other link types capdiag decodes, reading stops at a packet over
-256 KiB)."""
+256 KiB), an upload that never ends answered 100,000 times, a million `102 Processing`
+answers to one request, and a million out-of-order segments of a capture of headers only."""
 import os
 import struct
 import sys
@@ -20,13 +21,15 @@ def pkt(src, dst, sport, dport, seq, ack, flags, payload=b""):
     return ETH + ip + tcp + payload
 
 
-def write(name, packets):
+def write(name, packets, snaplen=262144):
+    """A pcap file of `packets`, each cut to `snaplen` bytes (its length on the wire kept)."""
     with open(os.path.join(DIR, name), "wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, 1))
         for i, p in enumerate(packets):
             t = 1_700_000_000 + i // 100_000
-            f.write(struct.pack("<IIII", t, (i % 100_000) * 10, len(p), len(p)))
-            f.write(p)
+            cap = p[:snaplen]
+            f.write(struct.pack("<IIII", t, (i % 100_000) * 10, len(cap), len(p)))
+            f.write(cap)
 
 
 dst = bytes([198, 51, 100, 7])
@@ -64,4 +67,24 @@ with open(os.path.join(DIR, "huge-pcapng-packets.pcapng"), "wb") as f:
     for i in range(60):
         p = bytes(big) if i % 5 < 3 and i < 20 else small
         f.write(block(6, struct.pack("<IIIII", 0, 0, i, len(p), len(p)) + p))
+# 5. An upload that never ends (a 100 GB Content-Length, 1,000 bytes of it sent) answered
+#    100,000 times with a 400 and an HTML page: answers without a request queue up behind it.
+put = b"PUT /v2/x/blobs/uploads/1 HTTP/1.1\r\nHost: registry\r\nContent-Length: 100000000000\r\n\r\n" + b"z" * 1000
+page = b"<html><body>" + b"b" * 1000 + b"</body></html>"
+bad = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n" % len(page) + page
+up = [pkt(c, s, 40003, 80, 100, 0, 0x02), pkt(s, c, 80, 40003, 500, 101, 0x12),
+      pkt(c, s, 40003, 80, 101, 501, 0x18, put)]
+up += (pkt(s, c, 80, 40003, 501 + i * len(bad), 101 + len(put), 0x18, bad) for i in range(100_000))
+write("upload-that-never-ends.pcap", up)
+# 6. One request answered by a million `102 Processing`, ten to a segment, and no final answer.
+proc = b"HTTP/1.1 102 Processing\r\n\r\n" * 10
+pr = [pkt(c, s, 40004, 80, 100, 0, 0x02), pkt(s, c, 80, 40004, 500, 101, 0x12),
+      pkt(c, s, 40004, 80, 101, 501, 0x18, req)]
+pr += (pkt(s, c, 80, 40004, 501 + i * len(proc), 101 + len(req), 0x18, proc) for i in range(100_000))
+write("endless-102-processing.pcap", pr)
+# 7. A capture of headers only (snap length 54): a million segments of 1,000 bytes, each ahead
+#    of a hole that is never filled, none of their bytes captured.
+ho = [pkt(c, s, 40005, 80, 1000, 0, 0x02)]
+ho += (pkt(c, s, 40005, 80, 1002 + i * 1000, 0, 0x10, seg) for i in range(1_000_000))
+write("headers-only-out-of-order.pcap", ho, snaplen=54)
 print(DIR)
