@@ -560,6 +560,8 @@ fn extract_frames(
     let mut written = 0u64;
     // Frames asked for that are not packets (pcapng records of other kinds): not written.
     let mut not_packets = (0u64, 0u64);
+    // Frames from before 1970, which a pcapng file cannot date: written at 1970-01-01.
+    let mut before_1970 = (0u64, 0u64);
     let mut engine = stream.map(|_| Engine::new(limits));
     struct Nothing;
     impl Sink for Nothing {
@@ -594,6 +596,12 @@ fn extract_frames(
             }
         }
         if let Some(w) = writer.as_mut() {
+            if f.ts < 0 && matches!(w, CaptureWriter::PcapNg { .. }) {
+                if before_1970.0 == 0 {
+                    before_1970.1 = f.number;
+                }
+                before_1970.0 += 1;
+            }
             match w.write(f) {
                 Ok(()) => written += 1,
                 Err(e) => error = Some(e),
@@ -629,6 +637,15 @@ fn extract_frames(
             if not_packets.0 == 1 { "is" } else { "are" },
             if not_packets.0 == 1 { "was" } else { "were" },
             not_packets.1
+        );
+    }
+    if before_1970.0 > 0 {
+        eprintln!(
+            "capdiag: warning: {} frame{} dated before 1970, which pcapng cannot hold, \
+             written as 1970-01-01 00:00:00 (first: frame {})",
+            before_1970.0,
+            if before_1970.0 == 1 { "" } else { "s" },
+            before_1970.1
         );
     }
     if written == 0 {

@@ -443,6 +443,49 @@ fn extract_frames_stream_and_finding() {
     );
     assert_eq!(read_frames(&out).len(), 6);
 
+    // A pcapng interface whose time offset puts its packets before 1970: pcapng cannot date
+    // them, and extract says so.
+    let early = dir.join("early.pcapng");
+    let block = |t: u32, body: &[u8]| {
+        let mut b = t.to_le_bytes().to_vec();
+        b.extend(((12 + body.len()) as u32).to_le_bytes());
+        b.extend(body);
+        b.extend(((12 + body.len()) as u32).to_le_bytes());
+        b
+    };
+    let mut shb = 0x1a2b_3c4du32.to_le_bytes().to_vec();
+    shb.extend([1, 0, 0, 0]);
+    shb.extend((-1i64).to_le_bytes());
+    let mut idb = vec![1, 0, 0, 0];
+    idb.extend(65535u32.to_le_bytes());
+    idb.extend([14, 0, 8, 0]); // if_tsoffset: -100 s
+    idb.extend((-100i64).to_le_bytes());
+    idb.extend([0, 0, 0, 0]);
+    let packet = [0u8; 16];
+    let mut epb = vec![0u8; 12];
+    epb.extend(16u32.to_le_bytes());
+    epb.extend(16u32.to_le_bytes());
+    epb.extend(packet);
+    let mut file = block(0x0a0d_0d0a, &shb);
+    file.extend(block(1, &idb));
+    file.extend(block(6, &epb));
+    std::fs::write(&early, file).expect("write");
+    let o = capdiag(&[
+        "extract",
+        early.to_str().expect("p"),
+        "-w",
+        out.to_str().expect("p"),
+        "--frames",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("1 frame dated before 1970, which pcapng cannot hold")
+            && err.contains("first: frame 1"),
+        "{err}"
+    );
+
     let o = capdiag(&[
         "extract",
         s,
