@@ -522,6 +522,16 @@ pub fn extract(args: &crate::cli::ExtractArgs) -> u8 {
     let Some(mut reader) = open_or_report(&args.file, &name) else {
         return EXIT_ERROR;
     };
+    if same_file(&args.file, &args.out) {
+        report_error(
+            "-w",
+            &format!(
+                "{} is the capture being read; write to another file",
+                args.out.display()
+            ),
+        );
+        return EXIT_ERROR;
+    }
     let file = match File::create(&args.out) {
         Ok(f) => io::BufWriter::new(f),
         Err(e) => {
@@ -538,6 +548,15 @@ pub fn extract(args: &crate::cli::ExtractArgs) -> u8 {
         &name,
         &args.out,
     )
+}
+
+/// Whether `a` and `b` name the same existing file (through links too).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
 }
 
 fn extract_frames(

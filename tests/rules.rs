@@ -424,6 +424,27 @@ fn extract_frames_stream_and_finding() {
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(read_frames(&out).len(), 5, "frames of both link types");
 
+    // The capture being read is never the one written (it would be emptied first).
+    let copy = dir.join("in.pcap");
+    std::fs::copy(&sample, &copy).expect("copy");
+    let before = std::fs::read(&copy).expect("read");
+    let link = dir.join("in-link.pcap");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&copy, &link).expect("symlink");
+    for w in [&copy, &link] {
+        let o = capdiag(&[
+            "extract",
+            copy.to_str().expect("p"),
+            "-w",
+            w.to_str().expect("p"),
+            "--frames",
+            "1-5",
+        ]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("is the capture being read"));
+        assert_eq!(std::fs::read(&copy).expect("read"), before);
+    }
+
     // Records that are not packets are frames, but nothing to write: said, not written.
     let records = root().join("tests/malformed/pcapng-non-packet-records.pcapng");
     let o = capdiag(&[
