@@ -85,6 +85,10 @@ impl HttpSink<'_> {
 }
 
 impl Sink for HttpSink<'_> {
+    fn wants_more(&self) -> bool {
+        self.error.is_none()
+    }
+
     fn exchange(&mut self, ex: &Exchange) {
         if self.error.is_some() {
             return;
@@ -152,7 +156,7 @@ pub fn http(args: &HttpArgs) -> u8 {
             mode,
             error: None,
         };
-        let end = read_frames(&mut reader, args.threads, &mut engine, &mut sink, |_| {});
+        let end = read_frames(&mut reader, args.threads, &mut engine, &mut sink, |_| true);
         engine.finish(&mut sink);
         sink.flush_rows();
         let summary = FileSummary::new(
@@ -243,26 +247,28 @@ pub fn progress_bar(path: &Path, human: bool) -> Option<indicatif::ProgressBar> 
 /// Runs every frame of the capture through `engine`, calling `after` after each. With
 /// `threads` 2 the file is read and each frame prepared for the engine (decoded, its HTTP
 /// header block parsed) on a second thread; the results are the same.
+/// Reads every frame into `engine`, with `after` called after each; reading stops after a
+/// frame when `after` or the sink wants no more (their output has gone).
 fn read_frames(
     reader: &mut CaptureReader,
     threads: u8,
     engine: &mut Engine,
     sink: &mut dyn crate::engine::Sink,
-    mut after: impl FnMut(&crate::capture::Frame<'_>),
+    mut after: impl FnMut(&crate::capture::Frame<'_>) -> bool,
 ) -> crate::capture::file::ReadEnd {
     if threads > 1 {
         let preparer = engine.preparer();
-        reader.for_each_frame_prefetched(
+        reader.for_each_frame_prefetched_while(
             |fr, store| preparer.prepare(fr, store),
             |fr, p, store| {
                 engine.frame_prepared(fr, p, store, sink);
-                after(fr);
+                after(fr) && sink.wants_more()
             },
         )
     } else {
-        reader.for_each_frame(|fr| {
+        reader.for_each_frame_while(|fr| {
             engine.frame(fr, sink);
-            after(fr);
+            after(fr) && sink.wants_more()
         })
     }
 }
@@ -275,6 +281,7 @@ pub fn run_rules(
     only: &[String],
     on_finding: &mut dyn FnMut(crate::finding::Finding),
     progress: Option<&indicatif::ProgressBar>,
+    go_on: &dyn Fn() -> bool,
 ) -> Result<(crate::capture::file::ReadEnd, Engine, u64), String> {
     let rules = crate::rules::instantiate(only)?;
     let mut engine = Engine::new(limits);
@@ -288,6 +295,7 @@ pub fn run_rules(
                 p.set_position(read);
             }
         }
+        go_on()
     });
     if let Some(p) = progress {
         p.finish_and_clear();
@@ -315,12 +323,18 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
     let mut summaries = Vec::new();
     let mut first_json = true;
     let mut io_error: Option<io::Error> = None;
+    // Set when the output has gone: reading stops.
+    let output_gone = std::cell::Cell::new(false);
     if json {
         if let Err(e) = write!(out, "{{\"version\":1,\"findings\":[") {
             io_error = Some(e);
         }
     }
     for path in &args.files {
+        if io_error.is_some() {
+            // The output has gone: nobody reads what the other files would give.
+            break;
+        }
         let name = path.display().to_string();
         let Some(mut reader) = open_or_report(path, &name) else {
             code = EXIT_ERROR;
@@ -351,6 +365,7 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
             };
             if let Err(e) = r {
                 io_error = Some(e);
+                output_gone.set(true);
             }
         };
         let bar = progress_bar(path, !json);
@@ -361,6 +376,7 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
             &args.rule_args.rules,
             &mut on_finding,
             bar.as_ref(),
+            &|| !output_gone.get(),
         ) {
             Ok(x) => x,
             Err(e) => {
@@ -368,6 +384,10 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
                 return EXIT_ERROR;
             }
         };
+        if output_gone.get() {
+            // Nobody reads on: the rest of this file and the other files are left unread.
+            break;
+        }
         let summary = FileSummary::new(
             &name,
             reader.format(),
@@ -498,6 +518,7 @@ pub fn extract(args: &crate::cli::ExtractArgs) -> u8 {
                 &[],
                 &mut keep,
                 None,
+                &|| true,
             ) {
                 report_error("extract", &e);
                 return EXIT_ERROR;

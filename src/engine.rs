@@ -27,6 +27,11 @@ pub trait Sink {
     fn tick(&mut self, _now: TimestampNs) {}
     /// End of the input: nothing more will come.
     fn finish(&mut self) {}
+    /// Whether more input is wanted: false once the sink's output has gone (a closed pipe),
+    /// so that reading stops instead of going on for nobody.
+    fn wants_more(&self) -> bool {
+        true
+    }
 }
 
 /// How often (capture time) idle flows are looked for.

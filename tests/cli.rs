@@ -303,6 +303,101 @@ fn closed_pipe_is_not_an_error() {
     no_panic(&o);
 }
 
+/// An Ethernet/IPv4/TCP packet between 192.0.2.1:`port` and 192.0.2.2:80 (`to_server` says
+/// which way), as a pcap record.
+fn record(port: u16, to_server: bool, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let (c, s) = ([192, 0, 2, 1], [192, 0, 2, 2]);
+    let (src, dst, sport, dport) = if to_server {
+        (c, s, port, 80)
+    } else {
+        (s, c, 80, port)
+    };
+    let mut p = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0, 0x45, 0];
+    p.extend(((40 + payload.len()) as u16).to_be_bytes());
+    p.extend([0, 0, 0x40, 0, 64, 6, 0, 0]);
+    p.extend(src);
+    p.extend(dst);
+    p.extend(sport.to_be_bytes());
+    p.extend(dport.to_be_bytes());
+    p.extend(seq.to_be_bytes());
+    p.extend(ack.to_be_bytes());
+    p.extend([0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    p.extend(payload);
+    let mut r = 1_700_000_000u32.to_le_bytes().to_vec();
+    r.extend(0u32.to_le_bytes());
+    r.extend((p.len() as u32).to_le_bytes());
+    r.extend((p.len() as u32).to_le_bytes());
+    r.extend(p);
+    r
+}
+
+/// `tcpdump -w - | capdiag http - | head`: once the reader of capdiag's output has gone, the
+/// input stops being read, even when it never ends.
+#[test]
+fn a_closed_pipe_stops_the_reading_of_an_endless_input() {
+    for args in [["http", "-j", "1"], ["http", "-j", "2"]] {
+        for format in ["table", "json"] {
+            let mut child = bin()
+                .args(args)
+                .args(["--format", format, "-"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn");
+            drop(child.stdout.take());
+            let mut stdin = child.stdin.take().expect("stdin");
+            let feeder = std::thread::spawn(move || {
+                let mut header = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
+                header.extend([2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 1, 0, 0, 0]);
+                let req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+                let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+                let mut sent = 0u64;
+                let mut chunk = header;
+                for i in 0u32.. {
+                    let port = 1024 + (i % 60_000) as u16;
+                    chunk.extend(record(port, true, 1, 0, 0x02, b""));
+                    chunk.extend(record(port, false, 9, 2, 0x12, b""));
+                    chunk.extend(record(port, true, 2, 10, 0x18, req));
+                    chunk.extend(record(port, false, 10, 2 + req.len() as u32, 0x18, resp));
+                    if chunk.len() > 64 * 1024 {
+                        if stdin.write_all(&chunk).is_err() {
+                            return sent;
+                        }
+                        sent += chunk.len() as u64;
+                        chunk.clear();
+                    }
+                }
+                sent
+            });
+            let start = std::time::Instant::now();
+            let status = loop {
+                if let Some(s) = child.try_wait().expect("wait") {
+                    break Some(s);
+                }
+                if start.elapsed() > std::time::Duration::from_secs(60) {
+                    let _ = child.kill();
+                    break None;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            };
+            let sent = feeder.join().expect("feeder");
+            assert!(
+                status.is_some(),
+                "{args:?} {format}: still reading after 60 s ({sent} bytes fed)"
+            );
+            let o = child.wait_with_output().expect("wait");
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "{args:?} {format}: {}",
+                stderr(&o)
+            );
+            no_panic(&o);
+        }
+    }
+}
+
 #[test]
 fn usage_errors_exit_2() {
     let o = run(&["http"]);

@@ -95,7 +95,8 @@ impl<T, S: BatchStore> Batch<T, S> {
 
     /// Hands `f` each frame with what was prepared for it, in place: what `f` leaves there is
     /// dropped by [`Batch::clear`].
-    fn for_each(&mut self, f: &mut impl FnMut(&Frame<'_>, &mut T, &S)) {
+    /// Stops after a frame for which `f` returns false, and then returns false.
+    fn for_each(&mut self, f: &mut impl FnMut(&Frame<'_>, &mut T, &S) -> bool) -> bool {
         let mut start = 0;
         for m in &mut self.frames {
             let frame = Frame {
@@ -105,9 +106,12 @@ impl<T, S: BatchStore> Batch<T, S> {
                 wire_len: m.wire_len,
                 data: self.data.get(start..m.end).unwrap_or_default(),
             };
-            f(&frame, &mut m.prepared, &self.store);
+            if !f(&frame, &mut m.prepared, &self.store) {
+                return false;
+            }
             start = m.end;
         }
+        true
     }
 
     /// Empties the batch for reuse, giving back what a frame larger than a batch (a pcapng
@@ -128,8 +132,22 @@ impl CaptureReader {
     /// with each frame.
     pub fn for_each_frame_prefetched<T: Send, S: BatchStore>(
         &mut self,
-        mut prepare: impl FnMut(&Frame<'_>, &mut S) -> T + Send,
+        prepare: impl FnMut(&Frame<'_>, &mut S) -> T + Send,
         mut f: impl FnMut(&Frame<'_>, &mut T, &S),
+    ) -> ReadEnd {
+        self.for_each_frame_prefetched_while(prepare, |fr, t, s| {
+            f(fr, t, s);
+            true
+        })
+    }
+
+    /// As [`CaptureReader::for_each_frame_prefetched`], until `f` returns false: no frame
+    /// after that one reaches `f`, and reading stops ([`ReadEnd::Stopped`], or how reading
+    /// ended if the reader got there first).
+    pub fn for_each_frame_prefetched_while<T: Send, S: BatchStore>(
+        &mut self,
+        mut prepare: impl FnMut(&Frame<'_>, &mut S) -> T + Send,
+        mut f: impl FnMut(&Frame<'_>, &mut T, &S) -> bool,
     ) -> ReadEnd {
         let (full_tx, full_rx) = mpsc::sync_channel::<Batch<T, S>>(BATCHES);
         let (empty_tx, empty_rx) = mpsc::channel::<Batch<T, S>>();
@@ -164,11 +182,18 @@ impl CaptureReader {
             // waiting for a batch forever.
             let (full_rx, empty_tx) = (full_rx, empty_tx);
             for mut batch in full_rx.iter() {
-                batch.for_each(&mut f);
+                let go_on = batch.for_each(&mut f);
                 batch.clear();
+                if !go_on {
+                    break;
+                }
                 // The reader may have finished and dropped its end: nothing to hand back to.
                 let _ = empty_tx.send(batch);
             }
+            // Told to stop (or done): hang up, so that a reader waiting to hand over a batch,
+            // or for an empty one, finds nobody and stops.
+            drop(full_rx);
+            drop(empty_tx);
             match reading.join() {
                 Ok(end) => end,
                 Err(panic) => std::panic::resume_unwind(panic),
@@ -281,6 +306,24 @@ mod tests {
             )
         }));
         assert!(r.is_err());
+    }
+
+    /// Told to stop (its output has gone, say), the analysing side sees no frame after that
+    /// one and the reading stops, even of an input that never ends.
+    #[test]
+    fn told_to_stop_the_reading_of_an_endless_input_stops() {
+        let endless = Endless { pending: pcap(&[]) };
+        let mut r = CaptureReader::new(endless).expect("capture");
+        let mut last = 0;
+        let end = r.for_each_frame_prefetched_while(
+            |_, _: &mut ()| (),
+            |f, _, _| {
+                last = f.number;
+                f.number < 5_000
+            },
+        );
+        assert_eq!(last, 5_000);
+        assert!(matches!(end, ReadEnd::Stopped { .. }), "{end:?}");
     }
 
     #[test]
