@@ -118,6 +118,19 @@ fn is_broken_pipe(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::BrokenPipe
 }
 
+/// Writes `text` to standard output: a closed pipe ends quietly, another failure (a full
+/// disk) is an error.
+fn print_text(text: &str) -> u8 {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if !is_broken_pipe(&e) => {
+            report_error("writing output", &e);
+            EXIT_ERROR
+        }
+        _ => EXIT_OK,
+    }
+}
+
 /// `capdiag http`.
 pub fn http(args: &HttpArgs) -> u8 {
     let stdout = io::stdout();
@@ -460,18 +473,15 @@ pub fn rules() -> u8 {
     for r in crate::rules::RULES {
         t.add_row(vec![r.id, r.severity.as_str(), r.title]);
     }
-    println!("{t}");
-    println!("`capdiag explain ID` prints a rule's page.");
-    EXIT_OK
+    print_text(&format!(
+        "{t}\n`capdiag explain ID` prints a rule's page.\n"
+    ))
 }
 
 /// `capdiag explain ID`.
 pub fn explain(id: &str) -> u8 {
     match crate::rules::RULES.iter().find(|r| r.id == id) {
-        Some(r) => {
-            print!("{}", r.doc);
-            EXIT_OK
-        }
+        Some(r) => print_text(r.doc),
         None => {
             let known: Vec<&str> = crate::rules::RULES.iter().map(|r| r.id).collect();
             report_error(
@@ -749,12 +759,13 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
 
     if args.list_interfaces {
         return match list_interfaces() {
-            Ok(list) => {
-                for (i, l) in list.iter().enumerate() {
-                    println!("{}.{l}", i + 1);
-                }
-                EXIT_OK
-            }
+            Ok(list) => print_text(
+                &list
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| format!("{}.{l}\n", i + 1))
+                    .collect::<String>(),
+            ),
             Err(e) => {
                 report_error("listing interfaces", &e);
                 EXIT_ERROR

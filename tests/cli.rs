@@ -398,6 +398,38 @@ fn a_closed_pipe_stops_the_reading_of_an_endless_input() {
     }
 }
 
+/// Output that cannot be written (a full disk) is a one-line error with exit 2 for every
+/// command that prints, never a panic.
+#[test]
+fn a_full_disk_is_an_error_not_a_panic() {
+    let sample = corpus("zeek/http/get.pcap");
+    let sample = sample.to_str().expect("path");
+    for args in [
+        vec!["rules"],
+        vec!["explain", "s3-error-not-xml"],
+        vec!["http", sample],
+        vec!["http", "--format", "json", sample],
+        vec!["analyze", sample],
+    ] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full");
+        let o = bin()
+            .args(&args)
+            .stdout(Stdio::from(full))
+            .output()
+            .expect("run");
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("writing output: No space left on device"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        assert_eq!(stderr(&o).lines().count(), 1, "{args:?}: {}", stderr(&o));
+    }
+}
+
 #[test]
 fn usage_errors_exit_2() {
     let o = run(&["http"]);
