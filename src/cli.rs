@@ -120,12 +120,14 @@ pub struct WatchArgs {
     #[arg(long, value_name = "SECS")]
     pub duration: Option<u64>,
 
-    /// Bytes captured per frame
-    #[arg(long, value_name = "N", default_value_t = 262_144)]
+    /// Bytes captured per frame (0: 262144, as tcpdump's -s 0)
+    #[arg(long, value_name = "N", default_value_t = 262_144,
+          value_parser = clap::value_parser!(i32).range(0..=262_144))]
     pub snaplen: i32,
 
     /// Kernel capture buffer, MiB (large enough for bursts)
-    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    #[arg(long, value_name = "MIB", default_value_t = 64,
+          value_parser = clap::value_parser!(i32).range(1..=2047))]
     pub buffer_mib: i32,
 
     #[command(flatten)]

@@ -739,6 +739,7 @@ struct WatchSummary<'a> {
     findings: usize,
     seconds: f64,
     kernel: crate::capture::live::LiveStats,
+    snaplen_truncated_frames: u64,
     skipped: Vec<crate::engine::Skipped>,
     tcp: crate::flow::FlowStats,
     rule_state_dropped: u64,
@@ -747,6 +748,9 @@ struct WatchSummary<'a> {
 
 /// How long an idle watch waits for frames before letting time move on (ms).
 const POLL_MS: u64 = 200;
+
+/// The smallest snap length `watch` captures with: link, IP and TCP headers with options.
+const MIN_SNAPLEN: i32 = 64;
 
 /// `capdiag watch`.
 pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
@@ -783,11 +787,23 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
             return EXIT_ERROR;
         }
     };
+    let snaplen = match args.snaplen {
+        0 => 262_144,
+        n if n < MIN_SNAPLEN => {
+            eprintln!(
+                "capdiag: warning: --snaplen {n} is raised to {MIN_SNAPLEN}, room for the headers \
+                 of a TCP segment"
+            );
+            MIN_SNAPLEN
+        }
+        n => n,
+    };
     let opts = LiveOptions {
         interface: iface.clone(),
         filter: args.filter.clone(),
-        snaplen: args.snaplen.max(64),
-        buffer: args.buffer_mib.clamp(1, 2048) * 1024 * 1024,
+        snaplen,
+        // 1..=2047 MiB (the command line's bounds): at most i32::MAX bytes.
+        buffer: args.buffer_mib.clamp(1, 2047).saturating_mul(1024 * 1024),
         timeout_ms: 250,
     };
     let mut cap = match LiveCapture::open(&opts, args.write.as_deref()) {
@@ -842,9 +858,15 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
     let mut n = 0usize;
     let mut worst = None;
     let extract_name = write_name.clone().unwrap_or_else(|| "CAPTURE.pcap".into());
+    // The first error writing the findings; the capture stops on it.
+    let mut io_error: Option<io::Error> = None;
+    let output_gone = std::cell::Cell::new(false);
     let mut on_finding = |f: crate::finding::Finding| {
         n += 1;
         worst = worst.max(Some(f.severity));
+        if io_error.is_some() {
+            return;
+        }
         let r = if json {
             serde_json::to_writer(
                 &mut out,
@@ -860,7 +882,10 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
         } else {
             writeln!(out, "{}", finding_block(&f, n, &extract_name, color))
         };
-        let _ = r.and_then(|()| out.flush());
+        if let Err(e) = r.and_then(|()| out.flush()) {
+            io_error = Some(e);
+            output_gone.set(true);
+        }
     };
     let mut engine = Engine::new(args.limits.to_limits());
     let mut set = crate::rules::RuleSet::new(rules, &mut on_finding);
@@ -875,7 +900,10 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
             .unwrap_or(0)
     };
     loop {
-        if stop.load(Ordering::SeqCst) != 0 || args.count.is_some_and(|c| frames >= c) {
+        if stop.load(Ordering::SeqCst) != 0
+            || args.count.is_some_and(|c| frames >= c)
+            || output_gone.get()
+        {
             break;
         }
         match cap.read(frames + 1, &mut |f| {
@@ -907,6 +935,7 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
     let stats = engine.stats();
     let stopped_by = match (stop.load(Ordering::SeqCst), &failed) {
         (_, Some(_)) => "error",
+        _ if io_error.is_some() => "output",
         (1, _) => "signal",
         (2, _) => "duration",
         _ if args.count.is_some_and(|c| frames >= c) => "count",
@@ -924,6 +953,7 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
         findings: n,
         seconds: started.elapsed().as_secs_f64(),
         kernel,
+        snaplen_truncated_frames: stats.snaplen_truncated,
         skipped: stats.skipped(),
         tcp: stats.flow,
         rule_state_dropped: dropped,
@@ -931,14 +961,39 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
     };
     let stdout = io::stdout();
     let mut out = stdout.lock();
-    let _ = if json {
+    let written = if io_error.is_some() {
+        // Nowhere to write it.
+        Ok(())
+    } else if json {
         serde_json::to_writer(&mut out, &summary)
             .map_err(io::Error::from)
             .and_then(|()| out.write_all(b"\n"))
     } else {
-        writeln!(
+        let details = crate::output::table::summary_details(&FileSummary {
+            path: iface.clone(),
+            format: String::new(),
+            link_types: Vec::new(),
+            frames: stats.frames,
+            captured_bytes: stats.captured_bytes,
+            tcp_segments: stats.tcp_segments,
+            tcp_streams: stats.flow.tcp_streams,
+            http_streams: stats.flow.http_streams,
+            exchanges: stats.exchanges,
+            http_messages: stats.http_messages,
+            connection_attempts: stats.connection_attempts,
+            read: String::new(),
+            snaplen_truncated_frames: stats.snaplen_truncated,
+            skipped: summary.skipped.clone(),
+            tcp: stats.flow,
+        });
+        let rules = if dropped > 0 {
+            format!("  rules: {dropped} items dropped from full rule tables\n")
+        } else {
+            String::new()
+        };
+        write!(
             out,
-            "{iface}: {} frames ({} dropped by the kernel, {} by the interface), {} TCP streams, {} exchanges, {} in {:.1} s{}",
+            "{iface}: {} frames ({} dropped by the kernel, {} by the interface), {} TCP streams, {} exchanges, {} in {:.1} s{}\n{details}{rules}",
             stats.frames,
             kernel.dropped_by_kernel,
             kernel.dropped_by_interface,
@@ -952,7 +1007,13 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
                 .unwrap_or_default()
         )
     };
-    let _ = out.flush();
+    if let Some(e) = io_error
+        .or_else(|| written.and_then(|()| out.flush()).err())
+        .filter(|e| !is_broken_pipe(e))
+    {
+        report_error("writing output", &e);
+        return EXIT_ERROR;
+    }
     if let Err(e) = flushed {
         report_error("writing the capture file", &e);
         return EXIT_ERROR;

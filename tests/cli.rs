@@ -436,6 +436,16 @@ fn usage_errors_exit_2() {
     assert_eq!(o.status.code(), Some(2));
     let o = run(&["http", "--format", "xml", "x.pcap"]);
     assert_eq!(o.status.code(), Some(2));
+    // Out of range, said before anything is opened (4096 MiB does not fit libpcap's buffer
+    // size; it used to wrap around).
+    for args in [
+        ["watch", "-i", "lo", "--buffer-mib", "4096"],
+        ["watch", "-i", "lo", "--snaplen", "300000"],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&o).contains("is not in"), "{args:?}: {}", stderr(&o));
+    }
 }
 
 #[test]

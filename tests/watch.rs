@@ -262,4 +262,39 @@ fn watch_reports_findings_live_and_its_file_gives_the_same_ones() {
             });
         assert_eq!(same["frames"], f["frames"], "{}", f["rule"]);
     }
+
+    // `--snaplen 0` is tcpdump's "whole packets"; a summary that cannot be written (a full
+    // disk) is an error, exit 2, not silence.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let watch = Command::new("ip")
+        .args(["netns", "exec", &lab.client, env!("CARGO_BIN_EXE_capdiag")])
+        .args([
+            "watch",
+            "-i",
+            "eth0",
+            "--snaplen",
+            "0",
+            "-c",
+            "4",
+            "--format",
+            "ndjson",
+        ])
+        .stdout(Stdio::from(full))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start capdiag watch");
+    std::thread::sleep(Duration::from_millis(500));
+    let body = lab.curl(&["http://10.79.0.2/v2/"]);
+    assert!(body.contains("UNAUTHORIZED"), "{body}");
+    let o = watch.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("writing output: No space left on device"),
+        "{err}"
+    );
+    assert!(!err.contains("snaplen"), "{err}");
 }

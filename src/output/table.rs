@@ -144,6 +144,14 @@ pub fn summary_text(s: &FileSummary) -> String {
     if s.read != "complete" {
         let _ = writeln!(out, "  warning: {}", s.read);
     }
+    out.push_str(&summary_details(s));
+    out
+}
+
+/// The indented lines of [`summary_text`] after its first: what TCP saw, what was skipped,
+/// the limits hit, what HTTP lost (empty when there is nothing to say).
+pub fn summary_details(s: &FileSummary) -> String {
+    let mut out = String::new();
     let t = &s.tcp;
     if t.duplicate_frames + t.retransmitted_segments + t.out_of_order_segments + t.gap_bytes > 0 {
         let _ = writeln!(
