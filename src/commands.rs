@@ -39,17 +39,26 @@ fn open_or_report(path: &Path, name: &str) -> Option<CaptureReader> {
     }
 }
 
+/// A line on standard error. A standard error that cannot be written (closed, or a full disk)
+/// is no reason to stop, nor to panic as `eprintln!` would.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// Says on standard error how reading stopped when the file did not end cleanly (cut off,
 /// damaged, read error); the records before that point were analysed.
 fn warn_if_incomplete(name: &str, end: &crate::capture::file::ReadEnd) {
     if *end != crate::capture::file::ReadEnd::Complete {
-        eprintln!("capdiag: warning: {name}: {end}");
+        say!("capdiag: warning: {name}: {end}");
     }
 }
 
 /// Prints an error once, the way every capdiag error looks.
 pub fn report_error(what: &str, err: &dyn std::fmt::Display) {
-    eprintln!("capdiag: {what}: {err}");
+    say!("capdiag: {what}: {err}");
 }
 
 enum Mode {
@@ -673,13 +682,13 @@ fn extract_frames(
         return EXIT_ERROR;
     }
     warn_if_incomplete(name, &end);
-    eprintln!(
+    say!(
         "capdiag: wrote {written} frame{} to {}",
         if written == 1 { "" } else { "s" },
         out_path.display()
     );
     if not_packets.0 > 0 {
-        eprintln!(
+        say!(
             "capdiag: warning: {} of the frames asked for {} not packets (pcapng journal \
              entries, custom blocks, Sysdig events, or packets of no known interface) and \
              {} not written (first: frame {})",
@@ -690,7 +699,7 @@ fn extract_frames(
         );
     }
     if before_1970.0 > 0 {
-        eprintln!(
+        say!(
             "capdiag: warning: {} frame{} dated before 1970, which pcapng cannot hold, \
              written as 1970-01-01 00:00:00 (first: frame {})",
             before_1970.0,
@@ -699,7 +708,7 @@ fn extract_frames(
         );
     }
     if written == 0 {
-        eprintln!("capdiag: warning: no frame matched");
+        say!("capdiag: warning: no frame matched");
     }
     EXIT_OK
 }
@@ -790,7 +799,7 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
     let snaplen = match args.snaplen {
         0 => 262_144,
         n if n < MIN_SNAPLEN => {
-            eprintln!(
+            say!(
                 "capdiag: warning: --snaplen {n} is raised to {MIN_SNAPLEN}, room for the headers \
                  of a TCP segment"
             );
@@ -809,7 +818,7 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
     let mut cap = match LiveCapture::open(&opts, args.write.as_deref()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("capdiag: {e}");
+            say!("capdiag: {e}");
             return EXIT_ERROR;
         }
     };
@@ -844,7 +853,7 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
     }
     let write_name = args.write.as_ref().map(|p| p.display().to_string());
     let json = args.format == WatchFormat::Ndjson;
-    eprintln!(
+    say!(
         "capdiag: watching {iface} ({}){}; Ctrl-C to stop",
         cap.link_type(),
         write_name

@@ -428,6 +428,17 @@ fn a_full_disk_is_an_error_not_a_panic() {
         );
         assert_eq!(stderr(&o).lines().count(), 1, "{args:?}: {}", stderr(&o));
     }
+    // Nor is a standard error that cannot be written: the exit code still tells.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let o = bin()
+        .args(["http", "/nonexistent/x.pcap"])
+        .stderr(Stdio::from(full))
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(2));
 }
 
 #[test]
