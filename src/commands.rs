@@ -127,6 +127,16 @@ fn is_broken_pipe(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::BrokenPipe
 }
 
+/// Standard input (`-`) can be read once: named twice, the second would read nothing. Says so
+/// when it is.
+fn stdin_at_most_once(files: &[std::path::PathBuf]) -> bool {
+    let once = files.iter().filter(|f| f.as_os_str() == "-").count() <= 1;
+    if !once {
+        report_error("-", &"standard input can be read only once; name it once");
+    }
+    once
+}
+
 /// Writes `text` to standard output: a closed pipe ends quietly, another failure (a full
 /// disk) is an error.
 fn print_text(text: &str) -> u8 {
@@ -142,6 +152,9 @@ fn print_text(text: &str) -> u8 {
 
 /// `capdiag http`.
 pub fn http(args: &HttpArgs) -> u8 {
+    if !stdin_at_most_once(&args.files) {
+        return EXIT_ERROR;
+    }
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(256 * 1024, stdout.lock());
     let mut limits = args.limits.to_limits();
@@ -329,6 +342,9 @@ pub fn run_rules(
 
 /// `capdiag analyze`.
 pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
+    if !stdin_at_most_once(&args.files) {
+        return EXIT_ERROR;
+    }
     use crate::finding::Severity;
     use crate::output::findings::finding_block;
     if let Err(e) = crate::rules::instantiate(&args.rule_args.rules) {

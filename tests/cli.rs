@@ -447,6 +447,15 @@ fn usage_errors_exit_2() {
     assert_eq!(o.status.code(), Some(2));
     let o = run(&["http", "--format", "xml", "x.pcap"]);
     assert_eq!(o.status.code(), Some(2));
+    for cmd in ["http", "analyze"] {
+        let o = run(&[cmd, "-", "-"]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(
+            stderr(&o).contains("standard input can be read only once"),
+            "{}",
+            stderr(&o)
+        );
+    }
     // Out of range, said before anything is opened (4096 MiB does not fit libpcap's buffer
     // size; it used to wrap around).
     for args in [
