@@ -994,23 +994,13 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
             .map_err(io::Error::from)
             .and_then(|()| out.write_all(b"\n"))
     } else {
-        let details = crate::output::table::summary_details(&FileSummary {
-            path: iface.clone(),
-            format: String::new(),
-            link_types: Vec::new(),
-            frames: stats.frames,
-            captured_bytes: stats.captured_bytes,
-            tcp_segments: stats.tcp_segments,
-            tcp_streams: stats.flow.tcp_streams,
-            http_streams: stats.flow.http_streams,
-            exchanges: stats.exchanges,
-            http_messages: stats.http_messages,
-            connection_attempts: stats.connection_attempts,
-            read: String::new(),
-            snaplen_truncated_frames: stats.snaplen_truncated,
-            skipped: summary.skipped.clone(),
-            tcp: stats.flow,
-        });
+        let details = crate::output::table::summary_details(&FileSummary::of_stats(
+            iface.clone(),
+            String::new(),
+            Vec::new(),
+            stats,
+            String::new(),
+        ));
         let rules = if dropped > 0 {
             format!("  rules: {dropped} items dropped from full rule tables\n")
         } else {

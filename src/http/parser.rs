@@ -189,12 +189,21 @@ fn is_request_line(line: &[u8]) -> bool {
         return false;
     };
     let (method, rest) = line.split_at(sp);
+    is_method(method) && is_printable(rest) && contains_http_slash(rest)
+}
+
+/// A request method as the lenient start-line checks take it: a token of at most 32
+/// characters with an upper-case letter in it.
+fn is_method(method: &[u8]) -> bool {
     !method.is_empty()
         && method.len() <= 32
         && method.iter().all(|&c| is_tchar(c))
         && method.iter().any(u8::is_ascii_uppercase)
-        && rest.iter().all(|&c| c >= b' ' && c != 0x7f || c == b'\t')
-        && contains_http_slash(rest)
+}
+
+/// No control characters but tabs.
+fn is_printable(s: &[u8]) -> bool {
+    s.iter().all(|&c| c >= b' ' && c != 0x7f || c == b'\t')
 }
 
 /// Whether a first line too long to wait for the end of begins as a request line does: a
@@ -204,14 +213,11 @@ fn begins_request_line(start: &[u8]) -> bool {
         return false;
     };
     let (method, rest) = start.split_at(sp);
-    !method.is_empty()
-        && method.len() <= 32
-        && method.iter().all(|&c| is_tchar(c))
-        && method.iter().any(u8::is_ascii_uppercase)
+    is_method(method)
         && rest
             .get(1)
             .is_some_and(|&c| c == b'/' || c == b'*' || c.is_ascii_alphabetic())
-        && start.iter().all(|&c| c >= b' ' && c != 0x7f || c == b'\t')
+        && is_printable(start)
 }
 
 /// Whether `HTTP/`, in any case, occurs in `s`: only where an `H` or `h` is is it compared.

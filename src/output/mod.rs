@@ -40,10 +40,28 @@ impl FileSummary {
         stats: &Stats,
         end: &ReadEnd,
     ) -> FileSummary {
+        FileSummary::of_stats(
+            path.to_string(),
+            format.to_string(),
+            link_types.iter().map(ToString::to_string).collect(),
+            stats,
+            end.to_string(),
+        )
+    }
+
+    /// The summary of what `stats` counted, under the given names (a live capture has no
+    /// file format and does not end the way a file does).
+    pub fn of_stats(
+        path: String,
+        format: String,
+        link_types: Vec<String>,
+        stats: &Stats,
+        read: String,
+    ) -> FileSummary {
         FileSummary {
-            path: path.to_string(),
-            format: format.to_string(),
-            link_types: link_types.iter().map(ToString::to_string).collect(),
+            path,
+            format,
+            link_types,
             frames: stats.frames,
             captured_bytes: stats.captured_bytes,
             tcp_segments: stats.tcp_segments,
@@ -52,7 +70,7 @@ impl FileSummary {
             exchanges: stats.exchanges,
             http_messages: stats.http_messages,
             connection_attempts: stats.connection_attempts,
-            read: end.to_string(),
+            read,
             snaplen_truncated_frames: stats.snaplen_truncated,
             skipped: stats.skipped(),
             tcp: stats.flow,
