@@ -433,10 +433,9 @@ mod cause_tests {
     /// 2026-11-25 12:00:00 UTC.
     const SIGNED: i64 = 1_795_608_000;
 
-    fn run(follow_up_at: i64, follow_req: &str, resp: &str) -> Vec<Finding> {
-        let mut r = PresignedUrl403::default();
-        let mut out = Vec::new();
-        let redirect = exchange(
+    /// The registry's 307 to the presigned URL `LOC`, at frame 4.
+    fn redirect() -> Exchange {
+        exchange(
             "10.0.0.1:1000",
             "10.0.0.2:5000",
             0,
@@ -447,8 +446,13 @@ mod cause_tests {
                 "HTTP/1.1 307 Temporary Redirect\r\nLocation: {LOC}\r\nContent-Length: 0\r\n\r\n"
             )
             .as_bytes(),
-        );
-        r.on_exchange(&redirect, &mut out);
+        )
+    }
+
+    fn run(follow_up_at: i64, follow_req: &str, resp: &str) -> Vec<Finding> {
+        let mut r = PresignedUrl403::default();
+        let mut out = Vec::new();
+        r.on_exchange(&redirect(), &mut out);
         let follow = exchange(
             "10.0.0.1:1001",
             "10.0.0.3:9000",
@@ -469,22 +473,10 @@ mod cause_tests {
     fn follow_ups_beyond_the_limit_are_counted() {
         let mut r = PresignedUrl403::default();
         let mut out = Vec::new();
-        let redirect = exchange(
-            "10.0.0.1:1000",
-            "10.0.0.2:5000",
-            0,
-            4,
-            SIGNED,
-            b"GET /v2/a/blobs/sha256:1 HTTP/1.1\r\nHost: reg:5000\r\n\r\n",
-            format!(
-                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {LOC}\r\nContent-Length: 0\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        r.on_exchange(&redirect, &mut out);
+        r.on_exchange(&redirect(), &mut out);
         let req = format!(
             "GET {} HTTP/1.1\r\nHost: s3.example:9000\r\n\r\n",
-            &LOC[22..]
+            LOC.strip_prefix("http://s3.example:9000").unwrap_or(LOC)
         );
         for i in 0..20u64 {
             let follow = exchange(
