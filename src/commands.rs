@@ -279,11 +279,10 @@ pub fn progress_bar(path: &Path, human: bool) -> Option<indicatif::ProgressBar> 
     Some(bar)
 }
 
-/// Runs every frame of the capture through `engine`, calling `after` after each. With
+/// Runs every frame of the capture through `engine`, calling `after` after each; reading
+/// stops after a frame when `after` or the sink wants no more (their output has gone). With
 /// `threads` 2 the file is read and each frame prepared for the engine (decoded, its HTTP
 /// header block parsed) on a second thread; the results are the same.
-/// Reads every frame into `engine`, with `after` called after each; reading stops after a
-/// frame when `after` or the sink wants no more (their output has gone).
 fn read_frames(
     reader: &mut CaptureReader,
     threads: u8,
@@ -634,9 +633,9 @@ fn extract_frames(
     let mut error: Option<io::Error> = None;
     let mut written = 0u64;
     // Frames asked for that are not packets (pcapng records of other kinds): not written.
-    let mut not_packets = (0u64, 0u64);
+    let mut not_packets = crate::engine::Tally::default();
     // Frames from before 1970, which a pcapng file cannot date: written at 1970-01-01.
-    let mut before_1970 = (0u64, 0u64);
+    let mut before_1970 = crate::engine::Tally::default();
     let mut engine = stream.map(|_| Engine::new(limits));
     struct Nothing;
     impl Sink for Nothing {
@@ -652,10 +651,7 @@ fn extract_frames(
             return;
         }
         if f.link_type.record_kind().is_some() {
-            if not_packets.0 == 0 {
-                not_packets.1 = f.number;
-            }
-            not_packets.0 += 1;
+            not_packets.add(f.number);
             return;
         }
         if writer.is_none() {
@@ -672,10 +668,7 @@ fn extract_frames(
         }
         if let Some(w) = writer.as_mut() {
             if f.ts < 0 && matches!(w, CaptureWriter::PcapNg { .. }) {
-                if before_1970.0 == 0 {
-                    before_1970.1 = f.number;
-                }
-                before_1970.0 += 1;
+                before_1970.add(f.number);
             }
             match w.write(f) {
                 Ok(()) => written += 1,
@@ -703,24 +696,25 @@ fn extract_frames(
         if written == 1 { "" } else { "s" },
         out_path.display()
     );
-    if not_packets.0 > 0 {
+    if not_packets.count > 0 {
+        let one = not_packets.count == 1;
         say!(
             "capdiag: warning: {} of the frames asked for {} not packets (pcapng journal \
              entries, custom blocks, Sysdig events, or packets of no known interface) and \
              {} not written (first: frame {})",
-            not_packets.0,
-            if not_packets.0 == 1 { "is" } else { "are" },
-            if not_packets.0 == 1 { "was" } else { "were" },
-            not_packets.1
+            not_packets.count,
+            if one { "is" } else { "are" },
+            if one { "was" } else { "were" },
+            not_packets.first_frame
         );
     }
-    if before_1970.0 > 0 {
+    if before_1970.count > 0 {
         say!(
             "capdiag: warning: {} frame{} dated before 1970, which pcapng cannot hold, \
              written as 1970-01-01 00:00:00 (first: frame {})",
-            before_1970.0,
-            if before_1970.0 == 1 { "" } else { "s" },
-            before_1970.1
+            before_1970.count,
+            if before_1970.count == 1 { "" } else { "s" },
+            before_1970.first_frame
         );
     }
     if written == 0 {

@@ -45,14 +45,15 @@ pub struct Skipped {
     pub first_frame: u64,
 }
 
+/// How many frames of a kind, and the first of them.
 #[derive(Clone, Copy, Debug, Default)]
-struct Tally {
-    count: u64,
-    first_frame: u64,
+pub(crate) struct Tally {
+    pub(crate) count: u64,
+    pub(crate) first_frame: u64,
 }
 
 impl Tally {
-    fn add(&mut self, frame: u64) {
+    pub(crate) fn add(&mut self, frame: u64) {
         if self.count == 0 {
             self.first_frame = frame;
         }
