@@ -440,10 +440,7 @@ impl FlowTable {
                 if !reused {
                     let (stream, base, counted) = (d.stream, d.base_seq, d.http_counted);
                     // A flow woken from dormancy needs room in the table like a new one.
-                    if self.active >= self.limits.max_flows {
-                        self.stats.flow_limit_hits += 1;
-                        self.make_room(ts, frame.number, out);
-                    }
+                    self.room_for_one(ts, frame.number, out);
                     let mut flow = Flow::new(stream, key.endpoints(), ts, &self.limits, base);
                     flow.http_counted = counted;
                     self.flows.insert(key, Slot::Active(Box::new(flow)));
@@ -468,10 +465,7 @@ impl FlowTable {
             old.finish(frame.number, ts, &mut self.stats, out);
         }
         if created {
-            if self.active >= self.limits.max_flows {
-                self.stats.flow_limit_hits += 1;
-                self.make_room(ts, frame.number, out);
-            }
+            self.room_for_one(ts, frame.number, out);
             let stream = self.new_stream();
             let flow = Flow::new(stream, key.endpoints(), ts, &self.limits, [None, None]);
             self.flows.insert(key, Slot::Active(Box::new(flow)));
@@ -543,9 +537,7 @@ impl FlowTable {
                         http_counted: false,
                     }),
                 );
-                if self.flows.len() - self.active > self.limits.max_dormant {
-                    self.limit_dormant();
-                }
+                self.limit_dormant();
                 stream
             }
         }
@@ -632,6 +624,14 @@ impl FlowTable {
             self.limit_dormant();
         }
         idle.len()
+    }
+
+    /// Before a flow becomes active: when the table is full, counts it and makes room.
+    fn room_for_one(&mut self, now: TimestampNs, frame: u64, out: &mut Vec<FlowEvent>) {
+        if self.active >= self.limits.max_flows {
+            self.stats.flow_limit_hits += 1;
+            self.make_room(now, frame, out);
+        }
     }
 
     /// The table is full: finish the flows idle longest until there is room.
