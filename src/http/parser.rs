@@ -362,16 +362,17 @@ impl Parser {
     fn detect(&mut self, rest: &[u8], o: Origin) -> usize {
         match memchr::memchr(b'\n', rest) {
             None => {
-                if self.buf.len() + rest.len() <= MAX_START_LINE {
-                    self.append(rest, o);
-                } else if begins_request_line(&[self.buf.as_slice(), rest].concat()) {
-                    // The long first line of a request (a long presigned URL, say) arriving
-                    // in pieces: the header block takes it, up to its own limit.
-                    self.append(rest, o);
-                    self.state = State::Head;
-                } else {
-                    self.state = State::Ignore;
-                    self.buf.clear();
+                let long = self.buf.len() + rest.len() > MAX_START_LINE;
+                self.append(rest, o);
+                if long {
+                    if begins_request_line(&self.buf) {
+                        // The long first line of a request (a long presigned URL, say)
+                        // arriving in pieces: the header block takes it, up to its own limit.
+                        self.state = State::Head;
+                    } else {
+                        self.state = State::Ignore;
+                        self.buf.clear();
+                    }
                 }
                 rest.len()
             }
