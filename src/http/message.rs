@@ -42,26 +42,39 @@ pub(crate) struct Framing {
 
 impl Framing {
     /// The framing headers of a header block `head` indexed by `headers`.
+    #[inline(never)]
     pub(crate) fn of(head: &[u8], headers: &[HeaderPos]) -> Framing {
         let mut f = Framing::default();
-        for value in values_named(head, headers, b"content-length") {
-            for part in value.split(|&c| c == b',') {
-                match (decimal(part.trim_ascii()), f.content_length) {
-                    (None, _) => f.bad = true,
-                    (Some(n), None) => f.content_length = Some(n),
-                    (Some(n), Some(first)) => f.conflicting |= n != first,
-                }
-            }
-        }
-        for value in values_named(head, headers, b"transfer-encoding") {
-            for part in value.split(|&c| c == b',') {
-                let t = part.trim_ascii();
-                if !t.is_empty() {
-                    f.last_coding_chunked = Some(t.eq_ignore_ascii_case(b"chunked"));
-                }
-            }
+        for h in headers {
+            f.add(slice(head, h.name), slice(head, h.value));
         }
         f
+    }
+
+    /// Takes in one header, `name: value`, of a block, in the block's order. The lengths are
+    /// compared before any byte: most headers are passed over on that alone.
+    #[inline]
+    pub(crate) fn add(&mut self, name: &[u8], value: &[u8]) {
+        match name.len() {
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                for part in value.split(|&c| c == b',') {
+                    match (decimal(part.trim_ascii()), self.content_length) {
+                        (None, _) => self.bad = true,
+                        (Some(n), None) => self.content_length = Some(n),
+                        (Some(n), Some(first)) => self.conflicting |= n != first,
+                    }
+                }
+            }
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                for part in value.split(|&c| c == b',') {
+                    let t = part.trim_ascii();
+                    if !t.is_empty() {
+                        self.last_coding_chunked = Some(t.eq_ignore_ascii_case(b"chunked"));
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 }
 

@@ -517,9 +517,9 @@ impl Parser {
             Some(head) => (head.len, head.start, head.headers, Some(head.framing)),
             None => {
                 let mut positions = Vec::new();
-                let (len, start) =
+                let (len, start, framing) =
                     parse_in_place_slots(rest, self.limits.max_headers, &mut positions).ok()??;
-                (len, start, positions, None)
+                (len, start, positions, Some(framing))
             }
         };
         if len > self.limits.max_header_bytes {
@@ -960,11 +960,7 @@ pub fn parse_ahead_into(
         return None;
     }
     let from = store.len();
-    let (len, start) = parse_in_place_slots(bytes, max_headers, store).ok()??;
-    let framing = Framing::of(
-        bytes.get(..len).unwrap_or_default(),
-        store.get(from..).unwrap_or_default(),
-    );
+    let (len, start, framing) = parse_in_place_slots(bytes, max_headers, store).ok()??;
     Some(HeadAhead {
         slots: fast_path_slots(max_headers),
         len,
@@ -980,7 +976,7 @@ fn parse_in_place_slots(
     bytes: &[u8],
     max_headers: usize,
     out: &mut Vec<HeaderPos>,
-) -> Result<Option<(usize, StartLine)>, httparse::Error> {
+) -> Result<Option<(usize, StartLine, Framing)>, httparse::Error> {
     let mut small = [const { MaybeUninit::uninit() }; INLINE_HEADERS];
     let first = small
         .get_mut(..fast_path_slots(max_headers))
@@ -1059,7 +1055,7 @@ fn parse_with<'b>(
 ) -> Result<Parsed, httparse::Error> {
     let mut positions = Vec::new();
     match parse_prefix(head, headers, &mut positions)? {
-        Some((_, start)) => Ok((start, positions)),
+        Some((_, start, _)) => Ok((start, positions)),
         None => Err(httparse::Error::Token),
     }
 }
@@ -1072,7 +1068,7 @@ fn parse_prefix<'b>(
     buf: &'b [u8],
     headers: &mut [MaybeUninit<httparse::Header<'b>>],
     out: &mut Vec<HeaderPos>,
-) -> Result<Option<(usize, StartLine)>, httparse::Error> {
+) -> Result<Option<(usize, StartLine, Framing)>, httparse::Error> {
     let span = |s: &[u8]| Message::span(span_in(buf, s));
     let (len, start, hs) = if buf.get(..5).is_some_and(|v| v == b"HTTP/") {
         let mut res = httparse::Response::new(&mut []);
@@ -1101,11 +1097,18 @@ fn parse_prefix<'b>(
         };
         (len, start, &*req.headers)
     };
-    out.extend(
-        hs.iter()
-            .map(|h| Message::header_pos(span_in(buf, h.name.as_bytes()), span_in(buf, h.value))),
-    );
-    Ok(Some((len, start)))
+    // One pass over the headers both indexes them and reads the body's framing.
+    let mut framing = Framing::default();
+    out.reserve(hs.len());
+    for h in hs {
+        let name = h.name.as_bytes();
+        framing.add(name, h.value);
+        out.push(Message::header_pos(
+            span_in(buf, name),
+            span_in(buf, h.value),
+        ));
+    }
+    Ok(Some((len, start, framing)))
 }
 
 #[cfg(test)]
