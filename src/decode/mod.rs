@@ -10,7 +10,7 @@ pub mod link;
 
 use crate::capture::{Frame, LinkType};
 use etherparse::{IpNumber, LaxIpSlice, LenSource, TcpSlice};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// TCP flag bits (RFC 9293 §3.1).
 pub mod flags {
@@ -203,6 +203,14 @@ pub fn decode<'a>(frame: &Frame<'a>) -> Decoded<'a> {
 /// Decodes an IP packet. `wire_len` and `cap_len` are the frame's lengths, used to tell how much
 /// of the packet the snap length cut off when the IP header cannot say.
 pub fn decode_ip(ip: &[u8], wire_len: usize, cap_len: usize, depth: u8) -> Decoded<'_> {
+    match plain_ipv4_tcp(ip) {
+        Some(d) => d,
+        None => decode_ip_sliced(ip, wire_len, cap_len, depth),
+    }
+}
+
+/// [`decode_ip`] for any packet, by etherparse's lax slicing.
+fn decode_ip_sliced(ip: &[u8], wire_len: usize, cap_len: usize, depth: u8) -> Decoded<'_> {
     let Ok((slice, _ext_err)) = LaxIpSlice::from_slice(ip) else {
         return Decoded::Malformed(Malformed::IpHeaderBad);
     };
@@ -266,6 +274,49 @@ pub fn decode_ip(ip: &[u8], wire_len: usize, cap_len: usize, depth: u8) -> Decod
         }
         _ => Decoded::OtherIp,
     }
+}
+
+/// The common case, read from the header's fixed fields: IPv4 carrying TCP, not a fragment,
+/// its total length within the captured bytes and not shorter than its header. Gives what the
+/// general path below gives (etherparse's lax slicing, a test holds them equal); `None`
+/// leaves every other packet to that path.
+fn plain_ipv4_tcp(ip: &[u8]) -> Option<Decoded<'_>> {
+    let fixed: [u8; 20] = ip.get(..20)?.try_into().ok()?;
+    let [
+        vihl,
+        _,
+        t0,
+        t1,
+        _,
+        _,
+        f0,
+        f1,
+        _,
+        proto,
+        _,
+        _,
+        s0,
+        s1,
+        s2,
+        s3,
+        d0,
+        d1,
+        d2,
+        d3,
+    ] = fixed;
+    let header_len = usize::from(vihl & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([t0, t1]));
+    let fragment = u16::from_be_bytes([f0, f1]) & 0x3fff != 0;
+    if vihl >> 4 != 4 || header_len < 20 || total < header_len || total > ip.len() || fragment {
+        return None;
+    }
+    if proto != 6 {
+        return None;
+    }
+    let payload = ip.get(header_len..total)?;
+    let src = IpAddr::V4(Ipv4Addr::new(s0, s1, s2, s3));
+    let dst = IpAddr::V4(Ipv4Addr::new(d0, d1, d2, d3));
+    Some(decode_tcp(src, dst, payload, payload.len()))
 }
 
 /// Tunnels inside tunnels are followed this deep.
@@ -452,6 +503,45 @@ mod tests {
         assert_eq!(t.payload, b"GET / HTTP/1.1\r\n");
         assert_eq!(t.payload_len, 16);
         assert_eq!(t.header.len(), 20);
+    }
+
+    proptest::proptest! {
+        /// The fixed-field reading of plain IPv4/TCP gives what etherparse's slicing gives,
+        /// for any header field values, options, padding and cuts; and it takes the plain
+        /// packets (ones it declines go the general way, so declining all would pass the
+        /// equality unseen).
+        #[test]
+        fn plain_ipv4_tcp_is_read_as_the_general_path_reads_it(
+            payload in proptest::collection::vec(proptest::num::u8::ANY, 0..40),
+            pokes in proptest::collection::vec((0usize..64, proptest::num::u8::ANY), 0..4),
+            options in 0usize..3,
+            padding in 0usize..8,
+            cut in 0usize..80,
+        ) {
+            let mut p = ipv4_tcp(&payload);
+            if options > 0 {
+                // IPv4 options (no-ops): a longer header, the lengths fixed up.
+                let words = u8::try_from(options).unwrap_or(0);
+                p[0] = 0x45 + words;
+                p.splice(20..20, std::iter::repeat_n(1u8, options * 4));
+                let total = u16::try_from(p.len()).unwrap_or(0).to_be_bytes();
+                p[2..4].copy_from_slice(&total);
+            }
+            let plain = plain_ipv4_tcp(&p).is_some();
+            p.extend(std::iter::repeat_n(0u8, padding));
+            for (at, v) in pokes {
+                if let Some(b) = p.get_mut(at) {
+                    *b = v;
+                }
+            }
+            p.truncate(p.len().saturating_sub(cut));
+            let wire = p.len() + cut;
+            if let Some(fast) = plain_ipv4_tcp(&p) {
+                let general = decode_ip_sliced(&p, wire, p.len(), 0);
+                proptest::prop_assert_eq!(format!("{fast:?}"), format!("{general:?}"));
+            }
+            proptest::prop_assert!(plain, "an unchanged packet is read the plain way");
+        }
     }
 
     #[test]
