@@ -9,9 +9,9 @@ use crate::capture::prefetch::BatchStore;
 use crate::capture::{Frame, LinkType, TimestampNs};
 use crate::decode::{self, Decoded, Detached, Malformed};
 use crate::flow::{ConnectionAttempt, FlowEvent, FlowStats, FlowTable, Limits};
-use crate::http::Exchange;
 use crate::http::message::HeaderPos;
 use crate::http::parser::{HeadAhead, HeadParsed, parse_ahead_into};
+use crate::http::{Exchange, spare};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -344,6 +344,14 @@ impl Engine {
                         + u64::from(ex.response.is_some())
                         + ex.interim.len() as u64;
                     sink.exchange(&ex);
+                    // Its messages are built anew in what they leave.
+                    let Exchange {
+                        request, response, ..
+                    } = ex;
+                    request
+                        .into_iter()
+                        .chain(response)
+                        .for_each(spare::give_back);
                 }
                 FlowEvent::Attempt(a) => {
                     self.stats.connection_attempts += 1;

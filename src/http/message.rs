@@ -207,6 +207,28 @@ impl Message {
         }
     }
 
+    /// The header block's buffer, taken out (an empty one left in its place).
+    pub(crate) fn take_head(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.head)
+    }
+
+    /// The header index, taken out (an empty one left in its place).
+    pub(crate) fn take_headers(&mut self) -> Vec<HeaderPos> {
+        std::mem::take(&mut self.headers)
+    }
+
+    pub(crate) fn head_capacity(&self) -> usize {
+        self.head.capacity()
+    }
+
+    /// Frees all but the header block's buffer, which is left empty: a spent message kept
+    /// for reuse ([`super::spare`]) holds nothing else.
+    pub(crate) fn release(&mut self) {
+        self.head.clear();
+        self.body = Body::default();
+        self.anomalies = Vec::new();
+    }
+
     pub(crate) fn span((a, b): (usize, usize)) -> Span {
         let c = |x: usize| u32::try_from(x).unwrap_or(u32::MAX);
         (c(a), c(b))

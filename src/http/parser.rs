@@ -519,7 +519,7 @@ impl Parser {
         let (len, start, positions, framing) = match offered {
             Some(head) => (head.len, head.start, head.headers, Some(head.framing)),
             None => {
-                let mut positions = Vec::new();
+                let mut positions = super::spare::index();
                 let (len, start, framing) =
                     parse_in_place_slots(rest, self.limits.max_headers, &mut positions).ok()??;
                 (len, start, positions, Some(framing))
@@ -528,8 +528,8 @@ impl Parser {
         if len > self.limits.max_header_bytes {
             return None;
         }
-        let head = rest.get(..len)?.to_vec();
-        let msg = Box::new(Message::new(start, head, positions, framing, o.frame, o.ts));
+        let head = rest.get(..len)?;
+        let msg = super::spare::message(start, head, positions, framing, o.frame, o.ts);
         self.start_body(msg, o, sink);
         Some(len)
     }
@@ -936,9 +936,20 @@ impl HeadAhead {
             slots: self.slots,
             len: self.len,
             start: self.start,
-            headers: store.get(self.headers.0..self.headers.1)?.to_vec(),
+            headers: {
+                let mut v = super::spare::index();
+                v.extend_from_slice(store.get(self.headers.0..self.headers.1)?);
+                v
+            },
             framing: self.framing,
         })
+    }
+}
+
+impl HeadParsed {
+    #[cfg(test)]
+    pub(crate) fn into_parts(self) -> (StartLine, usize, Vec<HeaderPos>, Framing) {
+        (self.start, self.len, self.headers, self.framing)
     }
 }
 
