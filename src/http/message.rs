@@ -51,6 +51,13 @@ impl Framing {
         f
     }
 
+    /// Whether a header of this name can be one [`Framing::add`] reads: by length alone,
+    /// which passes over most headers without a call.
+    #[inline]
+    pub(crate) fn may_frame(name: &[u8]) -> bool {
+        matches!(name.len(), 14 | 17)
+    }
+
     /// Takes in one header, `name: value`, of a block, in the block's order. The lengths are
     /// compared before any byte: most headers are passed over on that alone.
     #[inline]

@@ -1116,7 +1116,9 @@ fn parse_prefix<'b>(
     out.reserve(hs.len());
     for h in hs {
         let name = h.name.as_bytes();
-        framing.add(name, h.value);
+        if Framing::may_frame(name) {
+            framing.add(name, h.value);
+        }
         out.push(Message::header_pos(
             span_in(buf, name),
             span_in(buf, h.value),
