@@ -32,10 +32,19 @@ thread_local! {
     static SPARE: RefCell<Spare> = RefCell::new(Spare::default());
 }
 
+/// Runs `f` on this thread's spares; `None` when they cannot be reached (while the thread
+/// ends), and then nothing is reused or kept.
+fn with_spare<R>(f: impl FnOnce(&mut Spare) -> R) -> Option<R> {
+    SPARE
+        .try_with(|s| s.try_borrow_mut().ok().map(|mut s| f(&mut s)))
+        .ok()
+        .flatten()
+}
+
 /// An empty header index, reused when one is spare.
 pub(crate) fn index() -> Vec<HeaderPos> {
-    SPARE
-        .with_borrow_mut(|s| s.indexes.pop())
+    with_spare(|s| s.indexes.pop())
+        .flatten()
         .unwrap_or_default()
 }
 
@@ -49,7 +58,7 @@ pub(crate) fn message(
     first_frame: u64,
     ts: TimestampNs,
 ) -> Box<Message> {
-    match SPARE.with_borrow_mut(|s| s.messages.pop()) {
+    match with_spare(|s| s.messages.pop()).flatten() {
         Some(mut m) => {
             let mut block = m.take_head();
             block.clear();
@@ -73,7 +82,7 @@ pub(crate) fn give_back(mut m: Box<Message>) {
     let mut headers = m.take_headers();
     let keep_message = m.head_capacity() <= MAX_KEPT_HEAD;
     let keep_index = headers.capacity() > 0 && headers.capacity() <= MAX_KEPT_HEADERS;
-    SPARE.with_borrow_mut(|s| {
+    with_spare(|s| {
         if keep_index && s.indexes.len() < MAX_SPARE {
             headers.clear();
             s.indexes.push(headers);
@@ -122,6 +131,7 @@ mod tests {
     /// Large header blocks are freed, not kept; the count kept is bounded.
     #[test]
     fn what_is_kept_is_bounded() {
+        SPARE.with_borrow_mut(|s| *s = Spare::default());
         let mut long = b"GET / HTTP/1.1\r\nX: ".to_vec();
         long.extend(std::iter::repeat_n(b'a', MAX_KEPT_HEAD));
         long.extend_from_slice(b"\r\n\r\n");
