@@ -583,8 +583,8 @@ impl Parser {
             }
             other => other,
         };
-        let (start, positions) = match parsed {
-            Ok(p) => p,
+        let (start, positions, framing) = match parsed {
+            Ok(((start, positions), framing)) => (start, positions, Some(framing)),
             Err(httparse::Error::TooManyHeaders) => {
                 self.stats.too_many_headers += 1;
                 return None;
@@ -592,9 +592,9 @@ impl Parser {
             Err(_) => match parse_lenient(&head, self.limits.max_headers)
                 .filter(|_| is_start_line(trim_nl(first_line(&head))))
             {
-                Some(p) => {
+                Some((start, positions)) => {
                     anomalies.push(Anomaly::MalformedStartLine);
-                    p
+                    (start, positions, None)
                 }
                 None => {
                     self.stats.bad_headers += 1;
@@ -606,7 +606,7 @@ impl Parser {
             start,
             head,
             positions,
-            None,
+            framing,
             origin.frame,
             origin.ts,
         ));
@@ -1062,14 +1062,15 @@ fn config() -> httparse::ParserConfig {
     c
 }
 
-/// Parses a complete header block; a block that is not complete is an error.
+/// Parses a complete header block, with what it says of its body's framing; a block that is
+/// not complete is an error.
 fn parse_with<'b>(
     head: &'b [u8],
     headers: &mut [MaybeUninit<httparse::Header<'b>>],
-) -> Result<Parsed, httparse::Error> {
+) -> Result<(Parsed, Framing), httparse::Error> {
     let mut positions = Vec::new();
     match parse_prefix(head, headers, &mut positions)? {
-        Some((_, start, _)) => Ok((start, positions)),
+        Some((_, start, framing)) => Ok(((start, positions), framing)),
         None => Err(httparse::Error::Token),
     }
 }
