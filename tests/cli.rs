@@ -558,3 +558,53 @@ fn threads_outside_one_or_two_are_refused() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--threads"), "{}", stderr(&o));
 }
+
+/// The progress bar: on a terminal, for a file of 64 MiB or more, it shows bytes read of the
+/// total, the rate and the time left; never with `--format json`, never when standard error
+/// is not a terminal. The terminal is a pseudo-terminal made by `script` (util-linux).
+#[test]
+fn progress_bar_only_on_a_terminal_and_never_with_json() {
+    // 1,000,000 frames of 60 bytes that are not IP (76 MB): read in a fraction of a second,
+    // with the bar moved every 65,536 frames.
+    let mut b = Vec::with_capacity(76_000_024);
+    b.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    b.extend_from_slice(&[
+        2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0,
+    ]);
+    for i in 0..1_000_000u32 {
+        for v in [i / 1000, 0, 60, 60] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.extend_from_slice(&[0u8; 60]);
+    }
+    let big = tmp("progress-76mb.pcap", &b);
+    let big = big.to_str().expect("utf-8 path");
+    let on_a_terminal = |args: &str| {
+        let cmd = format!("{} {args} {big}", env!("CARGO_BIN_EXE_capdiag"));
+        let o = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run script (util-linux)");
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    let human = on_a_terminal("analyze");
+    assert!(
+        human.contains("MiB/72.48 MiB [") && human.contains("MiB/s") && human.contains("left"),
+        "no progress bar on a terminal: {human}"
+    );
+    assert!(human.contains("1000000 frames"), "{human}");
+    let json_out = on_a_terminal("analyze --format json");
+    assert!(
+        !json_out.contains("left") && !json_out.contains("MiB/s"),
+        "a bar with --format json: {json_out}"
+    );
+    let piped = run(&["analyze", big]);
+    assert!(piped.status.success());
+    assert!(
+        !stderr(&piped).contains("left") && !stdout(&piped).contains("left"),
+        "a bar on a pipe: {}",
+        stderr(&piped)
+    );
+}
