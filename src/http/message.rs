@@ -40,13 +40,20 @@ pub(crate) struct Framing {
     pub last_coding_chunked: Option<bool>,
 }
 
+/// The two headers that frame a body, lower case.
+const CONTENT_LENGTH: &[u8] = b"content-length";
+const TRANSFER_ENCODING: &[u8] = b"transfer-encoding";
+
 impl Framing {
     /// The framing headers of a header block `head` indexed by `headers`.
     #[inline(never)]
     pub(crate) fn of(head: &[u8], headers: &[HeaderPos]) -> Framing {
         let mut f = Framing::default();
         for h in headers {
-            f.add(slice(head, h.name), slice(head, h.value));
+            let name = slice(head, h.name);
+            if Framing::may_frame(name) {
+                f.add(name, slice(head, h.value));
+            }
         }
         f
     }
@@ -55,32 +62,28 @@ impl Framing {
     /// which passes over most headers without a call.
     #[inline]
     pub(crate) fn may_frame(name: &[u8]) -> bool {
-        matches!(name.len(), 14 | 17)
+        name.len() == CONTENT_LENGTH.len() || name.len() == TRANSFER_ENCODING.len()
     }
 
-    /// Takes in one header, `name: value`, of a block, in the block's order. The lengths are
-    /// compared before any byte: most headers are passed over on that alone.
+    /// Takes in one header, `name: value`, of a block, in the block's order (callers pass
+    /// over the names [`Framing::may_frame`] rules out; the names are compared here too).
     #[inline]
     pub(crate) fn add(&mut self, name: &[u8], value: &[u8]) {
-        match name.len() {
-            14 if name.eq_ignore_ascii_case(b"content-length") => {
-                for part in value.split(|&c| c == b',') {
-                    match (decimal(part.trim_ascii()), self.content_length) {
-                        (None, _) => self.bad = true,
-                        (Some(n), None) => self.content_length = Some(n),
-                        (Some(n), Some(first)) => self.conflicting |= n != first,
-                    }
+        if name.eq_ignore_ascii_case(CONTENT_LENGTH) {
+            for part in value.split(|&c| c == b',') {
+                match (decimal(part.trim_ascii()), self.content_length) {
+                    (None, _) => self.bad = true,
+                    (Some(n), None) => self.content_length = Some(n),
+                    (Some(n), Some(first)) => self.conflicting |= n != first,
                 }
             }
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
-                for part in value.split(|&c| c == b',') {
-                    let t = part.trim_ascii();
-                    if !t.is_empty() {
-                        self.last_coding_chunked = Some(t.eq_ignore_ascii_case(b"chunked"));
-                    }
+        } else if name.eq_ignore_ascii_case(TRANSFER_ENCODING) {
+            for part in value.split(|&c| c == b',') {
+                let t = part.trim_ascii();
+                if !t.is_empty() {
+                    self.last_coding_chunked = Some(t.eq_ignore_ascii_case(b"chunked"));
                 }
             }
-            _ => {}
         }
     }
 }
