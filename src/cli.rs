@@ -91,9 +91,16 @@ pub struct WatchArgs {
     #[arg(
         short = 'i',
         value_name = "IFACE",
-        required_unless_present = "list_interfaces"
+        required_unless_present_any = ["list_interfaces", "read"],
+        conflicts_with = "read"
     )]
     pub interface: Option<String>,
+
+    /// Read frames from this capture file (`-`: standard input, e.g. `tcpdump -w - | capdiag
+    /// watch -r -`) instead of an interface, printing findings as a live watch does; frame
+    /// numbers are the file's
+    #[arg(short = 'r', value_name = "FILE", conflicts_with_all = ["filter", "write", "list_interfaces"])]
+    pub read: Option<PathBuf>,
 
     /// List the interfaces that can be captured on, and exit
     #[arg(short = 'D', long = "list-interfaces")]

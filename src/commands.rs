@@ -40,12 +40,21 @@ fn open_or_report(path: &Path, name: &str) -> Option<CaptureReader> {
 }
 
 /// A line on standard error. A standard error that cannot be written (closed, or a full disk)
-/// is no reason to stop, nor to panic as `eprintln!` would.
+/// is no reason to stop, nor to panic as `eprintln!` would. The line is shown
+/// [`printable`](crate::text::printable): file and interface names, filters and errors that
+/// quote input cannot drive the terminal.
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        let line = format!($($arg)*);
+        let _ = writeln!(std::io::stderr(), "{}", $crate::text::printable(&line));
     }};
+}
+
+/// A path as capdiag names it in its output: as the user gave it, with bytes that are not
+/// UTF-8 as `\xNN` ([`crate::text::lossless`]; printers escape it further for a terminal).
+pub fn name_of(path: &Path) -> String {
+    crate::text::lossless(path.as_os_str().as_encoded_bytes())
 }
 
 /// Says on standard error how reading stopped when the file did not end cleanly (cut off,
@@ -172,7 +181,7 @@ pub fn http(args: &HttpArgs) -> u8 {
         OutputFormat::Table => None,
     };
     for path in &args.files {
-        let name = path.display().to_string();
+        let name = name_of(path);
         let Some(mut reader) = open_or_report(path, &name) else {
             code = EXIT_ERROR;
             continue;
@@ -372,7 +381,7 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
             // The output has gone: nobody reads what the other files would give.
             break;
         }
-        let name = path.display().to_string();
+        let name = name_of(path);
         let Some(mut reader) = open_or_report(path, &name) else {
             code = EXIT_ERROR;
             continue;
@@ -520,7 +529,7 @@ pub fn explain(id: &str) -> u8 {
 /// `capdiag extract`.
 pub fn extract(args: &crate::cli::ExtractArgs) -> u8 {
     use crate::capture::write::parse_frame_list;
-    let name = args.file.display().to_string();
+    let name = name_of(&args.file);
     if args.file.as_os_str() == "-" && args.finding.is_some() {
         report_error(
             "extract",
@@ -582,7 +591,7 @@ pub fn extract(args: &crate::cli::ExtractArgs) -> u8 {
             "-w",
             &format!(
                 "{} is the capture being read; write to another file",
-                args.out.display()
+                name_of(&args.out)
             ),
         );
         return EXIT_ERROR;
@@ -590,7 +599,7 @@ pub fn extract(args: &crate::cli::ExtractArgs) -> u8 {
     let file = match File::create(&args.out) {
         Ok(f) => io::BufWriter::new(f),
         Err(e) => {
-            report_error(&args.out.display().to_string(), &e);
+            report_error(&name_of(&args.out), &e);
             return EXIT_ERROR;
         }
     };
@@ -687,14 +696,14 @@ fn extract_frames(
         },
     };
     if let Some(e) = error.or(finish.err()) {
-        report_error(&out_path.display().to_string(), &e);
+        report_error(&name_of(out_path), &e);
         return EXIT_ERROR;
     }
     warn_if_incomplete(name, &end);
     say!(
         "capdiag: wrote {written} frame{} to {}",
         if written == 1 { "" } else { "s" },
-        out_path.display()
+        name_of(out_path)
     );
     if not_packets.count > 0 {
         let one = not_packets.count == 1;
@@ -738,7 +747,8 @@ fn fail_threshold(f: crate::cli::FailOn) -> Option<crate::finding::Severity> {
 struct WatchLine<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
-    interface: &'a str,
+    /// `null` when a file is read (`-r`).
+    interface: Option<&'a str>,
     file: Option<&'a str>,
     #[serde(flatten)]
     finding: &'a crate::finding::Finding,
@@ -748,7 +758,7 @@ struct WatchLine<'a> {
 struct WatchSummary<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
-    interface: &'a str,
+    interface: Option<&'a str>,
     file: Option<&'a str>,
     link_type: String,
     frames: u64,
@@ -771,6 +781,42 @@ const POLL_MS: u64 = 200;
 /// The smallest snap length `watch` captures with: link, IP and TCP headers with options.
 const MIN_SNAPLEN: i32 = 64;
 
+/// Where `watch` reads frames from.
+enum Source {
+    Live(crate::capture::live::LiveCapture),
+    /// A capture file (`-r`), read as if its frames were arriving.
+    File(CaptureReader),
+}
+
+impl Source {
+    fn link_types(&self) -> String {
+        match self {
+            Source::Live(c) => c.link_type().to_string(),
+            Source::File(r) => r
+                .link_types()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        match self {
+            Source::Live(c) => c.flush(),
+            Source::File(_) => Ok(()),
+        }
+    }
+
+    /// The kernel's counters (none for a file).
+    fn stats(&mut self) -> crate::capture::live::LiveStats {
+        match self {
+            Source::Live(c) => c.stats(),
+            Source::File(_) => crate::capture::live::LiveStats::default(),
+        }
+    }
+}
+
 /// `capdiag watch`.
 pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
     use crate::capture::live::{LiveCapture, LiveOptions, Read, list_interfaces};
@@ -786,7 +832,7 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
                 &list
                     .iter()
                     .enumerate()
-                    .map(|(i, l)| format!("{}.{l}\n", i + 1))
+                    .map(|(i, l)| format!("{}.{}\n", i + 1, crate::text::printable(l)))
                     .collect::<String>(),
             ),
             Err(e) => {
@@ -795,10 +841,6 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
             }
         };
     }
-    let Some(iface) = args.interface.clone() else {
-        report_error("watch", &"-i IFACE is required");
-        return EXIT_ERROR;
-    };
     let rules = match crate::rules::instantiate(&args.rule_args.rules) {
         Ok(r) => r,
         Err(e) => {
@@ -806,32 +848,52 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
             return EXIT_ERROR;
         }
     };
-    let snaplen = match args.snaplen {
-        0 => 262_144,
-        n if n < MIN_SNAPLEN => {
-            say!(
-                "capdiag: warning: --snaplen {n} is raised to {MIN_SNAPLEN}, room for the headers \
-                 of a TCP segment"
-            );
-            MIN_SNAPLEN
+    // Where the frames come from: an interface, or a capture file read as if it were one.
+    let mut source = match &args.read {
+        Some(path) => match open_or_report(path, &name_of(path)) {
+            Some(r) => Source::File(r),
+            None => return EXIT_ERROR,
+        },
+        None => {
+            let Some(iface) = args.interface.clone() else {
+                report_error("watch", &"-i IFACE or -r FILE is required");
+                return EXIT_ERROR;
+            };
+            let snaplen = match args.snaplen {
+                0 => 262_144,
+                n if n < MIN_SNAPLEN => {
+                    say!(
+                        "capdiag: warning: --snaplen {n} is raised to {MIN_SNAPLEN}, room for the \
+                         headers of a TCP segment"
+                    );
+                    MIN_SNAPLEN
+                }
+                n => n,
+            };
+            let opts = LiveOptions {
+                interface: iface,
+                filter: args.filter.clone(),
+                snaplen,
+                // 1..=2047 MiB (the command line's bounds): at most i32::MAX bytes.
+                buffer: args.buffer_mib.clamp(1, 2047).saturating_mul(1024 * 1024),
+                timeout_ms: 250,
+            };
+            match LiveCapture::open(&opts, args.write.as_deref()) {
+                Ok(c) => Source::Live(c),
+                Err(e) => {
+                    say!("capdiag: {e}");
+                    return EXIT_ERROR;
+                }
+            }
         }
-        n => n,
     };
-    let opts = LiveOptions {
-        interface: iface.clone(),
-        filter: args.filter.clone(),
-        snaplen,
-        // 1..=2047 MiB (the command line's bounds): at most i32::MAX bytes.
-        buffer: args.buffer_mib.clamp(1, 2047).saturating_mul(1024 * 1024),
-        timeout_ms: 250,
-    };
-    let mut cap = match LiveCapture::open(&opts, args.write.as_deref()) {
-        Ok(c) => c,
-        Err(e) => {
-            say!("capdiag: {e}");
-            return EXIT_ERROR;
-        }
-    };
+    // The interface watched (none when a file is read), and what the text output calls the
+    // source.
+    let iface = args.interface.clone().filter(|_| args.read.is_none());
+    let label = iface
+        .clone()
+        .or_else(|| args.read.as_deref().map(name_of))
+        .unwrap_or_default();
     // Why the capture stopped: 0 running, 1 signal, 2 duration. The loop looks at it at least
     // every POLL_MS, so stopping is prompt on an idle interface too.
     let stop = Arc::new(AtomicU8::new(0));
@@ -861,16 +923,20 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
             let _ = stop.compare_exchange(0, 2, Ordering::SeqCst, Ordering::SeqCst);
         });
     }
-    let write_name = args.write.as_ref().map(|p| p.display().to_string());
+    // The file whose frame numbers the findings give: the one written, or the one read.
+    let write_name = args.write.as_deref().or(args.read.as_deref()).map(name_of);
     let json = args.format == WatchFormat::Ndjson;
-    say!(
-        "capdiag: watching {iface} ({}){}; Ctrl-C to stop",
-        cap.link_type(),
-        write_name
-            .as_ref()
-            .map(|w| format!(", writing {w}"))
-            .unwrap_or_default()
-    );
+    match (&source, &iface) {
+        (Source::Live(cap), Some(iface)) => say!(
+            "capdiag: watching {iface} ({}){}; Ctrl-C to stop",
+            cap.link_type(),
+            write_name
+                .as_ref()
+                .map(|w| format!(", writing {w}"))
+                .unwrap_or_default()
+        ),
+        _ => say!("capdiag: reading {}", write_name.as_deref().unwrap_or("-")),
+    }
     let color = use_color();
     let stdout = io::stdout();
     let mut out = stdout.lock();
@@ -891,7 +957,7 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
                 &mut out,
                 &WatchLine {
                     kind: "finding",
-                    interface: &iface,
+                    interface: iface.as_deref(),
                     file: write_name.as_deref(),
                     finding: &f,
                 },
@@ -918,39 +984,51 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
             .map(|d| d.as_nanos() as i64)
             .unwrap_or(0)
     };
-    loop {
-        if stop.load(Ordering::SeqCst) != 0
-            || args.count.is_some_and(|c| frames >= c)
-            || output_gone.get()
-        {
-            break;
-        }
-        match cap.read(frames + 1, &mut |f| {
-            engine.frame(f, &mut set);
-        }) {
-            Read::Frame => frames += 1,
-            Read::Idle => {
-                if !cap.wait(POLL_MS) {
-                    engine.idle(wall_ns(), &mut set);
-                }
-            }
-            Read::Stopped => break,
-            Read::Failed(e) => {
-                failed = Some(e);
+    let mut read_end = None;
+    match &mut source {
+        Source::Live(cap) => loop {
+            if stop.load(Ordering::SeqCst) != 0
+                || args.count.is_some_and(|c| frames >= c)
+                || output_gone.get()
+            {
                 break;
             }
-        }
-        if last_flush.elapsed() >= Duration::from_secs(1) {
-            let _ = cap.flush();
-            last_flush = Instant::now();
+            match cap.read(frames + 1, &mut |f| {
+                engine.frame(f, &mut set);
+            }) {
+                Read::Frame => frames += 1,
+                Read::Idle => {
+                    if !cap.wait(POLL_MS) {
+                        engine.idle(wall_ns(), &mut set);
+                    }
+                }
+                Read::Stopped => break,
+                Read::Failed(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            if last_flush.elapsed() >= Duration::from_secs(1) {
+                let _ = cap.flush();
+                last_flush = Instant::now();
+            }
+        },
+        Source::File(reader) => {
+            let end = read_frames(reader, 1, &mut engine, &mut set, |_| {
+                frames += 1;
+                stop.load(Ordering::SeqCst) == 0
+                    && args.count.is_none_or(|c| frames < c)
+                    && !output_gone.get()
+            });
+            read_end = Some(end);
         }
     }
     sig_handle.close();
     engine.finish(&mut set);
     let dropped = set.state_dropped();
     drop(set);
-    let flushed = cap.flush();
-    let kernel = cap.stats();
+    let flushed = source.flush();
+    let kernel = source.stats();
     let stats = engine.stats();
     let stopped_by = match (stop.load(Ordering::SeqCst), &failed) {
         (_, Some(_)) => "error",
@@ -962,9 +1040,9 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
     };
     let summary = WatchSummary {
         kind: "summary",
-        interface: &iface,
+        interface: iface.as_deref(),
         file: write_name.as_deref(),
-        link_type: cap.link_type().to_string(),
+        link_type: source.link_types(),
         frames: stats.frames,
         captured_bytes: stats.captured_bytes,
         tcp_streams: stats.flow.tcp_streams,
@@ -989,7 +1067,7 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
             .and_then(|()| out.write_all(b"\n"))
     } else {
         let details = crate::output::table::summary_details(&FileSummary::of_stats(
-            iface.clone(),
+            label.clone(),
             String::new(),
             Vec::new(),
             stats,
@@ -1000,22 +1078,32 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
         } else {
             String::new()
         };
+        let drops = if iface.is_some() {
+            format!(
+                " ({} dropped by the kernel, {} by the interface)",
+                kernel.dropped_by_kernel, kernel.dropped_by_interface
+            )
+        } else {
+            String::new()
+        };
+        let written_to = match (&write_name, &args.write) {
+            (Some(w), Some(_)) => format!("; frames written to {}", crate::text::printable(w)),
+            _ => String::new(),
+        };
         write!(
             out,
-            "{iface}: {} frames ({} dropped by the kernel, {} by the interface), {} TCP streams, {} exchanges, {} in {:.1} s{}\n{details}{rules}",
+            "{}: {} frames{drops}, {} TCP streams, {} exchanges, {} in {:.1} s{written_to}\n{details}{rules}",
+            crate::text::printable(&label),
             stats.frames,
-            kernel.dropped_by_kernel,
-            kernel.dropped_by_interface,
             stats.flow.tcp_streams,
             stats.exchanges,
             count_line_n(n),
             summary.seconds,
-            write_name
-                .as_ref()
-                .map(|w| format!("; frames written to {w}"))
-                .unwrap_or_default()
         )
     };
+    if let Some(end) = &read_end {
+        warn_if_incomplete(&label, end);
+    }
     if let Some(e) = io_error
         .or_else(|| written.and_then(|()| out.flush()).err())
         .filter(|e| !is_broken_pipe(e))
@@ -1028,7 +1116,7 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
         return EXIT_ERROR;
     }
     if let Some(e) = failed {
-        report_error(&format!("capturing on {iface}"), &e);
+        report_error(&format!("capturing on {label}"), &e);
         return EXIT_ERROR;
     }
     match (fail_threshold(args.rule_args.fail_on), worst) {

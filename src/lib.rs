@@ -17,6 +17,8 @@
 //!   message knows its first frame and the frame where Wireshark shows it.
 //! * [`engine`] drives the layers frame by frame and keeps statistics of what was skipped.
 //! * [`output`] renders results for people (tables) and scripts (JSON).
+//! * [`text`] (ground floor, used by every printer) shows bytes from a capture without letting
+//!   them drive a terminal, and quotes words for a shell.
 #![forbid(unsafe_code)]
 // Nothing derived from input may panic: no unwrap, expect or unchecked indexing outside tests.
 #![cfg_attr(
@@ -39,3 +41,4 @@ pub mod flow;
 pub mod http;
 pub mod output;
 pub mod rules;
+pub mod text;

@@ -1,4 +1,6 @@
 use clap::Parser;
+use clap::error::ErrorKind;
+use std::io::Write;
 use std::process::ExitCode;
 
 /// Every HTTP message is a few small allocations made and freed within microseconds;
@@ -8,7 +10,10 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = capdiag::cli::Cli::parse();
+    let cli = match capdiag::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let code = match &cli.command {
         capdiag::cli::Command::Http(args) => capdiag::commands::http(args),
         capdiag::cli::Command::Analyze(args) => capdiag::commands::analyze(args),
@@ -18,4 +23,23 @@ fn main() -> ExitCode {
         capdiag::cli::Command::Explain { id } => capdiag::commands::explain(id),
     };
     ExitCode::from(code)
+}
+
+/// Help and version as clap prints them; a usage error with the words it quotes from the
+/// command line (a file name, a value) shown printable, as every capdiag message is.
+fn usage_error(e: clap::Error) -> ExitCode {
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit()
+    }
+    let text = e.render().to_string();
+    let mut err = std::io::stderr().lock();
+    for line in text.lines() {
+        let _ = writeln!(err, "{}", capdiag::text::printable(line));
+    }
+    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
 }

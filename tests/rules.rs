@@ -554,3 +554,45 @@ fn colour_on_a_terminal_unless_no_color() {
         "{plain}"
     );
 }
+
+/// `watch -r FILE` reads a capture as a live watch reads an interface: on every sample it
+/// makes the same findings as `analyze` (rule, key frame, evidence frames, text), one NDJSON
+/// line each, then a summary line that names the file and no interface.
+#[test]
+fn watch_reading_a_file_finds_what_analyze_finds() {
+    let mut samples: Vec<&str> = EXPECTED.iter().map(|e| e.sample).collect();
+    samples.extend([
+        "samples/registry/auth-realm-reachable.pcap",
+        "samples/registry/s3-xml-error-healthy.pcap",
+        "samples/registry/presigned-redirect-healthy.pcap",
+    ]);
+    samples.dedup();
+    for sample in samples {
+        let p = root().join(sample);
+        let path = p.to_str().expect("path");
+        let (want, code) = analyze(sample);
+        let o = capdiag(&["watch", "-r", path, "--format", "ndjson"]);
+        assert_eq!(o.status.code(), code, "{sample}: exit code");
+        let lines: Vec<Value> = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{sample}: {e}: {l}")))
+            .collect();
+        let (summary, found) = lines.split_last().expect("a summary line");
+        assert_eq!(found.len(), want.len(), "{sample}: {found:#?}");
+        for (f, w) in found.iter().zip(&want) {
+            assert_eq!(f["type"], "finding");
+            assert_eq!(f["file"].as_str(), Some(path));
+            assert!(f["interface"].is_null());
+            for field in ["rule", "severity", "key_frame", "frames", "detail"] {
+                assert_eq!(f[field], w[field], "{sample}: {field}");
+            }
+        }
+        assert_eq!(summary["type"], "summary");
+        assert_eq!(summary["stopped_by"], "end");
+        assert_eq!(summary["findings"], want.len());
+        assert!(summary["frames"].as_u64().is_some_and(|n| n > 0));
+    }
+    // Conflicting sources are a usage error.
+    let o = capdiag(&["watch", "-r", "x.pcap", "-i", "lo"]);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -27,6 +27,36 @@ fn parses(json: &[u8]) {
     );
 }
 
+/// Text for a terminal holds no control character but line feeds (and, in colour, the SGR
+/// sequences capdiag writes itself), no C1 control and no bidirectional control.
+fn terminal_safe(text: &str, color: bool) {
+    let mut rest = text;
+    if color {
+        // Only capdiag's own colour sequences: ESC [ digits/semicolons m.
+        let mut plain = String::new();
+        while let Some(i) = rest.find('\u{1b}') {
+            plain.push_str(&rest[..i]);
+            let after = &rest[i + 1..];
+            let end = after.find('m').expect("an SGR sequence");
+            assert!(
+                after[..end].starts_with('[')
+                    && after[1..end].bytes().all(|b| b.is_ascii_digit() || b == b';'),
+                "not a colour sequence: {:?}",
+                &after[..end]
+            );
+            rest = &after[end + 1..];
+        }
+        plain.push_str(rest);
+        return terminal_safe(&plain, false);
+    }
+    for c in rest.chars() {
+        assert!(
+            c == '\n' || !capdiag::text::is_unsafe(c),
+            "{c:?} reaches the terminal: {text:?}"
+        );
+    }
+}
+
 /// Renders each exchange, then hands everything to the rules.
 struct Render<'f> {
     rules: RuleSet<'f>,
@@ -41,7 +71,7 @@ impl Sink for Render<'_> {
             for r in self.rows.drain(..) {
                 t.add_row(r);
             }
-            let _ = t.to_string();
+            terminal_safe(&t.to_string(), false);
         }
         let json = serde_json::to_vec(&JsonExchange::new("f.pcap", ex, Some(4096))).expect("json");
         parses(&json);
@@ -74,7 +104,7 @@ fuzz_target!(|data: &[u8]| {
     let mut on_finding = |f: capdiag::finding::Finding| {
         n += 1;
         for color in [false, true] {
-            let _ = finding_block(&f, n, "f.pcap", color);
+            terminal_safe(&finding_block(&f, n, "f.pcap", color), color);
         }
         parses(&serde_json::to_vec(&f).expect("json"));
     };
@@ -99,7 +129,7 @@ fuzz_target!(|data: &[u8]| {
     for r in sink.rows.drain(..) {
         t.add_row(r);
     }
-    let _ = t.to_string();
+    terminal_safe(&t.to_string(), false);
     drop(sink);
     let summary = FileSummary::new(
         "f.pcap",
@@ -108,6 +138,6 @@ fuzz_target!(|data: &[u8]| {
         engine.stats(),
         &end,
     );
-    let _ = summary_text(&summary);
+    terminal_safe(&summary_text(&summary), false);
     parses(&serde_json::to_vec(&summary).expect("json"));
 });

@@ -132,7 +132,7 @@ impl LiveCapture {
         let link = LinkType(cap.get_datalink().0 as u32);
         let save = match write_to {
             Some(p) => Some(cap.savefile(p).map_err(|e| LiveError::Savefile {
-                path: p.display().to_string(),
+                path: crate::text::lossless(p.as_os_str().as_encoded_bytes()),
                 reason: e.to_string(),
             })?),
             None => None,

@@ -339,7 +339,7 @@ impl Message {
 
     /// A header value as text (lossless where it is UTF-8, `\xNN` escapes elsewhere).
     pub fn header_str(&self, name: &str) -> Option<String> {
-        self.header(name).map(escape_bytes)
+        self.header(name).map(crate::text::lossless)
     }
 
     /// The body prefix decoded from its `Content-Encoding` (gzip, x-gzip, deflate), up to
@@ -380,19 +380,6 @@ impl Message {
     }
 }
 
-/// Bytes as text: UTF-8 kept as is, other bytes written `\xNN` (so nothing is mangled and the
-/// result is valid UTF-8).
-pub fn escape_bytes(b: &[u8]) -> String {
-    let mut out = String::with_capacity(b.len());
-    for chunk in b.utf8_chunks() {
-        out.push_str(chunk.valid());
-        for byte in chunk.invalid() {
-            out.push_str(&format!("\\x{byte:02x}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,11 +407,5 @@ mod tests {
         }
         assert_eq!(decimal(b"18446744073709551615"), Some(u64::MAX));
         assert_eq!(decimal(b"18446744073709551616"), None);
-    }
-
-    #[test]
-    fn escape_keeps_utf8_and_marks_other_bytes() {
-        assert_eq!(escape_bytes("héllo".as_bytes()), "héllo");
-        assert_eq!(escape_bytes(b"a\xffb"), "a\\xffb");
     }
 }

@@ -1,6 +1,7 @@
 //! Findings for people: one block per finding, then the summary.
 
 use crate::finding::{Finding, Severity, frame_ranges};
+use crate::text::{fit, printable, shell_quote};
 use comfy_table::{Cell, ContentArrangement, Table, presets};
 use std::fmt::Write as _;
 
@@ -36,18 +37,9 @@ fn paint(s: &str, sev: Severity, color: bool) -> String {
     format!("\x1b[{code}m{s}\x1b[0m")
 }
 
-/// The shell-quoted form of a path, for a command the user can paste.
-fn quote(s: &str) -> String {
-    if s.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"/._-+:=@".contains(&b))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
-
 /// One finding as a block of text. `n` is its number for `capdiag extract --finding N`.
+/// Every text of the finding is shown [`printable`]: its own escapes (colour) are the only ones
+/// that reach the terminal.
 pub fn finding_block(f: &Finding, n: usize, file: &str, color: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -55,7 +47,7 @@ pub fn finding_block(f: &Finding, n: usize, file: &str, color: bool) -> String {
         "{} [{}] #{n}: {}",
         paint(&f.severity.as_str().to_uppercase(), f.severity, color),
         f.rule,
-        f.title
+        printable(&f.title)
     );
     let streams: Vec<String> = f.streams.iter().map(u64::to_string).collect();
     let _ = writeln!(
@@ -71,7 +63,7 @@ pub fn finding_block(f: &Finding, n: usize, file: &str, color: bool) -> String {
         }
     );
     out.push('\n');
-    out.push_str(&wrap(&f.detail, 96, "  "));
+    out.push_str(&wrap(&printable(&f.detail), 96, "  "));
     out.push('\n');
     let mut t = Table::new();
     t.load_style(presets::UTF8_FULL_CONDENSED)
@@ -85,19 +77,23 @@ pub fn finding_block(f: &Finding, n: usize, file: &str, color: bool) -> String {
                 e.frame.to_string()
             }),
             Cell::new(e.stream.map(|s| s.to_string()).unwrap_or_default()),
-            Cell::new(crate::output::table::shorten(&e.what, 110)),
+            Cell::new(fit(&e.what, 110)),
         ]);
     }
     for line in t.to_string().lines() {
         let _ = writeln!(out, "  {line}");
     }
     out.push('\n');
-    out.push_str(&wrap(&format!("Remediation: {}", f.remediation), 96, "  "));
-    let _ = writeln!(out, "\n  Wireshark filter: {}", f.filter);
+    out.push_str(&wrap(
+        &format!("Remediation: {}", printable(&f.remediation)),
+        96,
+        "  ",
+    ));
+    let _ = writeln!(out, "\n  Wireshark filter: {}", printable(&f.filter));
     let _ = writeln!(
         out,
         "  Extract evidence: capdiag extract {} -w {}-{n}.pcap --frames {}",
-        quote(file),
+        printable(&shell_quote(file)),
         f.rule,
         frame_ranges(&f.frames)
     );
@@ -111,7 +107,5 @@ mod tests {
     #[test]
     fn wraps_words() {
         assert_eq!(wrap("aa bb cc", 5, "> "), "> aa bb\n> cc\n");
-        assert_eq!(quote("a b.pcap"), "'a b.pcap'");
-        assert_eq!(quote("/tmp/a.pcap"), "/tmp/a.pcap");
     }
 }

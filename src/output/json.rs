@@ -2,8 +2,8 @@
 //! change them only with the schema version.
 
 use super::FileSummary;
-use crate::http::message::escape_bytes;
 use crate::http::{Anomaly, Exchange, Message};
+use crate::text::lossless;
 use serde::Serialize;
 use std::io::{self, Write};
 
@@ -43,14 +43,14 @@ impl JsonMessage {
             frame: m.frame,
             first_frame: m.first_frame,
             method: m.method().map(str::to_string),
-            uri: m.uri().map(escape_bytes),
+            uri: m.uri().map(lossless),
             host: if m.is_request() {
                 m.header_str("host")
             } else {
                 None
             },
             status: m.status(),
-            reason: m.reason().map(escape_bytes),
+            reason: m.reason().map(lossless),
             version: format!("HTTP/1.{}", m.version()),
             content_type: m.header_str("content-type"),
             body_length: m.body.length,
@@ -59,10 +59,10 @@ impl JsonMessage {
             time: m.first_ts as f64 / 1e9,
             headers: m
                 .headers()
-                .map(|(n, v)| [escape_bytes(n), escape_bytes(v)])
+                .map(|(n, v)| [lossless(n), lossless(v)])
                 .collect(),
             anomalies: m.anomalies.clone(),
-            body: body_limit.map(|l| escape_bytes(&m.decoded_body(l))),
+            body: body_limit.map(|l| lossless(&m.decoded_body(l))),
         }
     }
 }

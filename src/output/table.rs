@@ -1,28 +1,15 @@
 //! Tables for people (comfy-table).
 
 use super::FileSummary;
-use crate::http::message::escape_bytes;
 use crate::http::{Exchange, Message};
+use crate::text::{fit, printable, printable_bytes};
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
 use std::fmt::Write as _;
 
 /// Rows per table: a long listing is printed as consecutive tables, so memory stays bounded.
 pub const ROWS_PER_TABLE: usize = 5000;
 const URI_WIDTH: usize = 60;
-
-/// Shortens `s` to `max` characters, keeping its start and end.
-pub fn shorten(s: &str, max: usize) -> String {
-    let n = s.chars().count();
-    if n <= max {
-        return s.to_string();
-    }
-    let head = (max - 1) * 2 / 3;
-    let tail = max - 1 - head;
-    let mut out: String = s.chars().take(head).collect();
-    out.push('…');
-    out.extend(s.chars().skip(n - tail));
-    out
-}
+const HOST_WIDTH: usize = 48;
 
 fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
@@ -50,10 +37,13 @@ fn frame_cell(m: Option<&Message>) -> String {
 pub fn exchange_row(ex: &Exchange) -> Vec<Cell> {
     let req = ex.request.as_deref();
     let resp = ex.response.as_deref();
-    let host = req.and_then(|m| m.header_str("host")).unwrap_or_default();
+    let host = req
+        .and_then(|m| m.header("host"))
+        .map(|h| fit(&printable_bytes(h), HOST_WIDTH))
+        .unwrap_or_default();
     let uri = req
         .and_then(|m| m.uri())
-        .map(|u| shorten(&escape_bytes(u), URI_WIDTH))
+        .map(|u| fit(&printable_bytes(u), URI_WIDTH))
         .unwrap_or_default();
     let mut status = String::new();
     for i in &ex.interim {
@@ -69,7 +59,7 @@ pub fn exchange_row(ex: &Exchange) -> Vec<Cell> {
     }
     let ctype = resp
         .and_then(|m| m.header_str("content-type"))
-        .map(|c| shorten(&c, 32))
+        .map(|c| fit(&c, 32))
         .unwrap_or_default();
     let body = resp.map(|m| human_bytes(m.body.length)).unwrap_or_default();
     let duration = ex
@@ -81,7 +71,7 @@ pub fn exchange_row(ex: &Exchange) -> Vec<Cell> {
         Cell::new(frame_cell(req)).set_alignment(CellAlignment::Right),
         Cell::new(frame_cell(resp)).set_alignment(CellAlignment::Right),
         Cell::new(format!("{} → {}", ex.client, ex.server)),
-        Cell::new(req.and_then(Message::method).unwrap_or("-")),
+        Cell::new(printable(req.and_then(Message::method).unwrap_or("-"))),
         Cell::new(host),
         Cell::new(uri),
         Cell::new(status),
@@ -131,7 +121,7 @@ pub fn summary_text(s: &FileSummary) -> String {
     let _ = writeln!(
         out,
         "{}: {}, {}; {}, {}, {} ({} with HTTP), {}, {}",
-        s.path,
+        printable(&s.path),
         s.format,
         s.link_types.join(", "),
         plural(s.frames, "frame"),
@@ -142,7 +132,7 @@ pub fn summary_text(s: &FileSummary) -> String {
         plural(s.http_messages, "HTTP message"),
     );
     if s.read != "complete" {
-        let _ = writeln!(out, "  warning: {}", s.read);
+        let _ = writeln!(out, "  warning: {}", printable(&s.read));
     }
     out.push_str(&summary_details(s));
     out
@@ -171,7 +161,9 @@ pub fn summary_details(s: &FileSummary) -> String {
         let _ = writeln!(
             out,
             "  skipped {} frames: {} (first: frame {})",
-            sk.count, sk.reason, sk.first_frame
+            sk.count,
+            printable(&sk.reason),
+            sk.first_frame
         );
     }
     for (what, n) in s.limits_hit() {
@@ -191,14 +183,6 @@ pub fn summary_details(s: &FileSummary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shorten_keeps_both_ends() {
-        assert_eq!(shorten("abcdef", 10), "abcdef");
-        let s = shorten("/v2/library/alpine/blobs/sha256:0123456789", 20);
-        assert_eq!(s.chars().count(), 20);
-        assert!(s.starts_with("/v2/library/") && s.ends_with("456789"));
-    }
 
     #[test]
     fn human_bytes_units() {

@@ -9,7 +9,7 @@ use crate::capture::TimestampNs;
 use crate::finding::{Evidence, Finding, Severity};
 use crate::flow::{ConnectionAttempt, Outcome};
 use crate::http::Exchange;
-use crate::http::message::escape_bytes;
+use crate::text::lossless;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 
@@ -154,10 +154,10 @@ impl AuthRealmUnreachable {
         let remediation = format!(
             "Make the registry name a realm its clients can reach: Harbor: set `external_url` (or `hostname`) in harbor.yml to the address clients use, run `./prepare` and restart; \
              Harbor Helm chart: `externalURL`; distribution: `auth.token.realm` (`REGISTRY_AUTH_TOKEN_REALM`). \
-             Otherwise make {} reachable from {} (routes, firewall, DNS). Verify from the client: `curl -v '{}'` must connect and answer.",
+             Otherwise make {} reachable from {} (routes, firewall, DNS). Verify from the client: `curl -v {}` must connect and answer.",
             c.url.authority(),
             c.client,
-            c.realm
+            crate::text::shell_quote(&c.realm)
         );
         out.push(Finding::new(
             INFO.id,
@@ -254,7 +254,7 @@ impl Rule for AuthRealmUnreachable {
         }
         let Some(realm) = resp
             .headers_named("www-authenticate")
-            .find_map(|v| realm_of(&escape_bytes(v)))
+            .find_map(|v| realm_of(&lossless(v)))
         else {
             return;
         };

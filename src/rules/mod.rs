@@ -13,8 +13,8 @@ use crate::capture::TimestampNs;
 use crate::engine::Sink;
 use crate::finding::{Evidence, Finding, Severity};
 use crate::flow::ConnectionAttempt;
-use crate::http::message::escape_bytes;
 use crate::http::{Exchange, Message};
+use crate::text::lossless;
 
 /// Most items a rule keeps in any one table; beyond it the oldest is dropped (and counted).
 pub const MAX_RULE_STATE: usize = 512;
@@ -157,11 +157,11 @@ pub fn secs(ts: TimestampNs) -> f64 {
 
 /// `GET /v2/x` (URI shortened to `max` characters).
 pub fn request_line(m: &Message, max: usize) -> String {
-    let uri = escape_bytes(m.uri().unwrap_or_default());
+    let uri = lossless(m.uri().unwrap_or_default());
     format!(
         "{} {}",
         m.method().unwrap_or("?"),
-        crate::output::table::shorten(&uri, max)
+        crate::text::shorten(&uri, max)
     )
 }
 
@@ -187,7 +187,7 @@ pub fn exchange_evidence(ex: &Exchange, what_req: &str, what_resp: &str) -> Vec<
             what: format!(
                 "{what_resp}: {} {}{}",
                 r.status().unwrap_or(0),
-                escape_bytes(r.reason().unwrap_or_default()),
+                lossless(r.reason().unwrap_or_default()),
                 r.header_str("content-type")
                     .map(|c| format!(" ({c})"))
                     .unwrap_or_default()

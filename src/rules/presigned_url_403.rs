@@ -11,7 +11,7 @@ use super::{MAX_RULE_STATE, Rule, RuleInfo, body_of, exchange_evidence, request_
 use crate::capture::TimestampNs;
 use crate::finding::{Finding, Severity};
 use crate::http::Exchange;
-use crate::http::message::escape_bytes;
+use crate::text::lossless;
 use std::collections::VecDeque;
 
 pub static INFO: RuleInfo = RuleInfo {
@@ -55,7 +55,7 @@ fn redirect_of(ex: &Exchange) -> Option<(Url, String, Presigned)> {
     if !(300..400).contains(&resp.status()?) || resp.status() == Some(304) {
         return None;
     }
-    let location = escape_bytes(resp.header("location")?);
+    let location = lossless(resp.header("location")?);
     let url = Url::parse(&location)?;
     let p = presigned(&url)?;
     Some((url, location, p))
@@ -159,8 +159,8 @@ fn causes(r: &Redirect, f: &FollowUp) -> (Vec<String>, Vec<String>) {
             }
             _ if method == "HEAD" => {
                 causes.push(format!(
-                    "a HEAD response has no body, so S3's error code is not in the capture; `curl -s '{}'` (a GET of the same URL, while it is valid) shows it",
-                    r.location
+                    "a HEAD response has no body, so S3's error code is not in the capture; `curl -s {}` (a GET of the same URL, while it is valid) shows it",
+                    crate::text::shell_quote(&r.location)
                 ));
             }
             _ => {}
@@ -348,7 +348,7 @@ impl Rule for PresignedUrl403 {
         {
             return;
         }
-        let target = target_path_query(&escape_bytes(req.uri().unwrap_or_default()));
+        let target = target_path_query(&lossless(req.uri().unwrap_or_default()));
         let Some(r) = self
             .redirects
             .iter_mut()

@@ -61,7 +61,7 @@ pub fn html_title(body: &[u8]) -> Option<String> {
     let lower = body.to_ascii_lowercase();
     let start = memchr::memmem::find(&lower, b"<title>")? + 7;
     let end = start + memchr::memmem::find(lower.get(start..)?, b"</title>")?;
-    let t = String::from_utf8_lossy(body.get(start..end)?)
+    let t = crate::text::lossless(body.get(start..end)?)
         .trim()
         .to_string();
     (!t.is_empty()).then_some(t)
