@@ -750,8 +750,22 @@ struct WatchLine<'a> {
     /// `null` when a file is read (`-r`).
     interface: Option<&'a str>,
     file: Option<&'a str>,
+    /// Packets the kernel dropped while this finding's evidence was being captured (from its
+    /// first evidence frame to the moment it was made): when not 0, evidence may be missing.
+    drops_during_evidence: u64,
     #[serde(flatten)]
     finding: &'a crate::finding::Finding,
+}
+
+/// An NDJSON line of type `drops`: the kernel dropped packets (live capture only).
+#[derive(serde::Serialize)]
+struct DropsLine<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    interface: Option<&'a str>,
+    file: Option<&'a str>,
+    #[serde(flatten)]
+    report: crate::capture::live::DropReport,
 }
 
 #[derive(serde::Serialize)]
@@ -777,6 +791,9 @@ struct WatchSummary<'a> {
 
 /// How long an idle watch waits for frames before letting time move on (ms).
 const POLL_MS: u64 = 200;
+
+/// The longest a captured packet waits in the kernel's buffer before it is handed over (ms).
+const BLOCK_TIMEOUT_MS: i32 = 100;
 
 /// The smallest snap length `watch` captures with: link, IP and TCP headers with options.
 const MIN_SNAPLEN: i32 = 64;
@@ -815,6 +832,40 @@ impl Source {
             Source::File(_) => crate::capture::live::LiveStats::default(),
         }
     }
+}
+
+/// Says, in the watch's output, that the kernel dropped packets: an NDJSON line of type `drops`,
+/// or a warning line among the findings. An output that has gone is seen by the next finding
+/// or the summary.
+fn say_drops(
+    r: &crate::capture::live::DropReport,
+    json: bool,
+    interface: Option<&str>,
+    file: Option<&str>,
+) {
+    let mut out = io::stdout().lock();
+    let _ = if json {
+        serde_json::to_writer(
+            &mut out,
+            &DropsLine {
+                kind: "drops",
+                interface,
+                file,
+                report: *r,
+            },
+        )
+        .map_err(io::Error::from)
+        .and_then(|()| out.write_all(b"\n"))
+    } else {
+        writeln!(
+            out,
+            "capdiag: warning: the kernel dropped {} packets between frames {} and {} ({} since \
+             the start): its buffer was full. Findings with evidence there may be incomplete; \
+             raise --buffer-mib, lower --snaplen or narrow the capture with -f.\n",
+            r.dropped_by_kernel, r.after_frame, r.until_frame, r.total_dropped_by_kernel
+        )
+    }
+    .and_then(|()| out.flush());
 }
 
 /// `capdiag watch`.
@@ -876,7 +927,7 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
                 snaplen,
                 // 1..=2047 MiB (the command line's bounds): at most i32::MAX bytes.
                 buffer: args.buffer_mib.clamp(1, 2047).saturating_mul(1024 * 1024),
-                timeout_ms: 250,
+                timeout_ms: BLOCK_TIMEOUT_MS,
             };
             match LiveCapture::open(&opts, args.write.as_deref()) {
                 Ok(c) => Source::Live(c),
@@ -908,19 +959,32 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
         }
     };
     let sig_handle = signals.handle();
+    // A byte written here wakes the loop from its wait for packets at once.
+    let (wake_rx, wake_tx) = match io::pipe() {
+        Ok(p) => p,
+        Err(e) => {
+            report_error("creating a pipe", &e);
+            return EXIT_ERROR;
+        }
+    };
+    let wake_tx = Arc::new(wake_tx);
     {
         let stop = Arc::clone(&stop);
+        let wake = Arc::clone(&wake_tx);
         std::thread::spawn(move || {
             if signals.forever().next().is_some() {
                 stop.store(1, Ordering::SeqCst);
+                let _ = (&*wake).write_all(b"s");
             }
         });
     }
     if let Some(secs) = args.duration {
         let stop = Arc::clone(&stop);
+        let wake = Arc::clone(&wake_tx);
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_secs(secs));
             let _ = stop.compare_exchange(0, 2, Ordering::SeqCst, Ordering::SeqCst);
+            let _ = (&*wake).write_all(b"d");
         });
     }
     // The file whose frame numbers the findings give: the one written, or the one read.
@@ -946,12 +1010,17 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
     // The first error writing the findings; the capture stops on it.
     let mut io_error: Option<io::Error> = None;
     let output_gone = std::cell::Cell::new(false);
+    // Frames read so far, and where the kernel dropped packets among them.
+    let frames = std::cell::Cell::new(0u64);
+    let drops = std::cell::RefCell::new(crate::capture::live::DropLog::default());
     let mut on_finding = |f: crate::finding::Finding| {
         n += 1;
         worst = worst.max(Some(f.severity));
         if io_error.is_some() {
             return;
         }
+        let first = f.frames.first().copied().unwrap_or(f.key_frame);
+        let dropped = drops.borrow().during(first, frames.get().saturating_add(1));
         let r = if json {
             serde_json::to_writer(
                 &mut out,
@@ -959,13 +1028,21 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
                     kind: "finding",
                     interface: iface.as_deref(),
                     file: write_name.as_deref(),
+                    drops_during_evidence: dropped,
                     finding: &f,
                 },
             )
             .map_err(io::Error::from)
             .and_then(|()| out.write_all(b"\n"))
         } else {
-            writeln!(out, "{}", finding_block(&f, n, &extract_name, color))
+            let mut block = finding_block(&f, n, &extract_name, color);
+            if dropped > 0 {
+                block.push_str(&format!(
+                    "  warning: the kernel dropped {dropped} packets while this evidence was \
+                     captured; it may be incomplete (see docs/watch.md, Drops)\n"
+                ));
+            }
+            writeln!(out, "{block}")
         };
         if let Err(e) = r.and_then(|()| out.flush()) {
             io_error = Some(e);
@@ -976,7 +1053,6 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
     let mut set = crate::rules::RuleSet::new(rules, &mut on_finding);
     let started = Instant::now();
     let mut last_flush = Instant::now();
-    let mut frames = 0u64;
     let mut failed: Option<String> = None;
     let wall_ns = || {
         SystemTime::now()
@@ -988,17 +1064,17 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
     match &mut source {
         Source::Live(cap) => loop {
             if stop.load(Ordering::SeqCst) != 0
-                || args.count.is_some_and(|c| frames >= c)
+                || args.count.is_some_and(|c| frames.get() >= c)
                 || output_gone.get()
             {
                 break;
             }
-            match cap.read(frames + 1, &mut |f| {
+            match cap.read(frames.get() + 1, &mut |f| {
                 engine.frame(f, &mut set);
             }) {
-                Read::Frame => frames += 1,
+                Read::Frame => frames.set(frames.get() + 1),
                 Read::Idle => {
-                    if !cap.wait(POLL_MS) {
+                    if !cap.wait(POLL_MS, &wake_rx) {
                         engine.idle(wall_ns(), &mut set);
                     }
                 }
@@ -1011,13 +1087,22 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
             if last_flush.elapsed() >= Duration::from_secs(1) {
                 let _ = cap.flush();
                 last_flush = Instant::now();
+                // Drops are looked for as often, and said as they happen.
+                let report = drops.borrow_mut().check(
+                    cap.stats(),
+                    frames.get(),
+                    started.elapsed().as_secs_f64(),
+                );
+                if let Some(r) = report {
+                    say_drops(&r, json, iface.as_deref(), write_name.as_deref());
+                }
             }
         },
         Source::File(reader) => {
             let end = read_frames(reader, 1, &mut engine, &mut set, |_| {
-                frames += 1;
+                frames.set(frames.get() + 1);
                 stop.load(Ordering::SeqCst) == 0
-                    && args.count.is_none_or(|c| frames < c)
+                    && args.count.is_none_or(|c| frames.get() < c)
                     && !output_gone.get()
             });
             read_end = Some(end);
@@ -1029,13 +1114,23 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
     drop(set);
     let flushed = source.flush();
     let kernel = source.stats();
+    if let Source::Live(_) = source {
+        // Drops since the last check, then those not yet said.
+        let mut log = drops.borrow_mut();
+        let last = log.check(kernel, frames.get(), f64::INFINITY);
+        if let Some(r) = last.or_else(|| log.flush()) {
+            if io_error.is_none() {
+                say_drops(&r, json, iface.as_deref(), write_name.as_deref());
+            }
+        }
+    }
     let stats = engine.stats();
     let stopped_by = match (stop.load(Ordering::SeqCst), &failed) {
         (_, Some(_)) => "error",
         _ if io_error.is_some() => "output",
         (1, _) => "signal",
         (2, _) => "duration",
-        _ if args.count.is_some_and(|c| frames >= c) => "count",
+        _ if args.count.is_some_and(|c| frames.get() >= c) => "count",
         _ => "end",
     };
     let summary = WatchSummary {

@@ -34,7 +34,10 @@ fn sh(args: &[&str]) {
 
 impl Lab {
     fn new() -> Lab {
-        let id = std::process::id();
+        // Each test's lab has names of its own: tests run at the same time.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let id = format!("{}{}", std::process::id(), (b'a' + n as u8) as char);
         let lab = Lab {
             client: format!("cdw{id}c"),
             server: format!("cdw{id}s"),
@@ -92,11 +95,14 @@ http {{
       add_header Www-Authenticate 'Bearer realm="http://10.79.1.5/token",service="lab-registry"' always;
       return 401 '{{"errors":[{{"code":"UNAUTHORIZED"}}]}}';
     }}
+    location = /big {{ default_type application/octet-stream; alias {d}/big; }}
     location / {{ return 404; }}
   }}
 }}
 "#
         );
+        // 32 MiB to send while a watch is stopped, to fill its buffer.
+        std::fs::write(lab.dir.join("big"), vec![0x5a; 32 << 20]).expect("big file");
         let conf_path = lab.dir.join("nginx.conf");
         std::fs::write(&conf_path, conf).expect("nginx.conf");
         sh(&[
@@ -186,14 +192,47 @@ fn watch_reports_findings_live_and_its_file_gives_the_same_ones() {
         }
     });
     let start = Instant::now();
+    let mut pending: Vec<Value> = Vec::new();
     let body = lab.curl(&["http://10.79.0.2/v2/"]);
     assert!(body.contains("UNAUTHORIZED"), "{body}");
-    // The client follows the realm: its SYNs go unanswered (curl gives up after 4 s).
-    lab.curl(&[
-        "--connect-timeout",
-        "4",
-        "http://10.79.1.5/token?service=lab-registry",
-    ]);
+    // The client follows the realm: its SYNs go unanswered (curl gives up after 4 s). The
+    // finding is conclusive 2.5 s after the first SYN; it must be printed within about a
+    // second of that.
+    let realm_started = Instant::now();
+    let mut realm_curl = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.client,
+            "curl",
+            "-s",
+            "--connect-timeout",
+            "4",
+        ])
+        .arg("http://10.79.1.5/token?service=lab-registry")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("curl");
+    let mut realm_finding_after = None;
+    while realm_finding_after.is_none() && realm_started.elapsed() < Duration::from_secs(10) {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(50)) {
+            let v: Value =
+                serde_json::from_str(&l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+            assert_eq!(v["rule"], "auth-realm-unreachable", "{l}");
+            realm_finding_after = Some(realm_started.elapsed());
+            pending.push(v);
+        }
+    }
+    let after = realm_finding_after.expect("the realm finding within 10 s");
+    eprintln!(
+        "realm finding {:.2} s after the first SYN",
+        after.as_secs_f64()
+    );
+    assert!(
+        after < Duration::from_millis(3700),
+        "printed {after:?} after the first SYN (conclusive at 2.5 s)"
+    );
+    let _ = realm_curl.wait();
     let html = lab.curl(&[
         "--aws-sigv4",
         "aws:amz:us-east-1:s3",
@@ -202,13 +241,14 @@ fn watch_reports_findings_live_and_its_file_gives_the_same_ones() {
         "http://10.79.0.2/bucket/key",
     ]);
     assert!(html.contains("<html>"), "{html}");
-    let mut live: Vec<Value> = Vec::new();
+    let mut live: Vec<Value> = pending;
     let deadline = Instant::now() + Duration::from_secs(60);
     while live.len() < 2 && Instant::now() < deadline {
         if let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
             let v: Value =
                 serde_json::from_str(&l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
             assert_eq!(v["type"], "finding", "{l}");
+            assert_eq!(v["drops_during_evidence"], 0, "{l}");
             eprintln!(
                 "finding after {:.1} s: {} key frame {}",
                 start.elapsed().as_secs_f64(),
@@ -297,4 +337,136 @@ fn watch_reports_findings_live_and_its_file_gives_the_same_ones() {
         "{err}"
     );
     assert!(!err.contains("snaplen"), "{err}");
+}
+
+/// Packets the kernel drops are said as they happen: the watch is stopped (SIGSTOP) while 32
+/// MiB cross the link, so its 1 MiB buffer overflows; once it runs again, a `drops` line comes
+/// within a couple of seconds, before the summary, and the drops it reports add up to the
+/// summary's count.
+#[test]
+#[ignore = "needs root, iproute2, nginx and curl; run by .ci/run"]
+fn kernel_drops_are_said_as_they_happen() {
+    assert!(
+        is_root(),
+        "this test must run as root (it creates network namespaces)"
+    );
+    let lab = Lab::new();
+    let mut watch: Child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.client,
+            env!("CARGO_BIN_EXE_capdiag"),
+            "watch",
+            "-i",
+            "eth0",
+            "--format",
+            "ndjson",
+            "--buffer-mib",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start capdiag watch");
+    let mut err = BufReader::new(watch.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    err.read_line(&mut line).expect("read stderr");
+    assert!(line.contains("watching eth0"), "{line}");
+    let (tx, rx) = mpsc::channel::<String>();
+    let stdout = watch.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let pid = watch.id().to_string();
+    sh(&["kill", "-STOP", &pid]);
+    let n = lab.curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{size_download}",
+        "http://10.79.0.2/big",
+    ]);
+    assert_eq!(n.trim(), (32u64 << 20).to_string());
+    sh(&["kill", "-CONT", &pid]);
+    let resumed = Instant::now();
+    let mut said: Option<Value> = None;
+    while said.is_none() && resumed.elapsed() < Duration::from_secs(5) {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            let v: Value = serde_json::from_str(&l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            if v["type"] == "drops" {
+                said = Some(v);
+            }
+        }
+    }
+    let said = said.expect("a drops line within 5 s of resuming");
+    eprintln!(
+        "drops said {:.1} s after resuming: {said}",
+        resumed.elapsed().as_secs_f64()
+    );
+    assert!(resumed.elapsed() < Duration::from_secs(3), "said late");
+    assert!(said["dropped_by_kernel"].as_u64().is_some_and(|d| d > 0));
+    assert_eq!(said["interface"], "eth0");
+    sh(&["kill", "-INT", &pid]);
+    let _ = watch.wait().expect("wait");
+    let _ = reader.join();
+    let rest: Vec<Value> = rx
+        .try_iter()
+        .map(|l| serde_json::from_str(&l).expect("JSON line"))
+        .collect();
+    let summary = rest.last().expect("summary");
+    assert_eq!(summary["type"], "summary");
+    let reported: u64 = std::iter::once(&said)
+        .chain(rest.iter())
+        .filter(|v| v["type"] == "drops")
+        .filter_map(|v| v["dropped_by_kernel"].as_u64())
+        .sum();
+    assert_eq!(
+        Some(reported),
+        summary["kernel"]["dropped_by_kernel"].as_u64(),
+        "every drop is said before the summary"
+    );
+}
+
+/// Ctrl-C stops a watch on an idle interface within 0.2 s (the poll that waits for packets
+/// wakes every 200 ms at most, and a signal ends it at once), with its summary.
+#[test]
+#[ignore = "needs root, iproute2, nginx and curl; run by .ci/run"]
+fn ctrl_c_stops_an_idle_watch_at_once() {
+    assert!(
+        is_root(),
+        "this test must run as root (it creates network namespaces)"
+    );
+    let lab = Lab::new();
+    let mut watch: Child = Command::new("ip")
+        .args(["netns", "exec", &lab.client])
+        .args([env!("CARGO_BIN_EXE_capdiag"), "watch", "-i", "eth0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start capdiag watch");
+    let mut err = BufReader::new(watch.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    err.read_line(&mut line).expect("read stderr");
+    assert!(line.contains("watching eth0"), "{line}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut worst = Duration::ZERO;
+    let sent = Instant::now();
+    sh(&["kill", "-INT", &watch.id().to_string()]);
+    let status = watch.wait().expect("wait");
+    worst = worst.max(sent.elapsed());
+    assert_eq!(status.code(), Some(0));
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut watch.stdout.take().expect("stdout"), &mut out)
+        .expect("stdout");
+    assert!(out.contains("eth0: ") && out.contains(" frames"), "{out}");
+    eprintln!("stopped {:.3} s after SIGINT", worst.as_secs_f64());
+    assert!(
+        worst < Duration::from_millis(200),
+        "stopped after {worst:?}"
+    );
 }

@@ -1,5 +1,13 @@
-//! Live capture through libpcap: immediate mode, a large buffer, `-i any` as Linux cooked v2,
-//! errors a person can act on, and a handle that stops a blocked read at once.
+//! Live capture through libpcap: a large buffer of variable-size slots, `-i any` as Linux
+//! cooked v2, errors a person can act on, and a handle that stops a blocked read at once.
+//!
+//! Not immediate mode: on Linux, libpcap's immediate mode is TPACKET_V2, a ring of fixed-size
+//! slots each as large as the snap length (256 KiB by default on an interface with offloads, a
+//! veth or any NIC doing GRO), so a 64 MiB buffer holds 256 packets, a few milliseconds of a busy
+//! link. Without it libpcap uses TPACKET_V3 as tcpdump does: packets packed one after the other
+//! into blocks, the same buffer holding hundreds of thousands of small packets. The kernel hands
+//! a block over when it is full or when the read timeout ([`LiveOptions::timeout_ms`]) has
+//! passed since it was opened, so a packet waits at most that long (docs/watch.md, "Drops").
 
 use super::{Frame, LinkType};
 use std::path::Path;
@@ -29,7 +37,8 @@ pub struct LiveOptions {
     pub snaplen: i32,
     /// Kernel buffer, bytes.
     pub buffer: i32,
-    /// Read timeout, milliseconds: how often an idle capture wakes up.
+    /// Read timeout, milliseconds: the longest a captured packet waits in a partly filled
+    /// block before the kernel hands the block over.
     pub timeout_ms: i32,
 }
 
@@ -110,7 +119,7 @@ impl LiveCapture {
         let inactive = pcap::Capture::from_device(o.interface.as_str())
             .map_err(|e| classify(&o.interface, &e))?;
         let mut cap = inactive
-            .immediate_mode(true)
+            .immediate_mode(false)
             .buffer_size(o.buffer)
             .snaplen(o.snaplen)
             .timeout(o.timeout_ms)
@@ -173,12 +182,13 @@ impl LiveCapture {
         }
     }
 
-    /// Waits up to `ms` milliseconds for frames to arrive; true when some may have.
-    pub fn wait(&self, ms: u64) -> bool {
-        let mut fds = [rustix::event::PollFd::new(
-            &self.cap,
-            rustix::event::PollFlags::IN,
-        )];
+    /// Waits up to `ms` milliseconds for frames to arrive, or for `wake` to become readable
+    /// (a stop was asked for); true when either happened.
+    pub fn wait(&self, ms: u64, wake: &impl std::os::fd::AsFd) -> bool {
+        let mut fds = [
+            rustix::event::PollFd::new(&self.cap, rustix::event::PollFlags::IN),
+            rustix::event::PollFd::new(wake, rustix::event::PollFlags::IN),
+        ];
         let timeout = rustix::event::Timespec {
             tv_sec: (ms / 1000) as i64,
             tv_nsec: ((ms % 1000) * 1_000_000) as i64,
@@ -203,5 +213,194 @@ impl LiveCapture {
                 dropped_by_interface: u64::from(s.if_dropped),
             })
             .unwrap_or_default()
+    }
+}
+
+/// Kernel drops over a live capture (packets lost because capdiag's buffer was full), checked
+/// every second or so: where in the frame numbering they happened (between the frames read at
+/// two checks), reported as they happen at most once per [`DropLog::REPORT_EVERY`], and asked
+/// of each finding's evidence. Drops the interface counts (`dropped_by_interface`, from the
+/// driver's statistics) include packets the network stack discarded after the capture saw
+/// them, so they are in the summary only.
+#[derive(Debug, Default)]
+pub struct DropLog {
+    /// Intervals of the frame numbering in which packets were dropped, oldest first.
+    windows: std::collections::VecDeque<DropWindow>,
+    /// The counters and the frames read at the last check.
+    last: LiveStats,
+    last_frame: u64,
+    /// Drops not reported yet.
+    pending: Option<DropReport>,
+    /// When the last report was made (seconds since the capture began).
+    last_report: Option<f64>,
+    /// Windows merged into their neighbour because the log was full.
+    pub merged: u64,
+}
+
+/// Packets the kernel dropped while the frames after `after_frame` up to `until_frame` were
+/// captured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DropWindow {
+    pub after_frame: u64,
+    pub until_frame: u64,
+    pub dropped: u64,
+}
+
+/// One report of drops (the NDJSON line of type `drops`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DropReport {
+    /// Dropped by the kernel (its buffer was full) since the last report.
+    pub dropped_by_kernel: u64,
+    /// Since the capture began.
+    pub total_dropped_by_kernel: u64,
+    /// The drops happened after this frame was read and before `until_frame` was.
+    pub after_frame: u64,
+    pub until_frame: u64,
+}
+
+impl DropLog {
+    /// Reports are at least this many seconds apart (the first is made at once).
+    pub const REPORT_EVERY: f64 = 5.0;
+    /// Windows kept: at one check a second, the last quarter of an hour at least.
+    pub const MAX_WINDOWS: usize = 1024;
+
+    /// Takes the counters read `at` seconds into the capture, with `frames` frames read so far;
+    /// returns a report when one is due.
+    pub fn check(&mut self, now: LiveStats, frames: u64, at: f64) -> Option<DropReport> {
+        let kernel = now
+            .dropped_by_kernel
+            .saturating_sub(self.last.dropped_by_kernel);
+        if kernel > 0 {
+            // The frame read at the last check, and the next one after this check: a packet
+            // dropped in between would have had a number in that interval.
+            let window = DropWindow {
+                after_frame: self.last_frame,
+                until_frame: frames.saturating_add(1),
+                dropped: kernel,
+            };
+            if self.windows.len() >= Self::MAX_WINDOWS {
+                if let (Some(a), Some(b)) = (self.windows.pop_front(), self.windows.pop_front()) {
+                    self.windows.push_front(DropWindow {
+                        after_frame: a.after_frame,
+                        until_frame: b.until_frame,
+                        dropped: a.dropped + b.dropped,
+                    });
+                    self.merged += 1;
+                }
+            }
+            self.windows.push_back(window);
+            let p = self.pending.get_or_insert(DropReport {
+                dropped_by_kernel: 0,
+                total_dropped_by_kernel: 0,
+                after_frame: self.last_frame,
+                until_frame: 0,
+            });
+            p.dropped_by_kernel += kernel;
+            p.total_dropped_by_kernel = now.dropped_by_kernel;
+            p.until_frame = window.until_frame;
+        }
+        self.last.dropped_by_kernel = now.dropped_by_kernel.max(self.last.dropped_by_kernel);
+        self.last_frame = frames;
+        let due = self
+            .last_report
+            .is_none_or(|t| at - t >= Self::REPORT_EVERY);
+        if due && self.pending.is_some() {
+            self.last_report = Some(at);
+            return self.pending.take();
+        }
+        None
+    }
+
+    /// Drops not reported yet, at the end of the capture.
+    pub fn flush(&mut self) -> Option<DropReport> {
+        self.pending.take()
+    }
+
+    /// Packets dropped while frames `first..=last` were captured: evidence spanning them may
+    /// be incomplete when this is not 0.
+    pub fn during(&self, first: u64, last: u64) -> u64 {
+        self.windows
+            .iter()
+            .filter(|w| w.after_frame < last && w.until_frame > first)
+            .map(|w| w.dropped)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(kernel: u64) -> LiveStats {
+        LiveStats {
+            received: 0,
+            dropped_by_kernel: kernel,
+            dropped_by_interface: 0,
+        }
+    }
+
+    #[test]
+    fn drops_are_reported_at_once_then_at_most_every_five_seconds() {
+        let mut log = DropLog::default();
+        assert_eq!(log.check(stats(0), 100, 1.0), None);
+        let r = log.check(stats(7), 200, 2.0).expect("first report at once");
+        assert_eq!(
+            (
+                r.dropped_by_kernel,
+                r.total_dropped_by_kernel,
+                r.after_frame,
+                r.until_frame
+            ),
+            (7, 7, 100, 201)
+        );
+        // More drops within 5 s: held, then reported together.
+        assert_eq!(log.check(stats(10), 300, 3.0), None);
+        assert_eq!(log.check(stats(12), 400, 4.0), None);
+        assert_eq!(log.check(stats(12), 500, 6.0), None);
+        let r = log.check(stats(12), 600, 7.0).expect("due again");
+        assert_eq!(
+            (
+                r.dropped_by_kernel,
+                r.total_dropped_by_kernel,
+                r.after_frame,
+                r.until_frame
+            ),
+            (5, 12, 200, 401)
+        );
+        assert_eq!(log.check(stats(12), 700, 20.0), None);
+        assert_eq!(
+            log.check(stats(13), 800, 21.0).map(|r| r.dropped_by_kernel),
+            Some(1)
+        );
+        assert_eq!(log.check(stats(14), 900, 22.0), None);
+        assert_eq!(log.flush().map(|r| r.dropped_by_kernel), Some(1));
+        assert_eq!(log.flush(), None);
+    }
+
+    #[test]
+    fn evidence_is_asked_against_the_frames_read_around_the_drops() {
+        let mut log = DropLog::default();
+        log.check(stats(0), 100, 1.0);
+        log.check(stats(3), 150, 2.0);
+        log.check(stats(3), 400, 3.0);
+        // Dropped between frames 100 and 151.
+        assert_eq!(log.during(1, 100), 0);
+        assert_eq!(log.during(1, 101), 3);
+        assert_eq!(log.during(120, 130), 3);
+        assert_eq!(log.during(150, 300), 3);
+        assert_eq!(log.during(151, 300), 0);
+        assert_eq!(log.during(200, 400), 0);
+    }
+
+    #[test]
+    fn the_log_is_bounded_and_merges_its_oldest_windows() {
+        let mut log = DropLog::default();
+        for i in 0..(DropLog::MAX_WINDOWS as u64 + 10) {
+            log.check(stats(i + 1), (i + 1) * 10, i as f64);
+        }
+        assert_eq!(log.windows.len(), DropLog::MAX_WINDOWS);
+        assert_eq!(log.merged, 10);
+        // Nothing is lost by merging: every drop is still counted somewhere.
+        assert_eq!(log.during(0, u64::MAX), DropLog::MAX_WINDOWS as u64 + 10);
     }
 }
