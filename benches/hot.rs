@@ -93,7 +93,7 @@ fn engine_over_a_sample(b: Bencher) {
     let fs = frames("samples/registry/s3-xml-error-healthy.pcap");
     b.counter(divan::counter::ItemsCount::new(fs.len()))
         .bench(|| {
-            let mut e = Engine::new(capdiag::flow::Limits::default());
+            let mut e = Engine::new(capdiag::engine::Limits::default());
             let mut sink = Count(0);
             for (i, (lt, d, w)) in fs.iter().enumerate() {
                 let f = Frame {

@@ -238,19 +238,23 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
-    pub fn to_limits(&self) -> crate::flow::Limits {
-        crate::flow::Limits {
-            max_flows: self.max_flows.max(1),
-            max_buffered_per_direction: self.max_buffered,
-            max_buffered_total: self.max_buffered_total,
-            max_pending_exchanges: self.max_pending.max(1),
-            http: crate::http::Limits {
-                max_header_bytes: self.max_header_bytes,
-                max_headers: self.max_headers.max(1),
-                body_prefix: self.body_limit,
-                bodies: crate::http::BodyPolicy::ErrorResponses,
+    pub fn to_limits(&self) -> crate::engine::Limits {
+        crate::engine::Limits {
+            flow: crate::flow::Limits {
+                max_flows: self.max_flows.max(1),
+                max_buffered_per_direction: self.max_buffered,
+                max_buffered_total: self.max_buffered_total,
+                ..crate::flow::Limits::default()
             },
-            ..crate::flow::Limits::default()
+            app: crate::app::Limits {
+                http: crate::http::Limits {
+                    max_header_bytes: self.max_header_bytes,
+                    max_headers: self.max_headers.max(1),
+                    body_prefix: self.body_limit,
+                    bodies: crate::http::BodyPolicy::ErrorResponses,
+                },
+                max_pending_exchanges: self.max_pending.max(1),
+            },
         }
     }
 }

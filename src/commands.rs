@@ -168,7 +168,7 @@ pub fn http(args: &HttpArgs) -> u8 {
     let mut out = io::BufWriter::with_capacity(256 * 1024, stdout.lock());
     let mut limits = args.limits.to_limits();
     if args.show_body {
-        limits.http.bodies = crate::http::BodyPolicy::All;
+        limits.app.http.bodies = crate::http::BodyPolicy::All;
     }
     let mut code = EXIT_OK;
     let mut summaries = Vec::new();
@@ -320,7 +320,7 @@ fn read_frames(
 pub fn run_rules(
     reader: &mut CaptureReader,
     threads: u8,
-    limits: crate::flow::Limits,
+    limits: crate::engine::Limits,
     only: &[String],
     on_finding: &mut dyn FnMut(crate::finding::Finding),
     progress: Option<&indicatif::ProgressBar>,
@@ -628,7 +628,7 @@ fn extract_frames(
     file: io::BufWriter<File>,
     ranges: Option<&[(u64, u64)]>,
     stream: Option<u64>,
-    limits: crate::flow::Limits,
+    limits: crate::engine::Limits,
     name: &str,
     out_path: &Path,
 ) -> u8 {
@@ -784,7 +784,7 @@ struct WatchSummary<'a> {
     kernel: crate::capture::live::LiveStats,
     snaplen_truncated_frames: u64,
     skipped: Vec<crate::engine::Skipped>,
-    tcp: crate::flow::FlowStats,
+    tcp: crate::output::TcpCounters,
     rule_state_dropped: u64,
     stopped_by: &'a str,
 }
@@ -1147,7 +1147,7 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
         kernel,
         snaplen_truncated_frames: stats.snaplen_truncated,
         skipped: stats.skipped(),
-        tcp: stats.flow,
+        tcp: crate::output::TcpCounters::of(&stats.flow, &stats.http),
         rule_state_dropped: dropped,
         stopped_by,
     };

@@ -5,10 +5,12 @@
 //! results to a [`Sink`] as soon as they are complete, so memory depends on the flows that are
 //! open, not on the size of the capture.
 
+use crate::app::Apps;
 use crate::capture::prefetch::BatchStore;
 use crate::capture::{Frame, LinkType, TimestampNs};
 use crate::decode::{self, Decoded, Detached, Malformed};
-use crate::flow::{ConnectionAttempt, FlowEvent, FlowStats, FlowTable, Limits};
+use crate::flow::{ConnectionAttempt, FlowEvent, FlowStats, FlowTable};
+use crate::http::HttpStats;
 use crate::http::message::HeaderPos;
 use crate::http::parser::{HeadAhead, HeadParsed, parse_ahead_into};
 use crate::http::{Exchange, spare};
@@ -73,6 +75,7 @@ pub struct Stats {
     pub http_messages: u64,
     pub connection_attempts: u64,
     pub flow: FlowStats,
+    pub http: HttpStats,
     not_ip: BTreeMap<u16, Tally>,
     other_ip: Tally,
     fragments: Tally,
@@ -197,11 +200,18 @@ impl Preparer {
     }
 }
 
+/// The bounds of every layer, built once from the command line.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Limits {
+    pub flow: crate::flow::Limits,
+    pub app: crate::app::Limits,
+}
+
 /// Frames in, results out.
 pub struct Engine {
-    table: FlowTable,
+    table: FlowTable<Apps>,
     stats: Stats,
-    events: Vec<FlowEvent>,
+    events: Vec<FlowEvent<Exchange>>,
     last_sweep: Option<TimestampNs>,
     max_ts: TimestampNs,
     last_frame: u64,
@@ -210,7 +220,7 @@ pub struct Engine {
 impl Engine {
     pub fn new(limits: Limits) -> Engine {
         Engine {
-            table: FlowTable::new(limits),
+            table: FlowTable::new(limits.flow, Apps::new(limits.app)),
             stats: Stats::default(),
             events: Vec::new(),
             last_sweep: None,
@@ -222,7 +232,7 @@ impl Engine {
     /// What prepares frames for this engine ([`Engine::frame_prepared`]).
     pub fn preparer(&self) -> Preparer {
         Preparer {
-            max_headers: self.table.http_limits().max_headers,
+            max_headers: self.table.apps.limits.http.max_headers,
         }
     }
 
@@ -294,9 +304,7 @@ impl Engine {
         match decoded {
             Decoded::Tcp(seg) => {
                 s.tcp_segments += 1;
-                stream = self
-                    .table
-                    .segment_with_head(frame, &seg, head, &mut self.events);
+                stream = self.table.segment(frame, &seg, head, &mut self.events);
             }
             Decoded::TcpHeaderOnly(seg, m) => {
                 s.malformed.entry(m).or_default().add(frame.number);
@@ -338,7 +346,7 @@ impl Engine {
         }
         for ev in self.events.drain(..) {
             match ev {
-                FlowEvent::Exchange(ex) => {
+                FlowEvent::App(ex) => {
                     self.stats.exchanges += 1;
                     self.stats.http_messages += u64::from(ex.request.is_some())
                         + u64::from(ex.response.is_some())
@@ -386,5 +394,6 @@ impl Engine {
         self.deliver(sink);
         sink.finish();
         self.stats.flow = self.table.stats;
+        self.stats.http = self.table.apps.http;
     }
 }

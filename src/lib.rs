@@ -31,6 +31,7 @@
     )
 )]
 
+pub mod app;
 pub mod capture;
 pub mod cli;
 pub mod commands;

@@ -1,8 +1,9 @@
 //! Connection attempts on real captures: what happened to each client's SYNs, with frames.
 
 use capdiag::capture::file::CaptureReader;
+use capdiag::engine::Limits;
 use capdiag::engine::{Engine, Sink};
-use capdiag::flow::{ConnectionAttempt, Limits, Outcome};
+use capdiag::flow::{ConnectionAttempt, Outcome};
 use capdiag::http::Exchange;
 use std::path::Path;
 

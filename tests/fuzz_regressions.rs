@@ -29,7 +29,7 @@ fn whole_file_inputs_analyse_without_panicking() {
         };
         let mut findings = 0;
         let mut on_finding = |_f: capdiag::finding::Finding| findings += 1;
-        let mut engine = Engine::new(capdiag::flow::Limits::default());
+        let mut engine = Engine::new(capdiag::engine::Limits::default());
         let mut set = RuleSet::new(instantiate(&[]).expect("rules"), &mut on_finding);
         reader.for_each_frame(|f| {
             engine.frame(f, &mut set);

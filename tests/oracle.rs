@@ -8,8 +8,8 @@
 //! that no longer occurs fails the test too, so the list stays true.
 
 use capdiag::capture::file::CaptureReader;
+use capdiag::engine::Limits;
 use capdiag::engine::{Engine, Sink};
-use capdiag::flow::Limits;
 use capdiag::http::{Exchange, Message};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;

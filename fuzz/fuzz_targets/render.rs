@@ -97,8 +97,8 @@ fuzz_target!(|data: &[u8]| {
     else {
         return;
     };
-    let mut limits = capdiag::flow::Limits::default();
-    limits.http.bodies = BodyPolicy::All;
+    let mut limits = capdiag::engine::Limits::default();
+    limits.app.http.bodies = BodyPolicy::All;
     let mut engine = Engine::new(limits);
     let mut n = 0;
     let mut on_finding = |f: capdiag::finding::Finding| {

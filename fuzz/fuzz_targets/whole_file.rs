@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let rules = instantiate(&[]).expect("all rules");
-    let mut engine = Engine::new(capdiag::flow::Limits::default());
+    let mut engine = Engine::new(capdiag::engine::Limits::default());
     let mut findings = 0usize;
     let mut on_finding = |f: capdiag::finding::Finding| {
         findings += 1;

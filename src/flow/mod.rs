@@ -1,5 +1,6 @@
 //! TCP flows: the flow table, Wireshark-compatible stream numbering, connection attempts, and
-//! per-direction reassembly feeding the HTTP layer.
+//! per-direction reassembly feeding the application layer through the stream-consumer contract
+//! ([`consumer`]). Nothing here names a protocol above TCP.
 //!
 //! Stream numbers follow Wireshark's `tcp.stream`: 0-based, in order of first appearance of the
 //! address/port pair; a SYN whose sequence number differs from the one first seen from that side
@@ -8,13 +9,13 @@
 //! wakes up) keep their stream number, as they do in Wireshark.
 
 pub mod attempt;
+pub mod consumer;
 pub mod reassembly;
 
 use crate::capture::{Frame, TimestampNs};
 use crate::decode::{IcmpUnreachable, TcpSegment, flags};
-use crate::http::parser::{HeadParsed, Limits as HttpLimits, Origin};
-use crate::http::{Exchange, HttpConn};
 pub use attempt::{ConnectionAttempt, Outcome};
+pub use consumer::{Consumers, Origin, StreamConsumer};
 use reassembly::{Chunk, Reassembler};
 use rustc_hash::{FxHashMap, FxHasher};
 use std::hash::{Hash, Hasher};
@@ -33,15 +34,12 @@ pub struct Limits {
     pub max_buffered_per_direction: usize,
     /// Out-of-order bytes buffered over all flows.
     pub max_buffered_total: usize,
-    /// Exchanges waiting for a response per connection.
-    pub max_pending_exchanges: usize,
     /// A flow silent this long (capture time) is finished and made dormant.
     pub idle_timeout_ns: i64,
     /// A dormant entry is forgotten after this long.
     pub dormant_timeout_ns: i64,
     /// Most dormant entries kept.
     pub max_dormant: usize,
-    pub http: HttpLimits,
 }
 
 impl Default for Limits {
@@ -50,19 +48,18 @@ impl Default for Limits {
             max_flows: 131_072,
             max_buffered_per_direction: 4 * 1024 * 1024,
             max_buffered_total: 64 * 1024 * 1024,
-            max_pending_exchanges: 1024,
             idle_timeout_ns: 300 * 1_000_000_000,
             dormant_timeout_ns: 3600 * 1_000_000_000,
             max_dormant: 262_144,
-            http: HttpLimits::default(),
         }
     }
 }
 
-/// What the flow table reports upward.
+/// What the flow table reports upward: its own events, and its consumers' (`E`).
 #[derive(Debug)]
-pub enum FlowEvent {
-    Exchange(Exchange),
+pub enum FlowEvent<E> {
+    /// What a connection's consumer found (an HTTP exchange).
+    App(E),
     /// An attempt was answered, refused, found unreachable, or ended unanswered.
     Attempt(ConnectionAttempt),
     /// An attempt's SYN was retransmitted and it is still unanswered.
@@ -73,7 +70,6 @@ pub enum FlowEvent {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct FlowStats {
     pub tcp_streams: u64,
-    pub http_streams: u64,
     /// Frames that were a second copy of the previous packet (`-i any`).
     pub duplicate_frames: u64,
     pub retransmitted_segments: u64,
@@ -90,14 +86,27 @@ pub struct FlowStats {
     pub idle_flows_finished: u64,
     /// Dormant entries forgotten (a later packet of that pair would get a new stream number).
     pub dormant_forgotten: u64,
-    pub http_header_too_large: u64,
-    pub http_too_many_headers: u64,
-    pub http_bad_headers: u64,
-    pub http_heads_lost: u64,
-    pub http_resyncs: u64,
-    pub http_pending_limit_hits: u64,
-    /// 1xx responses beyond the number kept per request.
-    pub http_interim_dropped: u64,
+}
+
+impl FlowStats {
+    /// The flow table's limits, as `(what happened, times)`, hit or not.
+    pub fn limits_hit(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            (
+                "flow table full (flows finished early)",
+                self.flow_limit_hits,
+            ),
+            (
+                "out-of-order buffer full (holes declared lost)",
+                self.reassembly_limit_hits,
+            ),
+            (
+                "out-of-order buffers of all flows full (holes declared lost)",
+                self.reassembly_total_limit_hits,
+            ),
+            ("dormant flows forgotten", self.dormant_forgotten),
+        ]
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -190,15 +199,16 @@ impl Half {
     }
 }
 
-enum App {
+/// A flow's consumer of reassembled bytes.
+enum App<C> {
     /// No payload yet.
     Pending,
-    Http(Box<HttpConn>),
-    /// Not HTTP: payload is ignored.
+    Active(C),
+    /// The consumer wanted nothing more: payload is ignored.
     Off,
 }
 
-struct Flow {
+struct Flow<C> {
     stream: u64,
     ends: [SocketAddr; 2],
     last_ts: TimestampNs,
@@ -207,38 +217,41 @@ struct Flow {
     /// Direction of the client that sent the SYN.
     client_dir: usize,
     attempt_open: bool,
-    app: App,
+    app: App<C>,
     rst: bool,
-    http_limits: HttpLimits,
-    max_pending: usize,
-    /// This stream was already counted as HTTP (a revived dormant flow is the same stream).
-    http_counted: bool,
+    /// This stream was already counted as carrying its application's protocol (a revived
+    /// dormant flow is the same stream).
+    app_counted: bool,
 }
 
 struct Dormant {
     stream: u64,
     base_seq: [Option<u32>; 2],
     last_ts: TimestampNs,
-    http_counted: bool,
+    app_counted: bool,
 }
 
-enum Slot {
-    Active(Box<Flow>),
+enum Slot<C> {
+    Active(Box<Flow<C>>),
     Dormant(Dormant),
 }
 
-/// The flow table.
-pub struct FlowTable {
-    flows: FxHashMap<FlowKey, Slot>,
+/// The flow table, handing each connection's bytes to a consumer `A` makes.
+pub struct FlowTable<A: Consumers> {
+    flows: FxHashMap<FlowKey, Slot<A::Conn>>,
     active: usize,
     /// Out-of-order bytes buffered over all flows.
     buffered_total: usize,
     next_stream: u64,
     limits: Limits,
     pub stats: FlowStats,
-    /// The header block parsed ahead from the current segment's payload, for its flow.
-    offered: Option<HeadParsed>,
+    /// The application layer: makes and retires the consumers, keeps their counters.
+    pub apps: A,
 }
+
+/// What a consumer reports upward, and the work done ahead it takes.
+type EventOf<A> = <<A as Consumers>::Conn as StreamConsumer>::Event;
+type AheadOf<A> = <<A as Consumers>::Conn as StreamConsumer>::Ahead;
 
 fn signature(seg: &TcpSegment<'_>) -> u64 {
     let mut h = FxHasher::default();
@@ -247,14 +260,14 @@ fn signature(seg: &TcpSegment<'_>) -> u64 {
     h.finish()
 }
 
-impl Flow {
+impl<C: StreamConsumer> Flow<C> {
     fn new(
         stream: u64,
         ends: [SocketAddr; 2],
         ts: TimestampNs,
         limits: &Limits,
         base: [Option<u32>; 2],
-    ) -> Flow {
+    ) -> Flow<C> {
         Flow {
             stream,
             ends,
@@ -268,22 +281,20 @@ impl Flow {
             attempt_open: false,
             app: App::Pending,
             rst: false,
-            http_limits: limits.http,
-            max_pending: limits.max_pending_exchanges,
-            http_counted: false,
+            app_counted: false,
         }
     }
 
-    fn drain(&mut self, out: &mut Vec<FlowEvent>) {
+    fn drain(&mut self, out: &mut Vec<FlowEvent<C::Event>>) {
         // Most segments complete no exchange; an empty drain still costs its bookkeeping.
-        if let App::Http(h) = &mut self.app
-            && h.has_exchanges()
+        if let App::Active(h) = &mut self.app
+            && h.has_events()
         {
-            out.extend(h.take_exchanges().map(FlowEvent::Exchange));
+            h.take_events(&mut |e| out.push(FlowEvent::App(e)));
         }
     }
 
-    fn close_attempt(&mut self, out: &mut Vec<FlowEvent>) {
+    fn close_attempt(&mut self, out: &mut Vec<FlowEvent<C::Event>>) {
         if self.attempt_open {
             self.attempt_open = false;
             if let Some(a) = &self.attempt {
@@ -294,14 +305,15 @@ impl Flow {
 
     /// Ends the flow: buffered data is delivered (holes declared lost), messages in progress
     /// are reported cut short, waiting exchanges are emitted.
-    fn finish(
+    fn finish<A: Consumers<Conn = C>>(
         &mut self,
         frame: u64,
         ts: TimestampNs,
         stats: &mut FlowStats,
-        out: &mut Vec<FlowEvent>,
+        apps: &mut A,
+        out: &mut Vec<FlowEvent<C::Event>>,
     ) {
-        if let App::Http(h) = &mut self.app {
+        if let App::Active(h) = &mut self.app {
             for dir in 0..2 {
                 let Some(half) = self.half.get_mut(dir) else {
                     continue;
@@ -315,7 +327,7 @@ impl Flow {
             });
         }
         self.drain(out);
-        self.retire_http(stats);
+        self.retire_app(apps);
         self.close_attempt(out);
         for half in &self.half {
             let r = half.reasm.stats;
@@ -332,8 +344,8 @@ impl Flow {
     }
 
     /// Declares this flow's holes lost, delivering what it had buffered.
-    fn release(&mut self, frame: u64, ts: TimestampNs, out: &mut Vec<FlowEvent>) {
-        if let App::Http(h) = &mut self.app {
+    fn release(&mut self, frame: u64, ts: TimestampNs, out: &mut Vec<FlowEvent<C::Event>>) {
+        if let App::Active(h) = &mut self.app {
             for (dir, half) in self.half.iter_mut().enumerate() {
                 half.reasm.release(&mut |c| feed(h, dir, c, frame, ts));
             }
@@ -341,23 +353,11 @@ impl Flow {
         self.drain(out);
     }
 
-    /// Stops HTTP parsing of this flow, folding its counters into the run's.
-    fn retire_http(&mut self, stats: &mut FlowStats) {
-        if let App::Http(h) = std::mem::replace(&mut self.app, App::Off) {
-            let s = h.stats();
-            for p in s.parser {
-                stats.http_header_too_large += p.header_too_large;
-                stats.http_too_many_headers += p.too_many_headers;
-                stats.http_bad_headers += p.bad_headers;
-                stats.http_heads_lost += p.heads_lost;
-                stats.http_resyncs += p.resyncs;
-            }
-            stats.http_pending_limit_hits += s.pairing.pending_limit_hits;
-            stats.http_interim_dropped += s.pairing.interim_dropped;
-            if h.is_http() && !self.http_counted {
-                self.http_counted = true;
-                stats.http_streams += 1;
-            }
+    /// Gives this flow's consumer back to the application layer, which folds its counters
+    /// into its own; the flow's payload is ignored from then on.
+    fn retire_app<A: Consumers<Conn = C>>(&mut self, apps: &mut A) {
+        if let App::Active(h) = std::mem::replace(&mut self.app, App::Off) {
+            self.app_counted = apps.retire(h, self.app_counted);
         }
     }
 
@@ -366,13 +366,13 @@ impl Flow {
             stream: self.stream,
             base_seq: [self.half[0].base_seq, self.half[1].base_seq],
             last_ts: self.last_ts,
-            http_counted: self.http_counted,
+            app_counted: self.app_counted,
         }
     }
 }
 
-/// Hands one reassembled chunk of direction `dir` to the HTTP layer.
-fn feed(h: &mut HttpConn, dir: usize, c: Chunk<'_>, arrival: u64, ts: TimestampNs) {
+/// Hands one reassembled chunk of direction `dir` to the flow's consumer.
+fn feed<C: StreamConsumer>(h: &mut C, dir: usize, c: Chunk<'_>, arrival: u64, ts: TimestampNs) {
     match c {
         Chunk::Data { frame, bytes } => h.data(dir, bytes, Origin { frame, arrival, ts }),
         Chunk::Gap { len } => h.gap(
@@ -388,8 +388,8 @@ fn feed(h: &mut HttpConn, dir: usize, c: Chunk<'_>, arrival: u64, ts: TimestampN
     }
 }
 
-impl FlowTable {
-    pub fn new(limits: Limits) -> FlowTable {
+impl<A: Consumers> FlowTable<A> {
+    pub fn new(limits: Limits, apps: A) -> FlowTable<A> {
         FlowTable {
             flows: FxHashMap::default(),
             active: 0,
@@ -397,13 +397,8 @@ impl FlowTable {
             next_stream: 0,
             limits,
             stats: FlowStats::default(),
-            offered: None,
+            apps,
         }
-    }
-
-    /// The HTTP limits of the flows.
-    pub fn http_limits(&self) -> HttpLimits {
-        self.limits.http
     }
 
     /// Flows with full state now.
@@ -418,41 +413,24 @@ impl FlowTable {
         s
     }
 
-    /// As [`FlowTable::segment`], with the header block at the start of the segment's payload
-    /// parsed ahead ([`crate::http::parser::parse_ahead_into`], resolved from its batch's store),
-    /// which its flow's HTTP parser takes
-    /// in place of parsing it again.
-    pub fn segment_with_head(
-        &mut self,
-        frame: &Frame<'_>,
-        seg: &TcpSegment<'_>,
-        head: Option<HeadParsed>,
-        out: &mut Vec<FlowEvent>,
-    ) -> Option<u64> {
-        if head.is_none() {
-            return self.segment(frame, seg, out);
-        }
-        self.offered = head;
-        let stream = self.segment(frame, seg, out);
-        self.offered = None;
-        stream
-    }
-
     /// Processes one TCP segment; returns its stream number (Wireshark's `tcp.stream`).
+    /// `ahead` is work done for its payload ahead of time (on the reading thread), which its
+    /// flow's consumer is offered in place of doing it again.
     pub fn segment(
         &mut self,
         frame: &Frame<'_>,
         seg: &TcpSegment<'_>,
-        out: &mut Vec<FlowEvent>,
+        mut ahead: Option<AheadOf<A>>,
+        out: &mut Vec<FlowEvent<EventOf<A>>>,
     ) -> Option<u64> {
         let (key, dir) = FlowKey::of(seg.src, seg.sport, seg.dst, seg.dport);
         // The common case, one lookup: a segment of an active flow.
-        if let Some(stream) = self.continue_active(&key, dir, frame, seg, out) {
+        if let Some(stream) = self.continue_active(&key, dir, frame, seg, &mut ahead, out) {
             return Some(stream);
         }
         let ts = frame.ts;
         let carries = seg.payload_len > 0 || seg.has(flags::SYN) || seg.has(flags::FIN);
-        let mut retire: Option<Box<Flow>> = None;
+        let mut retire: Option<Box<Flow<A::Conn>>> = None;
         let mut created = false;
         match self.flows.get_mut(&key) {
             None => created = true,
@@ -463,11 +441,11 @@ impl FlowTable {
                     return Some(d.stream);
                 }
                 if !reused {
-                    let (stream, base, counted) = (d.stream, d.base_seq, d.http_counted);
+                    let (stream, base, counted) = (d.stream, d.base_seq, d.app_counted);
                     // A flow woken from dormancy needs room in the table like a new one.
                     self.room_for_one(ts, frame.number, out);
                     let mut flow = Flow::new(stream, key.endpoints(), ts, &self.limits, base);
-                    flow.http_counted = counted;
+                    flow.app_counted = counted;
                     self.flows.insert(key, Slot::Active(Box::new(flow)));
                     self.active += 1;
                 } else {
@@ -487,7 +465,7 @@ impl FlowTable {
         }
         if let Some(mut old) = retire {
             self.buffered_total = self.buffered_total.saturating_sub(old.buffered());
-            old.finish(frame.number, ts, &mut self.stats, out);
+            old.finish(frame.number, ts, &mut self.stats, &mut self.apps, out);
         }
         if created {
             self.room_for_one(ts, frame.number, out);
@@ -496,7 +474,7 @@ impl FlowTable {
             self.flows.insert(key, Slot::Active(Box::new(flow)));
             self.active += 1;
         }
-        self.continue_active(&key, dir, frame, seg, out)
+        self.continue_active(&key, dir, frame, seg, &mut ahead, out)
     }
 
     /// Runs the segment through the active flow at `key` and returns its stream; `None` when
@@ -508,7 +486,8 @@ impl FlowTable {
         dir: usize,
         frame: &Frame<'_>,
         seg: &TcpSegment<'_>,
-        out: &mut Vec<FlowEvent>,
+        ahead: &mut Option<AheadOf<A>>,
+        out: &mut Vec<FlowEvent<EventOf<A>>>,
     ) -> Option<u64> {
         let slot = self.flows.get_mut(key)?;
         let Slot::Active(f) = &*slot else {
@@ -521,9 +500,9 @@ impl FlowTable {
             stats: &mut self.stats,
             active: &mut self.active,
             buffered_total: &mut self.buffered_total,
-            head: &mut self.offered,
+            apps: &mut self.apps,
         };
-        let stream = advance(slot, dir, frame, seg, &mut totals, &self.limits, out);
+        let stream = advance(slot, dir, frame, seg, ahead, &mut totals, &self.limits, out);
         if self.flows.len() - self.active > self.limits.max_dormant {
             self.limit_dormant();
         }
@@ -536,7 +515,7 @@ impl FlowTable {
         &mut self,
         frame: &Frame<'_>,
         seg: &TcpSegment<'_>,
-        out: &mut Vec<FlowEvent>,
+        out: &mut Vec<FlowEvent<EventOf<A>>>,
     ) -> u64 {
         let (key, dir) = FlowKey::of(seg.src, seg.sport, seg.dst, seg.dport);
         let existing = match self.flows.get(&key) {
@@ -550,7 +529,7 @@ impl FlowTable {
                 if let Some(Slot::Active(mut old)) = self.flows.remove(&key) {
                     self.active -= 1;
                     self.buffered_total = self.buffered_total.saturating_sub(old.buffered());
-                    old.finish(frame.number, frame.ts, &mut self.stats, out);
+                    old.finish(frame.number, frame.ts, &mut self.stats, &mut self.apps, out);
                 }
                 let stream = self.new_stream();
                 self.flows.insert(
@@ -559,7 +538,7 @@ impl FlowTable {
                         stream,
                         base_seq: [None, None],
                         last_ts: frame.ts,
-                        http_counted: false,
+                        app_counted: false,
                     }),
                 );
                 self.limit_dormant();
@@ -569,7 +548,12 @@ impl FlowTable {
     }
 
     /// An ICMP destination unreachable about a connection attempt.
-    pub fn icmp(&mut self, frame: &Frame<'_>, icmp: &IcmpUnreachable, out: &mut Vec<FlowEvent>) {
+    pub fn icmp(
+        &mut self,
+        frame: &Frame<'_>,
+        icmp: &IcmpUnreachable,
+        out: &mut Vec<FlowEvent<EventOf<A>>>,
+    ) {
         let (key, dir) = FlowKey::of(icmp.src, icmp.sport, icmp.dst, icmp.dport);
         if let Some(Slot::Active(f)) = self.flows.get_mut(&key)
             && f.attempt_open
@@ -585,7 +569,7 @@ impl FlowTable {
 
     /// Finishes flows idle longer than the timeout and forgets old dormant entries. Call it
     /// now and then with the capture's current time.
-    pub fn sweep(&mut self, now: TimestampNs, frame: u64, out: &mut Vec<FlowEvent>) {
+    pub fn sweep(&mut self, now: TimestampNs, frame: u64, out: &mut Vec<FlowEvent<EventOf<A>>>) {
         self.finish_idle(now.saturating_sub(self.limits.idle_timeout_ns), frame, out);
         let dormant_before = now.saturating_sub(self.limits.dormant_timeout_ns);
         let before = self.flows.len();
@@ -622,7 +606,7 @@ impl FlowTable {
         &mut self,
         idle_before: TimestampNs,
         frame: u64,
-        out: &mut Vec<FlowEvent>,
+        out: &mut Vec<FlowEvent<EventOf<A>>>,
     ) -> usize {
         let mut idle: Vec<(u64, FlowKey)> = self
             .flows
@@ -638,7 +622,7 @@ impl FlowTable {
             if let Some(Slot::Active(f)) = self.flows.get_mut(key) {
                 let ts = f.last_ts;
                 self.buffered_total = self.buffered_total.saturating_sub(f.buffered());
-                f.finish(frame, ts, &mut self.stats, out);
+                f.finish(frame, ts, &mut self.stats, &mut self.apps, out);
                 let d = f.dormant();
                 self.flows.insert(*key, Slot::Dormant(d));
                 self.active -= 1;
@@ -652,7 +636,7 @@ impl FlowTable {
     }
 
     /// Before a flow becomes active: when the table is full, counts it and makes room.
-    fn room_for_one(&mut self, now: TimestampNs, frame: u64, out: &mut Vec<FlowEvent>) {
+    fn room_for_one(&mut self, now: TimestampNs, frame: u64, out: &mut Vec<FlowEvent<EventOf<A>>>) {
         if self.active >= self.limits.max_flows {
             self.stats.flow_limit_hits += 1;
             self.make_room(now, frame, out);
@@ -660,7 +644,7 @@ impl FlowTable {
     }
 
     /// The table is full: finish the flows idle longest until there is room.
-    fn make_room(&mut self, now: TimestampNs, frame: u64, out: &mut Vec<FlowEvent>) {
+    fn make_room(&mut self, now: TimestampNs, frame: u64, out: &mut Vec<FlowEvent<EventOf<A>>>) {
         let target = self.limits.max_flows - self.limits.max_flows / 8 - 1;
         let mut ages: Vec<TimestampNs> = self
             .flows
@@ -681,7 +665,7 @@ impl FlowTable {
     }
 
     /// End of input: finish every flow, in stream order.
-    pub fn finish(&mut self, frame: u64, out: &mut Vec<FlowEvent>) {
+    pub fn finish(&mut self, frame: u64, out: &mut Vec<FlowEvent<EventOf<A>>>) {
         let before = self.stats.idle_flows_finished;
         self.finish_idle(i64::MAX, frame, out);
         // Flows still open at the end of the input are not idle ones.
@@ -689,13 +673,12 @@ impl FlowTable {
     }
 }
 
-/// The table's running totals that a flow's progress changes.
-struct Totals<'a> {
+/// The table's running totals that a flow's progress changes, and its application layer.
+struct Totals<'a, A> {
     stats: &'a mut FlowStats,
     active: &'a mut usize,
     buffered_total: &'a mut usize,
-    /// The header block parsed ahead from the segment's payload, if any.
-    head: &'a mut Option<HeadParsed>,
+    apps: &'a mut A,
 }
 
 /// Whether `seg` reuses a pair's addresses and ports for a new connection, its direction having
@@ -707,21 +690,23 @@ fn starts_new_connection(seg: &TcpSegment<'_>, base: Option<u32>) -> bool {
 
 /// Runs a segment through the active flow in `slot`, enforcing the total buffer limit, and
 /// turns the slot dormant when the flow closed. Returns the stream number.
-fn advance(
-    slot: &mut Slot,
+#[allow(clippy::too_many_arguments)] // the segment, its flow, and where its results go
+fn advance<A: Consumers>(
+    slot: &mut Slot<A::Conn>,
     dir: usize,
     frame: &Frame<'_>,
     seg: &TcpSegment<'_>,
-    t: &mut Totals<'_>,
+    ahead: &mut Option<AheadOf<A>>,
+    t: &mut Totals<'_, A>,
     limits: &Limits,
-    out: &mut Vec<FlowEvent>,
+    out: &mut Vec<FlowEvent<EventOf<A>>>,
 ) -> Option<u64> {
     let Slot::Active(f) = slot else {
         return None;
     };
     let stream = f.stream;
     let before = f.buffered();
-    let closed = process(f, dir, frame, seg, t.head, t.stats, out);
+    let closed = process(f, dir, frame, seg, ahead, t.stats, t.apps, out);
     let after = f.buffered();
     *t.buffered_total = (*t.buffered_total + after).saturating_sub(before);
     if *t.buffered_total > limits.max_buffered_total {
@@ -738,14 +723,16 @@ fn advance(
 }
 
 /// Runs one segment through a flow; true when the flow closed.
-fn process(
-    f: &mut Flow,
+#[allow(clippy::too_many_arguments)] // the segment, its flow, and where its results go
+fn process<A: Consumers>(
+    f: &mut Flow<A::Conn>,
     dir: usize,
     frame: &Frame<'_>,
     seg: &TcpSegment<'_>,
-    head: &mut Option<HeadParsed>,
+    ahead: &mut Option<AheadOf<A>>,
     stats: &mut FlowStats,
-    out: &mut Vec<FlowEvent>,
+    apps: &mut A,
+    out: &mut Vec<FlowEvent<EventOf<A>>>,
 ) -> bool {
     let ts = frame.ts;
     let n = frame.number;
@@ -782,7 +769,7 @@ fn process(
             half.seen = true;
             half.midstream = !syn;
             if half.midstream
-                && let App::Http(h) = &mut f.app
+                && let App::Active(h) = &mut f.app
             {
                 h.start_midstream(dir);
             }
@@ -822,21 +809,20 @@ fn process(
     }
     // Payload.
     if matches!(f.app, App::Pending) && seg.payload_len > 0 {
-        let mut h = HttpConn::new(f.stream, f.ends, f.limits_http(), f.max_pending());
+        let mut h = apps.open(f.stream, f.ends);
         for (d, half) in f.half.iter().enumerate() {
             if half.seen && half.midstream {
                 h.start_midstream(d);
             }
         }
-        f.app = App::Http(Box::new(h));
+        f.app = App::Active(h);
     }
     let mut dead = false;
     let Flow { half, app, .. } = f;
-    if let App::Http(h) = app {
-        let h: &mut HttpConn = h;
-        let offered = head.is_some();
-        if let Some(head) = head.take() {
-            h.offer(dir, seg.payload, head);
+    if let App::Active(h) = app {
+        let offered = ahead.is_some();
+        if let Some(ahead) = ahead.take() {
+            h.offer(dir, seg.payload, ahead);
         }
         let [h0, h1] = half;
         let (this, that) = if dir == 0 { (h0, h1) } else { (h1, h0) };
@@ -857,7 +843,7 @@ fn process(
         if offered {
             h.withdraw();
         }
-        if h.is_dead() {
+        if h.is_done() {
             dead = true;
         }
     } else if matches!(app, App::Pending) {
@@ -876,34 +862,57 @@ fn process(
     }
     f.drain(out);
     if dead {
-        f.retire_http(stats);
+        f.retire_app(apps);
     }
     let both_fin = f.half.iter().all(|h| h.fin);
     let delivered = match &f.app {
-        App::Http(_) => f.half.iter().all(|h| h.reasm.finished()),
+        App::Active(_) => f.half.iter().all(|h| h.reasm.finished()),
         _ => true,
     };
     if rst || (both_fin && delivered) {
         f.rst = rst;
-        f.finish(n, ts, stats, out);
+        f.finish(n, ts, stats, apps, out);
         return true;
     }
     false
-}
-
-impl Flow {
-    fn limits_http(&self) -> HttpLimits {
-        self.http_limits
-    }
-    fn max_pending(&self) -> usize {
-        self.max_pending
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
+
+    /// A consumer that wants no payload: the table's own behaviour, alone.
+    struct Ignore;
+
+    impl StreamConsumer for Ignore {
+        type Event = ();
+        type Ahead = ();
+        fn start_midstream(&mut self, _: usize) {}
+        fn data(&mut self, _: usize, _: &[u8], _: Origin) {}
+        fn gap(&mut self, _: usize, _: u64, _: Origin) {}
+        fn fin(&mut self, _: usize, _: Origin) {}
+        fn close(&mut self, _: Origin) {}
+        fn offer(&mut self, _: usize, _: &[u8], _: ()) {}
+        fn withdraw(&mut self) {}
+        fn is_done(&self) -> bool {
+            true
+        }
+        fn has_events(&self) -> bool {
+            false
+        }
+        fn take_events(&mut self, _: &mut dyn FnMut(())) {}
+    }
+
+    impl Consumers for Ignore {
+        type Conn = Ignore;
+        fn open(&mut self, _: u64, _: [SocketAddr; 2]) -> Ignore {
+            Ignore
+        }
+        fn retire(&mut self, _: Ignore, counted: bool) -> bool {
+            counted
+        }
+    }
 
     proptest::proptest! {
         /// IPv4 endpoints are put in order as `IpAddr` and the tuple order them (the direction
@@ -957,10 +966,13 @@ mod tests {
     /// each woken flow needs room in the table like a new one.
     #[test]
     fn flows_woken_from_dormancy_respect_the_flow_limit() {
-        let mut t = FlowTable::new(Limits {
-            max_flows: 2,
-            ..Limits::default()
-        });
+        let mut t = FlowTable::new(
+            Limits {
+                max_flows: 2,
+                ..Limits::default()
+            },
+            Ignore,
+        );
         let mut out = Vec::new();
         let mut n = 0;
         let mut next = || {
@@ -968,12 +980,17 @@ mod tests {
             frame(n)
         };
         for port in 1..=8 {
-            t.segment(&next(), &seg(port, flags::SYN, 100, b""), &mut out);
-            t.segment(&next(), &seg(port, flags::RST, 101, b""), &mut out);
+            t.segment(&next(), &seg(port, flags::SYN, 100, b""), None, &mut out);
+            t.segment(&next(), &seg(port, flags::RST, 101, b""), None, &mut out);
         }
         assert_eq!(t.active_flows(), 0);
         for port in 1..=8 {
-            t.segment(&next(), &seg(port, flags::ACK, 101, b"late"), &mut out);
+            t.segment(
+                &next(),
+                &seg(port, flags::ACK, 101, b"late"),
+                None,
+                &mut out,
+            );
             assert!(t.active_flows() <= 2, "{} active", t.active_flows());
         }
         assert!(t.stats.flow_limit_hits > 0);
@@ -983,10 +1000,13 @@ mod tests {
     /// entries: those are bounded too.
     #[test]
     fn pairs_numbered_only_respect_the_dormant_limit() {
-        let mut t = FlowTable::new(Limits {
-            max_dormant: 16,
-            ..Limits::default()
-        });
+        let mut t = FlowTable::new(
+            Limits {
+                max_dormant: 16,
+                ..Limits::default()
+            },
+            Ignore,
+        );
         let mut out = Vec::new();
         for port in 1..=1000u16 {
             t.number_only(

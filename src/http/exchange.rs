@@ -308,6 +308,68 @@ pub struct ConnStats {
     pub pairing: PairingStats,
 }
 
+/// HTTP counters over all connections of a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HttpStats {
+    /// TCP streams that carried HTTP.
+    pub streams: u64,
+    /// Header blocks longer than the limit (skipped).
+    pub header_too_large: u64,
+    /// Messages with more header lines than the limit (skipped).
+    pub too_many_headers: u64,
+    /// Header blocks that did not parse (skipped).
+    pub bad_headers: u64,
+    /// Partial header blocks lost in a gap or at the end of the stream.
+    pub heads_lost: u64,
+    /// Times a parser lost sync and searched for the next message.
+    pub resyncs: u64,
+    /// Exchanges emitted early because too many waited for a response.
+    pub pending_limit_hits: u64,
+    /// 1xx responses beyond the number kept per request.
+    pub interim_dropped: u64,
+}
+
+impl HttpStats {
+    /// HTTP's limits, as `(what happened, times)`, hit or not.
+    pub fn limits_hit(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            (
+                "HTTP header block too large (skipped)",
+                self.header_too_large,
+            ),
+            (
+                "too many HTTP header lines (skipped)",
+                self.too_many_headers,
+            ),
+            (
+                "exchanges waiting for a response (emitted early)",
+                self.pending_limit_hits,
+            ),
+            (
+                // The number in the text is the constant's.
+                const {
+                    assert!(MAX_INTERIM == 16);
+                    "1xx responses beyond 16 per request (not kept)"
+                },
+                self.interim_dropped,
+            ),
+        ]
+    }
+
+    /// Adds a retired connection's counters.
+    pub fn add(&mut self, s: &ConnStats) {
+        for p in s.parser {
+            self.header_too_large += p.header_too_large;
+            self.too_many_headers += p.too_many_headers;
+            self.bad_headers += p.bad_headers;
+            self.heads_lost += p.heads_lost;
+            self.resyncs += p.resyncs;
+        }
+        self.pending_limit_hits += s.pairing.pending_limit_hits;
+        self.interim_dropped += s.pairing.interim_dropped;
+    }
+}
+
 impl HttpConn {
     pub fn new(
         stream: u64,

@@ -6,6 +6,6 @@ pub mod message;
 pub mod parser;
 pub(crate) mod spare;
 
-pub use exchange::{Exchange, HttpConn};
+pub use exchange::{Exchange, HttpConn, HttpStats};
 pub use message::{Anomaly, Message};
 pub use parser::{BodyPolicy, Limits};

@@ -10,7 +10,6 @@
 use std::mem::MaybeUninit;
 
 use super::message::{Anomaly, Framing, HeaderPos, Message, StartLine};
-use crate::capture::TimestampNs;
 
 /// Bounds on what one direction may hold.
 #[derive(Clone, Copy, Debug)]
@@ -65,14 +64,7 @@ pub trait MessageSink {
     fn complete(&mut self, msg: Box<Message>);
 }
 
-/// Where a frame's bytes came from: the frame that carried them and the frame being processed
-/// (different when buffered out-of-order data is released).
-#[derive(Clone, Copy, Debug)]
-pub struct Origin {
-    pub frame: u64,
-    pub arrival: u64,
-    pub ts: TimestampNs,
-}
+pub use crate::flow::Origin;
 
 /// Per-direction counters of what was lost or limited.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

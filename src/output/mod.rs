@@ -9,7 +9,57 @@ use crate::capture::LinkType;
 use crate::capture::file::{Format, ReadEnd};
 use crate::engine::{Skipped, Stats};
 use crate::flow::FlowStats;
+use crate::http::HttpStats;
 use serde::Serialize;
+
+/// The `tcp` object of the JSON summaries: the flow table's counters and HTTP's, under the
+/// names and in the order they have always had (schema version 1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TcpCounters {
+    pub tcp_streams: u64,
+    pub http_streams: u64,
+    pub duplicate_frames: u64,
+    pub retransmitted_segments: u64,
+    pub out_of_order_segments: u64,
+    pub gap_bytes: u64,
+    pub reassembly_limit_hits: u64,
+    pub reassembly_total_limit_hits: u64,
+    pub flow_limit_hits: u64,
+    pub idle_flows_finished: u64,
+    pub dormant_forgotten: u64,
+    pub http_header_too_large: u64,
+    pub http_too_many_headers: u64,
+    pub http_bad_headers: u64,
+    pub http_heads_lost: u64,
+    pub http_resyncs: u64,
+    pub http_pending_limit_hits: u64,
+    pub http_interim_dropped: u64,
+}
+
+impl TcpCounters {
+    pub fn of(f: &FlowStats, h: &HttpStats) -> TcpCounters {
+        TcpCounters {
+            tcp_streams: f.tcp_streams,
+            http_streams: h.streams,
+            duplicate_frames: f.duplicate_frames,
+            retransmitted_segments: f.retransmitted_segments,
+            out_of_order_segments: f.out_of_order_segments,
+            gap_bytes: f.gap_bytes,
+            reassembly_limit_hits: f.reassembly_limit_hits,
+            reassembly_total_limit_hits: f.reassembly_total_limit_hits,
+            flow_limit_hits: f.flow_limit_hits,
+            idle_flows_finished: f.idle_flows_finished,
+            dormant_forgotten: f.dormant_forgotten,
+            http_header_too_large: h.header_too_large,
+            http_too_many_headers: h.too_many_headers,
+            http_bad_headers: h.bad_headers,
+            http_heads_lost: h.heads_lost,
+            http_resyncs: h.resyncs,
+            http_pending_limit_hits: h.pending_limit_hits,
+            http_interim_dropped: h.interim_dropped,
+        }
+    }
+}
 
 /// What was read from one capture and what happened to it.
 #[derive(Clone, Debug, Serialize)]
@@ -29,7 +79,12 @@ pub struct FileSummary {
     pub read: String,
     pub snaplen_truncated_frames: u64,
     pub skipped: Vec<Skipped>,
-    pub tcp: FlowStats,
+    pub tcp: TcpCounters,
+    /// The layers' counters, for the report (the JSON has them in `tcp`).
+    #[serde(skip)]
+    pub flow: FlowStats,
+    #[serde(skip)]
+    pub http: HttpStats,
 }
 
 impl FileSummary {
@@ -66,55 +121,32 @@ impl FileSummary {
             captured_bytes: stats.captured_bytes,
             tcp_segments: stats.tcp_segments,
             tcp_streams: stats.flow.tcp_streams,
-            http_streams: stats.flow.http_streams,
+            http_streams: stats.http.streams,
             exchanges: stats.exchanges,
             http_messages: stats.http_messages,
             connection_attempts: stats.connection_attempts,
             read,
             snaplen_truncated_frames: stats.snaplen_truncated,
             skipped: stats.skipped(),
-            tcp: stats.flow,
+            tcp: TcpCounters::of(&stats.flow, &stats.http),
+            flow: stats.flow,
+            http: stats.http,
         }
     }
 
-    /// Limits that were hit, as `(name, count)`, for the report.
+    /// Limits that were hit, as `(name, count)`, for the report: each layer says its own
+    /// (the flow table's, HTTP's, then the flow table's dormant entries, the order of the
+    /// report since the start).
     pub fn limits_hit(&self) -> Vec<(&'static str, u64)> {
-        let t = &self.tcp;
-        [
-            ("flow table full (flows finished early)", t.flow_limit_hits),
-            (
-                "out-of-order buffer full (holes declared lost)",
-                t.reassembly_limit_hits,
-            ),
-            (
-                "out-of-order buffers of all flows full (holes declared lost)",
-                t.reassembly_total_limit_hits,
-            ),
-            (
-                "HTTP header block too large (skipped)",
-                t.http_header_too_large,
-            ),
-            (
-                "too many HTTP header lines (skipped)",
-                t.http_too_many_headers,
-            ),
-            (
-                "exchanges waiting for a response (emitted early)",
-                t.http_pending_limit_hits,
-            ),
-            (
-                // The number in the text is the constant's.
-                const {
-                    assert!(crate::http::exchange::MAX_INTERIM == 16);
-                    "1xx responses beyond 16 per request (not kept)"
-                },
-                t.http_interim_dropped,
-            ),
-            ("dormant flows forgotten", t.dormant_forgotten),
-        ]
-        .into_iter()
-        .filter(|(_, n)| *n > 0)
-        .collect()
+        let flow = self.flow.limits_hit();
+        let (tables, dormant) = flow.split_at(flow.len().min(3));
+        tables
+            .iter()
+            .copied()
+            .chain(self.http.limits_hit())
+            .chain(dormant.iter().copied())
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 }
 
@@ -127,18 +159,22 @@ mod tests {
     /// it is listed here and in the report.
     #[test]
     fn every_limit_hit_is_in_the_report() {
-        let t = FlowStats {
+        let f = FlowStats {
             flow_limit_hits: 1,
             reassembly_limit_hits: 2,
             reassembly_total_limit_hits: 3,
-            http_header_too_large: 4,
-            http_too_many_headers: 5,
-            http_pending_limit_hits: 6,
-            http_interim_dropped: 7,
             dormant_forgotten: 8,
             ..FlowStats::default()
         };
-        let limits = serde_json::to_value(FlowStats::default())
+        let h = HttpStats {
+            header_too_large: 4,
+            too_many_headers: 5,
+            pending_limit_hits: 6,
+            interim_dropped: 7,
+            ..HttpStats::default()
+        };
+        let t = TcpCounters::of(&f, &h);
+        let limits = serde_json::to_value(TcpCounters::default())
             .ok()
             .and_then(|v| v.as_object().cloned())
             .map(|o| {
@@ -167,6 +203,8 @@ mod tests {
             snaplen_truncated_frames: 0,
             skipped: Vec::new(),
             tcp: t,
+            flow: f,
+            http: h,
         };
         let mut counts: Vec<u64> = summary.limits_hit().iter().map(|(_, n)| *n).collect();
         counts.sort_unstable();
