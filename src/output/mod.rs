@@ -1,6 +1,7 @@
 //! Rendering results: tables for people, JSON for scripts. Both are built from the same
 //! summary and exchange views, so they never disagree.
 
+pub mod finding_writer;
 pub mod findings;
 pub mod json;
 pub mod table;

@@ -1,0 +1,151 @@
+//! `capdiag analyze`: every rule over captures; findings for people or as one JSON document.
+
+use super::{
+    EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, count_line_n, fail_threshold, is_broken_pipe, name_of,
+    open_or_report, progress_bar, report_error, run_rules, stdin_at_most_once, use_color,
+    warn_if_incomplete,
+};
+use crate::cli::OutputFormat;
+use crate::output::FileSummary;
+use crate::output::table::summary_text;
+use std::io;
+
+#[derive(serde::Serialize)]
+struct AnalyzeFileSummary {
+    #[serde(flatten)]
+    summary: FileSummary,
+    findings: usize,
+    /// Items rules dropped because their tables were full.
+    rule_state_dropped: u64,
+}
+
+/// `capdiag analyze`.
+pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
+    if !stdin_at_most_once(&args.files) {
+        return EXIT_ERROR;
+    }
+    use crate::finding::Severity;
+    use crate::output::finding_writer::{FindingWriter, Origin, Style};
+    if let Err(e) = crate::rules::instantiate(&args.rule_args.rules) {
+        report_error("--rules", &e);
+        return EXIT_ERROR;
+    }
+    let json = args.format == OutputFormat::Json;
+    let style = if json {
+        Style::Json
+    } else {
+        Style::Text { color: use_color() }
+    };
+    let mut out = match FindingWriter::start(io::BufWriter::new(io::stdout().lock()), style) {
+        Ok(w) => w,
+        Err(e) if is_broken_pipe(&e) => return EXIT_OK,
+        Err(e) => {
+            report_error("writing output", &e);
+            return EXIT_ERROR;
+        }
+    };
+    let limits = args.limits.to_limits();
+    let mut code = EXIT_OK;
+    let mut worst: Option<Severity> = None;
+    let mut summaries = Vec::new();
+    let mut io_error: Option<io::Error> = None;
+    // Set when the output has gone: reading stops.
+    let output_gone = std::cell::Cell::new(false);
+    for path in &args.files {
+        if io_error.is_some() {
+            // The output has gone: nobody reads what the other files would give.
+            break;
+        }
+        let name = name_of(path);
+        let Some(mut reader) = open_or_report(path, &name) else {
+            code = EXIT_ERROR;
+            continue;
+        };
+        let mut n = 0usize;
+        let mut on_finding = |f: crate::finding::Finding| {
+            n += 1;
+            worst = worst.max(Some(f.severity));
+            if io_error.is_some() {
+                return;
+            }
+            let from = Origin {
+                file: Some(&name),
+                interface: None,
+                extract_from: &name,
+            };
+            if let Err(e) = out.finding(&f, n, &from, 0) {
+                io_error = Some(e);
+                output_gone.set(true);
+            }
+        };
+        let bar = progress_bar(path, !json);
+        let (end, engine, dropped) = match run_rules(
+            &mut reader,
+            args.threads,
+            limits,
+            &args.rule_args.rules,
+            &mut on_finding,
+            bar.as_ref(),
+            &|| !output_gone.get(),
+        ) {
+            Ok(x) => x,
+            Err(e) => {
+                report_error("--rules", &e);
+                return EXIT_ERROR;
+            }
+        };
+        if output_gone.get() {
+            // Nobody reads on: the rest of this file and the other files are left unread.
+            break;
+        }
+        let summary = FileSummary::new(
+            &name,
+            reader.format(),
+            reader.link_types(),
+            engine.stats(),
+            &end,
+        );
+        if !json && io_error.is_none() {
+            let mut text = summary_text(&summary);
+            if dropped > 0 {
+                text.push_str(&format!(
+                    "  rules: {dropped} items dropped from full rule tables\n"
+                ));
+            }
+            text.push_str(&count_line_n(n));
+            text.push_str("\n\n");
+            if let Err(e) = out.text(&text) {
+                io_error = Some(e);
+            }
+        }
+        warn_if_incomplete(&name, &end);
+        summaries.push(AnalyzeFileSummary {
+            summary,
+            findings: n,
+            rule_state_dropped: dropped,
+        });
+    }
+    if json && io_error.is_none() {
+        if let Err(e) = out.end_json(&summaries) {
+            io_error = Some(e);
+        }
+    }
+    if io_error.is_none() {
+        if let Err(e) = out.flush() {
+            io_error = Some(e);
+        }
+    }
+    if let Some(e) = io_error {
+        if !is_broken_pipe(&e) {
+            report_error("writing output", &e);
+            return EXIT_ERROR;
+        }
+    }
+    if code == EXIT_ERROR {
+        return EXIT_ERROR;
+    }
+    match (fail_threshold(args.rule_args.fail_on), worst) {
+        (Some(t), Some(w)) if w >= t => EXIT_FINDINGS,
+        _ => EXIT_OK,
+    }
+}

@@ -1,0 +1,212 @@
+//! What each subcommand does: open inputs, run the engine, hand results to a printer in
+//! [`crate::output`]. One file per subcommand; what they share is here.
+
+use crate::capture::file::{CaptureReader, OpenError};
+use crate::engine::Engine;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::Path;
+
+/// A line on standard error. A standard error that cannot be written (closed, or a full disk)
+/// is no reason to stop, nor to panic as `eprintln!` would. The line is shown
+/// [`printable`](crate::text::printable): file and interface names, filters and errors that
+/// quote input cannot drive the terminal.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let line = format!($($arg)*);
+        let _ = writeln!(std::io::stderr(), "{}", $crate::text::printable(&line));
+    }};
+}
+
+mod analyze;
+mod extract;
+mod http;
+mod rule_docs;
+mod watch;
+
+pub use analyze::analyze;
+pub use extract::extract;
+pub use http::http;
+pub use rule_docs::{explain, rules};
+pub use watch::watch;
+
+/// Exit codes (ripgrep's convention).
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_ERROR: u8 = 2;
+
+/// Opens a capture by path; `-` is standard input.
+pub fn open_capture(path: &Path) -> Result<CaptureReader, OpenError> {
+    if path.as_os_str() == "-" {
+        return CaptureReader::new(io::stdin());
+    }
+    if path.is_dir() {
+        return Err(OpenError::Io(io::Error::other("is a directory")));
+    }
+    let file = File::open(path)?;
+    CaptureReader::new(file)
+}
+
+/// Opens a capture, or reports why it cannot be read (named as the user gave it).
+fn open_or_report(path: &Path, name: &str) -> Option<CaptureReader> {
+    match open_capture(path) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            report_error(name, &e);
+            None
+        }
+    }
+}
+
+/// A path as capdiag names it in its output: as the user gave it, with bytes that are not
+/// UTF-8 as `\xNN` ([`crate::text::lossless`]; printers escape it further for a terminal).
+pub fn name_of(path: &Path) -> String {
+    crate::text::lossless(path.as_os_str().as_encoded_bytes())
+}
+
+/// Says on standard error how reading stopped when the file did not end cleanly (cut off,
+/// damaged, read error); the records before that point were analysed.
+fn warn_if_incomplete(name: &str, end: &crate::capture::file::ReadEnd) {
+    if *end != crate::capture::file::ReadEnd::Complete {
+        say!("capdiag: warning: {name}: {end}");
+    }
+}
+
+/// Prints an error once, the way every capdiag error looks.
+pub fn report_error(what: &str, err: &dyn std::fmt::Display) {
+    say!("capdiag: {what}: {err}");
+}
+
+fn is_broken_pipe(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::BrokenPipe
+}
+
+/// Standard input (`-`) can be read once: named twice, the second would read nothing. Says so
+/// when it is.
+fn stdin_at_most_once(files: &[std::path::PathBuf]) -> bool {
+    let once = files.iter().filter(|f| f.as_os_str() == "-").count() <= 1;
+    if !once {
+        report_error("-", &"standard input can be read only once; name it once");
+    }
+    once
+}
+
+/// Writes `text` to standard output: a closed pipe ends quietly, another failure (a full
+/// disk) is an error.
+fn print_text(text: &str) -> u8 {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if !is_broken_pipe(&e) => {
+            report_error("writing output", &e);
+            EXIT_ERROR
+        }
+        _ => EXIT_OK,
+    }
+}
+
+fn use_color() -> bool {
+    use std::io::IsTerminal;
+    io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// A progress bar on standard error for a long offline run: only on a terminal, only for a
+/// file whose size is known, and only with human output.
+pub fn progress_bar(path: &Path, human: bool) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !human || !io::stderr().is_terminal() || path.as_os_str() == "-" {
+        return None;
+    }
+    let size = std::fs::metadata(path).ok()?.len();
+    if size < 64 * 1024 * 1024 {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(size);
+    let style = indicatif::ProgressStyle::with_template(
+        "{spinner} {bytes}/{total_bytes} [{wide_bar}] {binary_bytes_per_sec}, {eta} left",
+    )
+    .ok()?;
+    bar.set_style(style.progress_chars("=> "));
+    Some(bar)
+}
+
+/// Runs every frame of the capture through `engine`, calling `after` after each; reading
+/// stops after a frame when `after` or the sink wants no more (their output has gone). With
+/// `threads` 2 the file is read and each frame prepared for the engine (decoded, its HTTP
+/// header block parsed) on a second thread; the results are the same.
+fn read_frames(
+    reader: &mut CaptureReader,
+    threads: u8,
+    engine: &mut Engine,
+    sink: &mut dyn crate::engine::Sink,
+    mut after: impl FnMut(&crate::capture::Frame<'_>) -> bool,
+) -> crate::capture::file::ReadEnd {
+    if threads > 1 {
+        let preparer = engine.preparer();
+        reader.for_each_frame_prefetched_while(
+            |fr, store| preparer.prepare(fr, store),
+            |fr, p, store| {
+                engine.frame_prepared(fr, p, store, sink);
+                after(fr) && sink.wants_more()
+            },
+        )
+    } else {
+        reader.for_each_frame_while(|fr| {
+            engine.frame(fr, sink);
+            after(fr) && sink.wants_more()
+        })
+    }
+}
+
+/// Runs the rules over one capture, calling `on_finding` as findings are made.
+pub fn run_rules(
+    reader: &mut CaptureReader,
+    threads: u8,
+    limits: crate::engine::Limits,
+    only: &[String],
+    on_finding: &mut dyn FnMut(crate::finding::Finding),
+    progress: Option<&indicatif::ProgressBar>,
+    go_on: &dyn Fn() -> bool,
+) -> Result<(crate::capture::file::ReadEnd, Engine, u64), String> {
+    let rules = crate::rules::instantiate(only)?;
+    let mut engine = Engine::new(limits);
+    let mut set = crate::rules::RuleSet::new(rules, on_finding);
+    let mut read = 0u64;
+    let end = read_frames(reader, threads, &mut engine, &mut set, |f| {
+        if let Some(p) = progress {
+            // Record header plus data: close to the bytes of the file read.
+            read += f.data.len() as u64 + 16;
+            if f.number % 65_536 == 0 {
+                p.set_position(read);
+            }
+        }
+        go_on()
+    });
+    if let Some(p) = progress {
+        p.finish_and_clear();
+    }
+    engine.finish(&mut set);
+    let dropped = set.state_dropped();
+    Ok((end, engine, dropped))
+}
+
+fn count_line_n(n: usize) -> String {
+    match n {
+        0 => "no findings".to_string(),
+        1 => "1 finding".to_string(),
+        n => format!("{n} findings"),
+    }
+}
+
+/// Exit code when findings at or above `--fail-on` were made.
+pub const EXIT_FINDINGS: u8 = 1;
+
+fn fail_threshold(f: crate::cli::FailOn) -> Option<crate::finding::Severity> {
+    use crate::cli::FailOn;
+    use crate::finding::Severity;
+    match f {
+        FailOn::Info => Some(Severity::Info),
+        FailOn::Warning => Some(Severity::Warning),
+        FailOn::Error => Some(Severity::Error),
+        FailOn::Never => None,
+    }
+}
