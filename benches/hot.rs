@@ -83,8 +83,10 @@ fn parse_exchange(b: Bencher) {
 
 struct Count(u64);
 impl Sink for Count {
-    fn exchange(&mut self, _: &Exchange) {
-        self.0 += 1;
+    fn event(&mut self, ev: capdiag::engine::Event<'_>) {
+        if let capdiag::engine::Event::Exchange(_) = ev {
+            self.0 += 1;
+        }
     }
 }
 

@@ -17,18 +17,25 @@ use crate::http::{Exchange, spare};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// What the engine reports, in the order it happens. A new kind of result is one more
+/// variant here (and a hook in [`crate::rules::Rule`] for the rules that want it).
+#[derive(Clone, Copy, Debug)]
+pub enum Event<'a> {
+    /// A request/response exchange is complete (or the connection ended).
+    Exchange(&'a Exchange),
+    /// A connection attempt was answered, refused, or ended unanswered.
+    Attempt(&'a ConnectionAttempt),
+    /// A connection attempt is still unanswered and its SYN was just retransmitted.
+    AttemptProgress(&'a ConnectionAttempt),
+    /// Capture time moved on (after every frame): time to act on deadlines.
+    Tick(TimestampNs),
+    /// End of the input: nothing more will come.
+    Finish,
+}
+
 /// Receives the engine's results.
 pub trait Sink {
-    /// A request/response exchange is complete (or the connection ended).
-    fn exchange(&mut self, ex: &Exchange);
-    /// A connection attempt was answered, refused, or ended unanswered.
-    fn connection_attempt(&mut self, _attempt: &ConnectionAttempt) {}
-    /// A connection attempt is still unanswered and its SYN was just retransmitted.
-    fn connection_progress(&mut self, _attempt: &ConnectionAttempt) {}
-    /// Capture time moved on (called after every frame): time to act on deadlines.
-    fn tick(&mut self, _now: TimestampNs) {}
-    /// End of the input: nothing more will come.
-    fn finish(&mut self) {}
+    fn event(&mut self, ev: Event<'_>);
     /// Whether more input is wanted: false once the sink's output has gone (a closed pipe),
     /// so that reading stops instead of going on for nobody.
     fn wants_more(&self) -> bool {
@@ -291,7 +298,7 @@ impl Engine {
         // Deadlines that passed before this frame was captured act first, so a finding holds
         // the evidence that existed at its deadline, in a file as in a live watch.
         if frame.ts > self.max_ts {
-            sink.tick(frame.ts);
+            sink.event(Event::Tick(frame.ts));
         }
         let s = &mut self.stats;
         s.frames += 1;
@@ -335,7 +342,7 @@ impl Engine {
             Some(_) => {}
         }
         self.deliver(sink);
-        sink.tick(self.max_ts);
+        sink.event(Event::Tick(self.max_ts));
         stream
     }
 
@@ -351,7 +358,7 @@ impl Engine {
                     self.stats.http_messages += u64::from(ex.request.is_some())
                         + u64::from(ex.response.is_some())
                         + ex.interim.len() as u64;
-                    sink.exchange(&ex);
+                    sink.event(Event::Exchange(&ex));
                     // Its messages are built anew in what they leave.
                     let Exchange {
                         request, response, ..
@@ -363,9 +370,9 @@ impl Engine {
                 }
                 FlowEvent::Attempt(a) => {
                     self.stats.connection_attempts += 1;
-                    sink.connection_attempt(&a);
+                    sink.event(Event::Attempt(&a));
                 }
-                FlowEvent::AttemptProgress(a) => sink.connection_progress(&a),
+                FlowEvent::AttemptProgress(a) => sink.event(Event::AttemptProgress(&a)),
             }
         }
     }
@@ -385,14 +392,14 @@ impl Engine {
             self.last_sweep = Some(self.max_ts);
         }
         self.deliver(sink);
-        sink.tick(self.max_ts);
+        sink.event(Event::Tick(self.max_ts));
     }
 
     /// End of input: every open flow is finished and its results delivered.
     pub fn finish(&mut self, sink: &mut dyn Sink) {
         self.table.finish(self.last_frame, &mut self.events);
         self.deliver(sink);
-        sink.finish();
+        sink.event(Event::Finish);
         self.stats.flow = self.table.stats;
         self.stats.http = self.table.apps.http;
     }

@@ -2,18 +2,18 @@
 
 use capdiag::capture::file::CaptureReader;
 use capdiag::engine::Limits;
-use capdiag::engine::{Engine, Sink};
+use capdiag::engine::{Engine, Event, Sink};
 use capdiag::flow::{ConnectionAttempt, Outcome};
-use capdiag::http::Exchange;
 use std::path::Path;
 
 #[derive(Default)]
 struct Attempts(Vec<ConnectionAttempt>);
 
 impl Sink for Attempts {
-    fn exchange(&mut self, _ex: &Exchange) {}
-    fn connection_attempt(&mut self, a: &ConnectionAttempt) {
-        self.0.push(a.clone());
+    fn event(&mut self, ev: Event<'_>) {
+        if let Event::Attempt(a) = ev {
+            self.0.push(a.clone());
+        }
     }
 }
 

@@ -10,7 +10,7 @@
 use capdiag::capture::file::CaptureReader;
 use capdiag::engine::Limits;
 use capdiag::engine::{Engine, Sink};
-use capdiag::http::{Exchange, Message};
+use capdiag::http::Message;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
@@ -36,7 +36,10 @@ impl Collect {
 }
 
 impl Sink for Collect {
-    fn exchange(&mut self, ex: &Exchange) {
+    fn event(&mut self, ev: capdiag::engine::Event<'_>) {
+        let capdiag::engine::Event::Exchange(ex) = ev else {
+            return;
+        };
         for m in ex
             .request
             .as_deref()

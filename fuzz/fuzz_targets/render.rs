@@ -9,8 +9,8 @@
 
 use capdiag::capture::file::CaptureReader;
 use capdiag::decode::decode;
-use capdiag::engine::{Engine, Sink};
-use capdiag::flow::ConnectionAttempt;
+use capdiag::engine::{Engine, Event, Sink};
+
 use capdiag::http::{BodyPolicy, Exchange};
 use capdiag::output::FileSummary;
 use capdiag::output::findings::finding_block;
@@ -64,6 +64,15 @@ struct Render<'f> {
 }
 
 impl Sink for Render<'_> {
+    fn event(&mut self, ev: Event<'_>) {
+        if let Event::Exchange(ex) = ev {
+            self.exchange(ex);
+        }
+        self.rules.event(ev);
+    }
+}
+
+impl Render<'_> {
     fn exchange(&mut self, ex: &Exchange) {
         self.rows.push(exchange_row(ex));
         if self.rows.len() >= 16 {
@@ -75,19 +84,6 @@ impl Sink for Render<'_> {
         }
         let json = serde_json::to_vec(&JsonExchange::new("f.pcap", ex, Some(4096))).expect("json");
         parses(&json);
-        self.rules.exchange(ex);
-    }
-    fn connection_attempt(&mut self, a: &ConnectionAttempt) {
-        self.rules.connection_attempt(a);
-    }
-    fn connection_progress(&mut self, a: &ConnectionAttempt) {
-        self.rules.connection_progress(a);
-    }
-    fn tick(&mut self, now: capdiag::capture::TimestampNs) {
-        self.rules.tick(now);
-    }
-    fn finish(&mut self) {
-        self.rules.finish();
     }
 }
 

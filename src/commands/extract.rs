@@ -5,7 +5,6 @@ use super::{
 };
 use crate::capture::file::CaptureReader;
 use crate::engine::{Engine, Sink};
-use crate::http::Exchange;
 use std::fs::File;
 use std::io;
 use std::path::Path;
@@ -132,7 +131,7 @@ fn extract_frames(
     let mut engine = stream.map(|_| Engine::new(limits));
     struct Nothing;
     impl Sink for Nothing {
-        fn exchange(&mut self, _: &Exchange) {}
+        fn event(&mut self, _: crate::engine::Event<'_>) {}
     }
     let end = reader.for_each_frame(|f| {
         let keep = match (ranges, stream, engine.as_mut()) {

@@ -5,8 +5,7 @@ use super::{
     stdin_at_most_once, warn_if_incomplete,
 };
 use crate::cli::{HttpArgs, OutputFormat};
-use crate::engine::{Engine, Sink};
-use crate::http::Exchange;
+use crate::engine::{Engine, Event, Sink};
 use crate::output::FileSummary;
 use crate::output::json::{JsonExchange, JsonHttpWriter};
 use crate::output::table::{ROWS_PER_TABLE, exchange_row, exchange_table, summary_text};
@@ -50,7 +49,10 @@ impl Sink for HttpSink<'_> {
         self.error.is_none()
     }
 
-    fn exchange(&mut self, ex: &Exchange) {
+    fn event(&mut self, ev: Event<'_>) {
+        let Event::Exchange(ex) = ev else {
+            return;
+        };
         if self.error.is_some() {
             return;
         }

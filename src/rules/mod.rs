@@ -10,7 +10,7 @@ pub mod s3;
 pub mod s3_error_not_xml;
 
 use crate::capture::TimestampNs;
-use crate::engine::Sink;
+use crate::engine::{Event, Sink};
 use crate::finding::{Evidence, Finding, Severity};
 use crate::flow::ConnectionAttempt;
 use crate::http::{Exchange, Message};
@@ -50,28 +50,41 @@ pub struct RuleInfo {
     pub doc: &'static str,
 }
 
-pub static RULES: [&RuleInfo; 3] = [
-    &s3_error_not_xml::INFO,
-    &presigned_url_403::INFO,
-    &auth_realm_unreachable::INFO,
+/// A rule in the registry: what it is, and how to make a fresh one.
+pub struct Entry {
+    pub info: &'static RuleInfo,
+    pub new: fn() -> Box<dyn Rule>,
+}
+
+/// Every rule, in the order they run and are listed. Adding a rule is one line here (and its
+/// `mod` line above).
+pub static RULES: &[Entry] = &[
+    Entry {
+        info: &s3_error_not_xml::INFO,
+        new: || Box::new(s3_error_not_xml::S3ErrorNotXml::default()),
+    },
+    Entry {
+        info: &presigned_url_403::INFO,
+        new: || Box::new(presigned_url_403::PresignedUrl403::default()),
+    },
+    Entry {
+        info: &auth_realm_unreachable::INFO,
+        new: || Box::new(auth_realm_unreachable::AuthRealmUnreachable::default()),
+    },
 ];
 
 /// A fresh instance of every rule whose id is in `only` (all when `only` is empty).
 pub fn instantiate(only: &[String]) -> Result<Vec<Box<dyn Rule>>, String> {
     for id in only {
-        if !RULES.iter().any(|r| r.id == id) {
-            let known: Vec<&str> = RULES.iter().map(|r| r.id).collect();
+        if !RULES.iter().any(|r| r.info.id == id) {
+            let known: Vec<&str> = RULES.iter().map(|r| r.info.id).collect();
             return Err(format!("unknown rule '{id}' (rules: {})", known.join(", ")));
         }
     }
-    let all: Vec<Box<dyn Rule>> = vec![
-        Box::new(s3_error_not_xml::S3ErrorNotXml::default()),
-        Box::new(presigned_url_403::PresignedUrl403::default()),
-        Box::new(auth_realm_unreachable::AuthRealmUnreachable::default()),
-    ];
-    Ok(all
-        .into_iter()
-        .filter(|r| only.is_empty() || only.iter().any(|o| o == r.info().id))
+    Ok(RULES
+        .iter()
+        .filter(|r| only.is_empty() || only.iter().any(|o| o == r.info.id))
+        .map(|r| (r.new)())
         .collect())
 }
 
@@ -112,39 +125,22 @@ impl<'a> RuleSet<'a> {
 }
 
 impl Sink for RuleSet<'_> {
-    fn exchange(&mut self, ex: &Exchange) {
-        for r in &mut self.rules {
-            r.on_exchange(ex, &mut self.findings);
+    /// Every rule's hook for the event, then the findings made, in key-frame order.
+    fn event(&mut self, ev: Event<'_>) {
+        if let Event::Tick(now) = ev
+            && self.next_deadline.is_none_or(|d| now < d)
+        {
+            return;
         }
-        self.flush();
-    }
-
-    fn connection_attempt(&mut self, a: &ConnectionAttempt) {
+        let out = &mut self.findings;
         for r in &mut self.rules {
-            r.on_attempt(a, &mut self.findings);
-        }
-        self.flush();
-    }
-
-    fn connection_progress(&mut self, a: &ConnectionAttempt) {
-        for r in &mut self.rules {
-            r.on_attempt_progress(a, &mut self.findings);
-        }
-        self.flush();
-    }
-
-    fn tick(&mut self, now: TimestampNs) {
-        if self.next_deadline.is_some_and(|d| now >= d) {
-            for r in &mut self.rules {
-                r.on_tick(now, &mut self.findings);
+            match ev {
+                Event::Exchange(ex) => r.on_exchange(ex, out),
+                Event::Attempt(a) => r.on_attempt(a, out),
+                Event::AttemptProgress(a) => r.on_attempt_progress(a, out),
+                Event::Tick(now) => r.on_tick(now, out),
+                Event::Finish => r.finish(out),
             }
-            self.flush();
-        }
-    }
-
-    fn finish(&mut self) {
-        for r in &mut self.rules {
-            r.finish(&mut self.findings);
         }
         self.flush();
     }
