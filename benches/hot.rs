@@ -5,7 +5,7 @@ use capdiag::capture::{Frame, LinkType};
 use capdiag::engine::{Engine, Sink};
 use capdiag::flow::reassembly::Reassembler;
 use capdiag::http::parser::Origin;
-use capdiag::http::{Exchange, HttpConn, Limits};
+use capdiag::http::{HttpConn, Limits};
 use divan::{Bencher, black_box};
 
 fn main() {
