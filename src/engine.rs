@@ -9,7 +9,7 @@ use crate::app::Apps;
 use crate::capture::prefetch::BatchStore;
 use crate::capture::{Frame, LinkType, TimestampNs};
 use crate::decode::{self, Decoded, Detached, Malformed};
-use crate::flow::{ConnectionAttempt, FlowEvent, FlowStats, FlowTable};
+use crate::flow::{ConnRecord, ConnectionAttempt, FlowEvent, FlowStats, FlowTable};
 use crate::http::HttpStats;
 use crate::http::message::HeaderPos;
 use crate::http::parser::{HeadAhead, HeadParsed, parse_ahead_into};
@@ -27,6 +27,8 @@ pub enum Event<'a> {
     Attempt(&'a ConnectionAttempt),
     /// A connection attempt is still unanswered and its SYN was just retransmitted.
     AttemptProgress(&'a ConnectionAttempt),
+    /// A connection ended: how it went ([`ConnRecord`]).
+    ConnEnd(&'a ConnRecord),
     /// Capture time moved on (after every frame): time to act on deadlines.
     Tick(TimestampNs),
     /// End of the input: nothing more will come.
@@ -373,6 +375,7 @@ impl Engine {
                     sink.event(Event::Attempt(&a));
                 }
                 FlowEvent::AttemptProgress(a) => sink.event(Event::AttemptProgress(&a)),
+                FlowEvent::ConnEnd(c) => sink.event(Event::ConnEnd(&c)),
             }
         }
     }

@@ -45,6 +45,26 @@ impl TcpSegment<'_> {
     pub fn has(&self, flag: u8) -> bool {
         self.flags & flag != 0
     }
+
+    /// The maximum segment size its options announce (RFC 9293 §3.7.1; on a SYN or SYN-ACK).
+    pub fn mss(&self) -> Option<u16> {
+        let end = usize::from(*self.header.get(12)? >> 4) * 4;
+        let mut opts = self.header.get(20..end.min(self.header.len()))?;
+        while let Some(&kind) = opts.first() {
+            match kind {
+                0 => return None,
+                1 => opts = opts.get(1..)?,
+                _ => {
+                    let len = usize::from(*opts.get(1)?);
+                    if kind == 2 && len == 4 {
+                        return link::be16(opts, 2);
+                    }
+                    opts = opts.get(len.max(2)..)?;
+                }
+            }
+        }
+        None
+    }
 }
 
 /// An ICMP error about a TCP packet (destination unreachable), naming the connection it is
@@ -60,6 +80,17 @@ pub struct IcmpUnreachable {
     pub dport: u16,
     pub kind: u8,
     pub code: u8,
+    /// ICMPv6 (the kind and code are then ICMPv6's).
+    pub v6: bool,
+    /// The next-hop MTU of an IPv4 "fragmentation needed" or an ICMPv6 "packet too big".
+    pub mtu: Option<u32>,
+}
+
+impl IcmpUnreachable {
+    /// Destination unreachable (not "packet too big", which says the path's MTU is smaller).
+    pub fn is_unreachable(&self) -> bool {
+        (!self.v6 && self.kind == 3) || (self.v6 && self.kind == 1)
+    }
 }
 
 /// What a frame turned out to hold.
@@ -425,17 +456,27 @@ fn header_only(src: IpAddr, dst: IpAddr, data: &[u8]) -> Option<TcpSegment<'_>> 
     })
 }
 
-/// ICMP destination unreachable (v4 type 3, v6 type 1) quoting an IP header and the first
-/// 8 bytes of a TCP header (RFC 792, RFC 4443 §3.1).
+/// ICMP destination unreachable (v4 type 3, v6 type 1) or packet too big (v6 type 2) quoting
+/// an IP header and the first 8 bytes of a TCP header (RFC 792, RFC 1191, RFC 4443 §3.1–3.2).
 fn decode_icmp(reporter: IpAddr, proto: IpNumber, data: &[u8]) -> Decoded<'_> {
     let (Some(&kind), Some(&code)) = (data.first(), data.get(1)) else {
         return Decoded::OtherIp;
     };
-    let unreachable =
-        (proto == IpNumber::ICMP && kind == 3) || (proto == IpNumber::IPV6_ICMP && kind == 1);
-    if !unreachable {
+    let v6 = proto == IpNumber::IPV6_ICMP;
+    let unreachable = (!v6 && kind == 3) || (v6 && kind == 1);
+    let too_big = v6 && kind == 2;
+    if !(unreachable || too_big) {
         return Decoded::OtherIp;
     }
+    let mtu = if too_big {
+        link::be16(data, 4)
+            .zip(link::be16(data, 6))
+            .map(|(hi, lo)| u32::from(hi) << 16 | u32::from(lo))
+    } else if !v6 && code == 4 {
+        link::be16(data, 6).map(u32::from)
+    } else {
+        None
+    };
     let Some(quoted) = data.get(8..) else {
         return Decoded::OtherIp;
     };
@@ -468,6 +509,8 @@ fn decode_icmp(reporter: IpAddr, proto: IpNumber, data: &[u8]) -> Decoded<'_> {
         dport,
         kind,
         code,
+        v6,
+        mtu,
     })
 }
 
@@ -638,6 +681,70 @@ mod tests {
                 assert_eq!((u.sport, u.dport, u.kind, u.code), (40000, 80, 3, 1));
                 assert_eq!(u.reporter.to_string(), "10.0.0.254");
             }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn fragmentation_needed_and_packet_too_big_carry_the_mtu() {
+        let quoted = ipv4_tcp(b"");
+        let mut v = Vec::new();
+        PacketBuilder::ipv4([10, 0, 0, 254], [10, 0, 0, 1], 64)
+            .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+                etherparse::icmpv4::DestUnreachableHeader::FragmentationNeeded {
+                    next_hop_mtu: 1400,
+                },
+            ))
+            .write(&mut v, &quoted[..28])
+            .unwrap_or_else(|_| unreachable!());
+        match decode_ip(&v, v.len(), v.len(), 0) {
+            Decoded::IcmpUnreachable(u) => {
+                assert_eq!((u.kind, u.code, u.v6, u.mtu), (3, 4, false, Some(1400)));
+                assert!(u.is_unreachable());
+            }
+            other => panic!("{other:?}"),
+        }
+        // ICMPv6 packet too big, quoting an IPv6 TCP packet.
+        let mut q6 = Vec::new();
+        PacketBuilder::ipv6([0x20; 16], [0x21; 16], 64)
+            .tcp(40000, 80, 1, 1000)
+            .write(&mut q6, &[])
+            .unwrap_or_else(|_| unreachable!());
+        let mut v6 = Vec::new();
+        PacketBuilder::ipv6([0x22; 16], [0x20; 16], 64)
+            .icmpv6(etherparse::Icmpv6Type::PacketTooBig { mtu: 1280 })
+            .write(&mut v6, &q6[..48])
+            .unwrap_or_else(|_| unreachable!());
+        match decode_ip(&v6, v6.len(), v6.len(), 0) {
+            Decoded::IcmpUnreachable(u) => {
+                assert_eq!((u.kind, u.v6, u.mtu, u.sport), (2, true, Some(1280), 40000));
+                assert!(!u.is_unreachable());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn mss_is_read_from_the_options() {
+        let mut v = Vec::new();
+        PacketBuilder::ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64)
+            .tcp(40000, 80, 1, 1000)
+            .syn()
+            .options(&[
+                etherparse::TcpOptionElement::Noop,
+                etherparse::TcpOptionElement::MaximumSegmentSize(1360),
+                etherparse::TcpOptionElement::SelectiveAcknowledgementPermitted,
+            ])
+            .unwrap_or_else(|_| unreachable!())
+            .write(&mut v, &[])
+            .unwrap_or_else(|_| unreachable!());
+        match decode_ip(&v, v.len(), v.len(), 0) {
+            Decoded::Tcp(seg) => assert_eq!(seg.mss(), Some(1360)),
+            other => panic!("{other:?}"),
+        }
+        let plain = ipv4_tcp(b"x");
+        match decode_ip(&plain, plain.len(), plain.len(), 0) {
+            Decoded::Tcp(seg) => assert_eq!(seg.mss(), None),
             other => panic!("{other:?}"),
         }
     }

@@ -11,12 +11,15 @@
 pub mod attempt;
 pub mod consumer;
 pub mod reassembly;
+pub mod record;
 
 use crate::capture::{Frame, TimestampNs};
 use crate::decode::{IcmpUnreachable, TcpSegment, flags};
 pub use attempt::{ConnectionAttempt, Outcome};
 pub use consumer::{Consumers, Origin, StreamConsumer};
 use reassembly::{Chunk, Reassembler};
+pub use record::{ConnRecord, ConnState};
+use record::{IcmpNote, Recorder, Resume};
 use rustc_hash::{FxHashMap, FxHasher};
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
@@ -64,6 +67,8 @@ pub enum FlowEvent<E> {
     Attempt(ConnectionAttempt),
     /// An attempt's SYN was retransmitted and it is still unanswered.
     AttemptProgress(ConnectionAttempt),
+    /// A connection ended (closed, reset, idle, or the capture ended).
+    ConnEnd(Box<ConnRecord>),
 }
 
 /// Counters over all flows.
@@ -222,6 +227,8 @@ struct Flow<C> {
     /// This stream was already counted as carrying its application's protocol (a revived
     /// dormant flow is the same stream).
     app_counted: bool,
+    /// What the connection did, for its record.
+    rec: Recorder,
 }
 
 struct Dormant {
@@ -229,6 +236,8 @@ struct Dormant {
     base_seq: [Option<u32>; 2],
     last_ts: TimestampNs,
     app_counted: bool,
+    /// For the record of the stream, should late packets wake it.
+    resume: Option<Resume>,
 }
 
 enum Slot<C> {
@@ -282,6 +291,7 @@ impl<C: StreamConsumer> Flow<C> {
             app: App::Pending,
             rst: false,
             app_counted: false,
+            rec: Recorder::new(stream, ends),
         }
     }
 
@@ -336,6 +346,11 @@ impl<C: StreamConsumer> Flow<C> {
             stats.gap_bytes += r.gap_bytes;
             stats.reassembly_limit_hits += r.buffer_limit_hits;
         }
+        let missed = [
+            self.half[0].reasm.stats.gap_bytes,
+            self.half[1].reasm.stats.gap_bytes,
+        ];
+        out.push(FlowEvent::ConnEnd(Box::new(self.rec.record(missed))));
     }
 
     /// Out-of-order bytes this flow holds.
@@ -367,6 +382,7 @@ impl<C: StreamConsumer> Flow<C> {
             base_seq: [self.half[0].base_seq, self.half[1].base_seq],
             last_ts: self.last_ts,
             app_counted: self.app_counted,
+            resume: Some(self.rec.to_resume()),
         }
     }
 }
@@ -442,10 +458,14 @@ impl<A: Consumers> FlowTable<A> {
                 }
                 if !reused {
                     let (stream, base, counted) = (d.stream, d.base_seq, d.app_counted);
+                    let resume = d.resume;
                     // A flow woken from dormancy needs room in the table like a new one.
                     self.room_for_one(ts, frame.number, out);
                     let mut flow = Flow::new(stream, key.endpoints(), ts, &self.limits, base);
                     flow.app_counted = counted;
+                    if let Some(r) = resume {
+                        flow.rec = Recorder::resume(stream, key.endpoints(), r);
+                    }
                     self.flows.insert(key, Slot::Active(Box::new(flow)));
                     self.active += 1;
                 } else {
@@ -539,6 +559,7 @@ impl<A: Consumers> FlowTable<A> {
                         base_seq: [None, None],
                         last_ts: frame.ts,
                         app_counted: false,
+                        resume: None,
                     }),
                 );
                 self.limit_dormant();
@@ -555,7 +576,22 @@ impl<A: Consumers> FlowTable<A> {
         out: &mut Vec<FlowEvent<EventOf<A>>>,
     ) {
         let (key, dir) = FlowKey::of(icmp.src, icmp.sport, icmp.dst, icmp.dport);
+        if let Some(Slot::Active(f)) = self.flows.get_mut(&key) {
+            f.rec.icmp(
+                dir,
+                IcmpNote {
+                    frame: frame.number,
+                    about_orig: false,
+                    reporter: icmp.reporter,
+                    kind: icmp.kind,
+                    code: icmp.code,
+                    v6: icmp.v6,
+                    mtu: icmp.mtu,
+                },
+            );
+        }
         if let Some(Slot::Active(f)) = self.flows.get_mut(&key)
+            && icmp.is_unreachable()
             && f.attempt_open
             && f.client_dir == dir
         {
@@ -756,6 +792,7 @@ fn process<A: Consumers>(
         }
         half.last_sig = sig;
         half.last_sig_ts = ts;
+        f.rec.segment(dir, seg, n, ts);
         if half.base_seq.is_none() && !rst {
             // Wireshark's base_seq: the SYN's sequence number, or one less than the first
             // sequence number seen when the SYN was not captured.
@@ -994,6 +1031,56 @@ mod tests {
             assert!(t.active_flows() <= 2, "{} active", t.active_flows());
         }
         assert!(t.stats.flow_limit_hits > 0);
+    }
+
+    /// A connection's record: how it ended, and an ICMP "fragmentation needed" about its
+    /// packets tied to it.
+    #[test]
+    fn a_connection_record_holds_its_icmp_errors() {
+        let mut t = FlowTable::new(Limits::default(), Ignore);
+        let mut out = Vec::new();
+        let c = |flags, seq| TcpSegment {
+            ack: 5001,
+            ..seg(40000, flags, seq, b"")
+        };
+        t.segment(&frame(1), &c(flags::SYN, 100), None, &mut out);
+        let mut synack = seg(40000, flags::SYN | flags::ACK, 5000, b"");
+        std::mem::swap(&mut synack.src, &mut synack.dst);
+        std::mem::swap(&mut synack.sport, &mut synack.dport);
+        t.segment(&frame(2), &synack, None, &mut out);
+        t.segment(&frame(3), &c(flags::ACK, 101), None, &mut out);
+        let icmp = crate::decode::IcmpUnreachable {
+            reporter: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 254)),
+            src: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+            dst: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
+            sport: 40000,
+            dport: 80,
+            kind: 3,
+            code: 4,
+            v6: false,
+            mtu: Some(1400),
+        };
+        t.icmp(&frame(4), &icmp, &mut out);
+        t.segment(&frame(5), &c(flags::RST, 101), None, &mut out);
+        let records: Vec<&ConnRecord> = out
+            .iter()
+            .filter_map(|e| match e {
+                FlowEvent::ConnEnd(r) => Some(&**r),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(records.len(), 1);
+        let r = records[0];
+        assert_eq!(
+            (r.conn_state, r.history.as_str()),
+            (ConnState::RSTO, "ShAR")
+        );
+        assert_eq!((r.first_frame, r.last_frame), (1, 5));
+        assert_eq!(r.icmp.len(), 1);
+        assert_eq!(
+            (r.icmp[0].frame, r.icmp[0].about_orig, r.icmp[0].mtu),
+            (4, true, Some(1400))
+        );
     }
 
     /// Pairs whose TCP headers are too damaged to analyse still get stream numbers, as dormant

@@ -12,7 +12,7 @@ pub mod s3_error_not_xml;
 use crate::capture::TimestampNs;
 use crate::engine::{Event, Sink};
 use crate::finding::{Evidence, Finding, Severity};
-use crate::flow::ConnectionAttempt;
+use crate::flow::{ConnRecord, ConnectionAttempt};
 use crate::http::{Exchange, Message};
 use crate::text::lossless;
 
@@ -27,6 +27,8 @@ pub trait Rule {
     fn on_attempt(&mut self, _a: &ConnectionAttempt, _out: &mut Vec<Finding>) {}
     /// An attempt's SYN was retransmitted; still unanswered.
     fn on_attempt_progress(&mut self, _a: &ConnectionAttempt, _out: &mut Vec<Finding>) {}
+    /// A connection ended.
+    fn on_conn_end(&mut self, _c: &ConnRecord, _out: &mut Vec<Finding>) {}
     /// Capture time is now `now`; the earliest deadline the rule waits for, if any.
     fn on_tick(&mut self, _now: TimestampNs, _out: &mut Vec<Finding>) {}
     /// The earliest capture time at which `on_tick` has something to do.
@@ -138,6 +140,7 @@ impl Sink for RuleSet<'_> {
                 Event::Exchange(ex) => r.on_exchange(ex, out),
                 Event::Attempt(a) => r.on_attempt(a, out),
                 Event::AttemptProgress(a) => r.on_attempt_progress(a, out),
+                Event::ConnEnd(c) => r.on_conn_end(c, out),
                 Event::Tick(now) => r.on_tick(now, out),
                 Event::Finish => r.finish(out),
             }
