@@ -21,7 +21,9 @@ impl Sink for Records {
 fn records(rel: &str) -> Vec<ConnRecord> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
     let mut r = CaptureReader::new(std::fs::File::open(&p).expect("open")).expect("capture");
-    let mut e = Engine::new(Limits::default());
+    let mut limits = Limits::default();
+    limits.flow.records = true;
+    let mut e = Engine::new(limits);
     let mut s = Records::default();
     r.for_each_frame(|f| {
         e.frame(f, &mut s);

@@ -168,8 +168,8 @@ pub fn run_rules(
     go_on: &dyn Fn() -> bool,
 ) -> Result<(crate::capture::file::ReadEnd, Engine, u64), String> {
     let rules = crate::rules::instantiate(only)?;
-    let mut engine = Engine::new(limits);
     let mut set = crate::rules::RuleSet::new(rules, on_finding);
+    let mut engine = Engine::new(set.configure(limits));
     let mut read = 0u64;
     let end = read_frames(reader, threads, &mut engine, &mut set, |f| {
         if let Some(p) = progress {

@@ -250,8 +250,8 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
             output_gone.set(true);
         }
     };
-    let mut engine = Engine::new(args.limits.to_limits());
     let mut set = crate::rules::RuleSet::new(rules, &mut on_finding);
+    let mut engine = Engine::new(set.configure(args.limits.to_limits()));
     let started = Instant::now();
     let mut last_flush = Instant::now();
     let mut failed: Option<String> = None;

@@ -43,6 +43,9 @@ pub struct Limits {
     pub dormant_timeout_ns: i64,
     /// Most dormant entries kept.
     pub max_dormant: usize,
+    /// Keep what each connection does and emit its [`ConnRecord`] when it ends (about 200
+    /// instructions a packet more; on when something reads them).
+    pub records: bool,
 }
 
 impl Default for Limits {
@@ -54,6 +57,7 @@ impl Default for Limits {
             idle_timeout_ns: 300 * 1_000_000_000,
             dormant_timeout_ns: 3600 * 1_000_000_000,
             max_dormant: 262_144,
+            records: false,
         }
     }
 }
@@ -227,8 +231,9 @@ struct Flow<C> {
     /// This stream was already counted as carrying its application's protocol (a revived
     /// dormant flow is the same stream).
     app_counted: bool,
-    /// What the connection did, for its record.
+    /// What the connection did, for its record (kept when [`Limits::records`] is on).
     rec: Recorder,
+    records: bool,
 }
 
 struct Dormant {
@@ -292,6 +297,7 @@ impl<C: StreamConsumer> Flow<C> {
             rst: false,
             app_counted: false,
             rec: Recorder::new(stream, ends),
+            records: limits.records,
         }
     }
 
@@ -346,11 +352,13 @@ impl<C: StreamConsumer> Flow<C> {
             stats.gap_bytes += r.gap_bytes;
             stats.reassembly_limit_hits += r.buffer_limit_hits;
         }
-        let missed = [
-            self.half[0].reasm.stats.gap_bytes,
-            self.half[1].reasm.stats.gap_bytes,
-        ];
-        out.push(FlowEvent::ConnEnd(Box::new(self.rec.record(missed))));
+        if self.records {
+            let missed = [
+                self.half[0].reasm.stats.gap_bytes,
+                self.half[1].reasm.stats.gap_bytes,
+            ];
+            out.push(FlowEvent::ConnEnd(Box::new(self.rec.take_record(missed))));
+        }
     }
 
     /// Out-of-order bytes this flow holds.
@@ -382,7 +390,7 @@ impl<C: StreamConsumer> Flow<C> {
             base_seq: [self.half[0].base_seq, self.half[1].base_seq],
             last_ts: self.last_ts,
             app_counted: self.app_counted,
-            resume: Some(self.rec.to_resume()),
+            resume: self.records.then(|| self.rec.to_resume()),
         }
     }
 }
@@ -576,7 +584,9 @@ impl<A: Consumers> FlowTable<A> {
         out: &mut Vec<FlowEvent<EventOf<A>>>,
     ) {
         let (key, dir) = FlowKey::of(icmp.src, icmp.sport, icmp.dst, icmp.dport);
-        if let Some(Slot::Active(f)) = self.flows.get_mut(&key) {
+        if let Some(Slot::Active(f)) = self.flows.get_mut(&key)
+            && f.records
+        {
             f.rec.icmp(
                 dir,
                 IcmpNote {
@@ -792,7 +802,9 @@ fn process<A: Consumers>(
         }
         half.last_sig = sig;
         half.last_sig_ts = ts;
-        f.rec.segment(dir, seg, n, ts);
+        if f.records {
+            f.rec.segment(dir, seg, n, ts);
+        }
         if half.base_seq.is_none() && !rst {
             // Wireshark's base_seq: the SYN's sequence number, or one less than the first
             // sequence number seen when the SYN was not captured.
@@ -1037,7 +1049,11 @@ mod tests {
     /// packets tied to it.
     #[test]
     fn a_connection_record_holds_its_icmp_errors() {
-        let mut t = FlowTable::new(Limits::default(), Ignore);
+        let limits = Limits {
+            records: true,
+            ..Limits::default()
+        };
+        let mut t = FlowTable::new(limits, Ignore);
         let mut out = Vec::new();
         let c = |flags, seq| TcpSegment {
             ack: 5001,

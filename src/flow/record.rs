@@ -301,34 +301,42 @@ impl Recorder {
             return;
         };
         d.side.packets += 1;
-        let mut letters: Vec<char> = Vec::new();
+        // At most one of each letter a packet can bring (q i s h f r a d t w).
+        let mut letters = [0u8; 10];
+        let mut nl = 0;
+        let mut note = |c: u8| {
+            if let Some(slot) = letters.get_mut(nl) {
+                *slot = c;
+                nl += 1;
+            }
+        };
         if syn && (fin || rst) && d.letters & ONCE_Q == 0 {
             d.letters |= ONCE_Q;
-            letters.push('q');
+            note(b'q');
         }
         if fin && rst && d.letters & ONCE_I == 0 {
             d.letters |= ONCE_I;
-            letters.push('i');
+            note(b'i');
         }
         if syn && !ack && flagged(d, 0) {
-            letters.push('s');
+            note(b's');
         }
         if syn && ack && flagged(d, 1) {
-            letters.push('h');
+            note(b'h');
         }
         if fin && flagged(d, 2) {
-            letters.push('f');
+            note(b'f');
         }
         if rst && flagged(d, 3) {
-            letters.push('r');
+            note(b'r');
         }
         if ack && len == 0 && !syn && !fin && !rst && d.letters & ONCE_A == 0 {
             d.letters |= ONCE_A;
-            letters.push('a');
+            note(b'a');
         }
         if len > 0 && d.letters & ONCE_D == 0 {
             d.letters |= ONCE_D;
-            letters.push('d');
+            note(b'd');
         }
         // Sequence space: bytes, retransmissions.
         if d.base.is_none() && !rst {
@@ -358,7 +366,7 @@ impl Recorder {
                         sizes.insert(i, len);
                     }
                     if power_of_ten(d.retransmissions) {
-                        letters.push('t');
+                        note(b't');
                     }
                 } else if end > d.high {
                     d.high = end;
@@ -377,7 +385,7 @@ impl Recorder {
             }
             d.zero_windows += 1;
             if power_of_ten(d.zero_windows) {
-                letters.push('w');
+                note(b'w');
             }
         }
         d.zero_window = zero;
@@ -413,8 +421,8 @@ impl Recorder {
         {
             p.state = EndState::Established;
         }
-        for c in letters {
-            self.letter(dir, c);
+        for &c in letters.get(..nl).unwrap_or_default() {
+            self.letter(dir, char::from(c));
         }
     }
 
@@ -430,19 +438,24 @@ impl Recorder {
         }
     }
 
-    /// The record, with each direction's bytes never captured (`missed`, by direction).
-    pub fn record(&self, missed: [u64; 2]) -> ConnRecord {
+    /// The record, with each direction's bytes never captured (`missed`, by direction). The
+    /// recorder keeps only what [`Recorder::to_resume`] needs.
+    pub fn take_record(&mut self, missed: [u64; 2]) -> ConnRecord {
         let o = self.orig.unwrap_or(0).min(1);
         let r = 1 - o;
-        let side = |i: usize| {
-            let mut s = self.dirs.get(i).map(|d| d.side.clone()).unwrap_or_default();
+        let mut side = |i: usize| {
+            let mut s = self
+                .dirs
+                .get_mut(i)
+                .map(|d| std::mem::take(&mut d.side))
+                .unwrap_or_default();
             s.missed_bytes = missed.get(i).copied().unwrap_or(0);
             s
         };
+        let (orig_side, resp_side) = (side(o), side(r));
         let state = |i: usize| self.dirs.get(i).map_or(EndState::Inactive, |d| d.state);
         let end = |i: usize| self.ends.get(i).copied().unwrap_or(self.ends[0]);
         let (os, rs) = (state(o), state(r));
-        let (osize, rsize) = (side(o).bytes, side(r).bytes);
         ConnRecord {
             stream: self.stream,
             orig: end(o),
@@ -451,11 +464,11 @@ impl Recorder {
             last_frame: self.last_frame,
             first_ts: self.first_ts,
             last_ts: self.last_ts,
-            conn_state: conn_state(os, rs, osize, rsize, &self.history),
-            history: self.history.clone(),
-            orig_side: side(o),
-            resp_side: side(r),
-            icmp: self.icmp.clone(),
+            conn_state: conn_state(os, rs, orig_side.bytes, resp_side.bytes, &self.history),
+            history: std::mem::take(&mut self.history),
+            orig_side,
+            resp_side,
+            icmp: std::mem::take(&mut self.icmp),
             icmp_dropped: self.icmp_dropped,
             resumed: self.resumed,
         }
@@ -568,7 +581,7 @@ mod tests {
             let used = len + u32::from(f & (flags::SYN | flags::FIN) != 0);
             next[dir] = next[dir].max(seq.wrapping_add(used));
         }
-        rec.record([0, 0])
+        rec.take_record([0, 0])
     }
 
     fn brief(r: &ConnRecord) -> String {

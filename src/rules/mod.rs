@@ -27,8 +27,13 @@ pub trait Rule {
     fn on_attempt(&mut self, _a: &ConnectionAttempt, _out: &mut Vec<Finding>) {}
     /// An attempt's SYN was retransmitted; still unanswered.
     fn on_attempt_progress(&mut self, _a: &ConnectionAttempt, _out: &mut Vec<Finding>) {}
-    /// A connection ended.
+    /// A connection ended. Records are kept only when some rule asks for them
+    /// ([`Rule::wants_conn_records`]).
     fn on_conn_end(&mut self, _c: &ConnRecord, _out: &mut Vec<Finding>) {}
+    /// Whether this rule reads connection records ([`Rule::on_conn_end`]).
+    fn wants_conn_records(&self) -> bool {
+        false
+    }
     /// Capture time is now `now`; the earliest deadline the rule waits for, if any.
     fn on_tick(&mut self, _now: TimestampNs, _out: &mut Vec<Finding>) {}
     /// The earliest capture time at which `on_tick` has something to do.
@@ -118,6 +123,13 @@ impl<'a> RuleSet<'a> {
             }
         }
         self.next_deadline = self.rules.iter().filter_map(|r| r.next_deadline()).min();
+    }
+
+    /// `limits` with what the rules need of the layers below them turned on (connection
+    /// records when a rule reads them).
+    pub fn configure(&self, mut limits: crate::engine::Limits) -> crate::engine::Limits {
+        limits.flow.records |= self.rules.iter().any(|r| r.wants_conn_records());
+        limits
     }
 
     /// Rule-state items dropped because a table was full.
