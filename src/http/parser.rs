@@ -7,9 +7,13 @@
 //! other direction (how a response body is delimited depends on the request method) are asked of
 //! the [`MessageSink`].
 
+use super::head::*;
+use super::message::{Anomaly, Message};
+use super::start_line::*;
 use std::mem::MaybeUninit;
 
-use super::message::{Anomaly, Framing, HeaderPos, Message, StartLine};
+pub use super::head::{HeadAhead, HeadParsed, parse_ahead, parse_ahead_into};
+pub use super::start_line::is_start_line;
 
 /// Bounds on what one direction may hold.
 #[derive(Clone, Copy, Debug)]
@@ -111,7 +115,7 @@ enum State {
 
 /// Header lines indexed in a stack array; a message with more (up to `max_headers`) is parsed
 /// again with a larger one.
-const INLINE_HEADERS: usize = 64;
+pub(crate) const INLINE_HEADERS: usize = 64;
 
 /// Longest chunk-size or trailer line accepted.
 const MAX_CHUNK_LINE: usize = 4096;
@@ -136,132 +140,6 @@ pub struct Parser {
     pub stats: ParserStats,
     /// A header block parsed ahead from the bytes at this address (see [`Parser::offer`]).
     offered: Option<(usize, HeadParsed)>,
-}
-
-/// Whether `line` (without its line ending) starts an HTTP/1.x message.
-pub fn is_start_line(line: &[u8]) -> bool {
-    is_status_line(line) || is_request_line(line)
-}
-
-/// `HTTP/1.x`, with the name in any case (some servers send `http/1.1`).
-fn is_version(v: &[u8]) -> bool {
-    v.len() == 8
-        && v.get(..5).is_some_and(|p| p.eq_ignore_ascii_case(b"HTTP/"))
-        && v.get(5..7) == Some(b"1.")
-        && v.get(7).is_some_and(u8::is_ascii_digit)
-}
-
-fn trim_cr(line: &[u8]) -> &[u8] {
-    line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-fn is_status_line(line: &[u8]) -> bool {
-    let line = trim_cr(line);
-    let (Some(v), Some(rest)) = (line.get(..8), line.get(8..)) else {
-        return false;
-    };
-    if !is_version(v) {
-        return false;
-    }
-    let rest = rest.strip_prefix(b" ").unwrap_or(b"");
-    matches!(rest, [a, b, c, ..] if a.is_ascii_digit() && b.is_ascii_digit() && c.is_ascii_digit())
-        && rest.get(3).is_none_or(|&x| x == b' ' || x == b'\t')
-}
-
-fn is_tchar(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
-}
-
-/// A request line, leniently: a method token, a space, and an HTTP version somewhere after it.
-/// Scanners and broken clients send `GET /HTTP/1.1` or `GET / HTTP/1.`; servers answer them
-/// (often 400), so they are requests worth pairing (Wireshark shows them too).
-fn is_request_line(line: &[u8]) -> bool {
-    let line = trim_cr(line);
-    let Some(sp) = memchr::memchr(b' ', line) else {
-        return false;
-    };
-    let (method, rest) = line.split_at(sp);
-    is_method(method) && is_printable(rest) && contains_http_slash(rest)
-}
-
-/// A request method as the lenient start-line checks take it: a token of at most 32
-/// characters with an upper-case letter in it.
-fn is_method(method: &[u8]) -> bool {
-    !method.is_empty()
-        && method.len() <= 32
-        && method.iter().all(|&c| is_tchar(c))
-        && method.iter().any(u8::is_ascii_uppercase)
-}
-
-/// No control characters but tabs. Every byte is looked at (no early exit), which lets the
-/// compiler check many at a time: a request line is most often printable to its end.
-fn is_printable(s: &[u8]) -> bool {
-    !s.iter().fold(false, |bad, &c| {
-        bad | ((c < b' ' && c != b'\t') | (c == 0x7f))
-    })
-}
-
-/// Whether a first line too long to wait for the end of begins as a request line does: a
-/// method, a space and a target (`/...`, `*` or an absolute URL), all of it printable.
-fn begins_request_line(start: &[u8]) -> bool {
-    let Some(sp) = memchr::memchr(b' ', start) else {
-        return false;
-    };
-    let (method, rest) = start.split_at(sp);
-    is_method(method)
-        && rest
-            .get(1)
-            .is_some_and(|&c| c == b'/' || c == b'*' || c.is_ascii_alphabetic())
-        && is_printable(start)
-}
-
-/// Whether `HTTP/`, in any case, occurs in `s`: only where an `H` or `h` is is it compared.
-fn contains_http_slash(s: &[u8]) -> bool {
-    memchr::memchr2_iter(b'H', b'h', s).any(|i| {
-        s.get(i..i + 5)
-            .is_some_and(|w| w.eq_ignore_ascii_case(b"HTTP/"))
-    })
-}
-
-/// Splits a request line that httparse refuses into method, target and version; the version
-/// is 1.1 unless the line says `HTTP/1.0`. The method and target are pieces of `line`.
-fn lenient_request_line(line: &[u8]) -> Option<(&[u8], &[u8], u8)> {
-    let line = trim_cr(line);
-    let mut parts = line.split(|&c| c == b' ').filter(|p| !p.is_empty());
-    let method = parts.next()?;
-    let mut uri: &[u8] = &[];
-    let mut version = 1;
-    for p in parts {
-        let upper = p.to_ascii_uppercase();
-        if let Some(at) = memchr::memmem::find(&upper, b"HTTP/") {
-            if uri.is_empty() {
-                uri = p.get(..at).unwrap_or_default();
-            }
-            if upper.get(at..) == Some(b"HTTP/1.0".as_slice()) {
-                version = 0;
-            }
-            break;
-        }
-        if uri.is_empty() {
-            uri = p;
-        }
-    }
-    Some((method, uri, version))
-}
-
-/// Finds the end of a header block in `buf` (searching from `from`): the index just past the
-/// empty line. Accepts bare LF line endings.
-fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    while let Some(rel) = buf.get(i..).and_then(|s| memchr::memchr(b'\n', s)) {
-        let nl = i + rel;
-        match (buf.get(nl + 1), buf.get(nl + 2)) {
-            (Some(b'\n'), _) => return Some(nl + 2),
-            (Some(b'\r'), Some(b'\n')) => return Some(nl + 3),
-            _ => i = nl + 1,
-        }
-    }
-    None
 }
 
 impl Parser {
@@ -865,16 +743,6 @@ impl Parser {
     }
 }
 
-fn first_line(b: &[u8]) -> &[u8] {
-    memchr::memchr(b'\n', b)
-        .and_then(|i| b.get(..=i))
-        .unwrap_or(b)
-}
-
-fn trim_nl(line: &[u8]) -> &[u8] {
-    trim_cr(line.strip_suffix(b"\n").unwrap_or(line))
-}
-
 /// Parses a chunk-size line: hex digits, then optional extensions (RFC 9112 §7.1.1).
 fn parse_chunk_size(line: &[u8]) -> Option<u64> {
     let digits: &[u8] = {
@@ -892,232 +760,6 @@ fn parse_chunk_size(line: &[u8]) -> Option<u64> {
         return None;
     }
     u64::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
-}
-
-type Parsed = (StartLine, Vec<HeaderPos>);
-
-/// A header block parsed from the start of some bytes: what [`Parser`] makes of a whole
-/// block at the start of a chunk, done ahead of it.
-#[derive(Debug)]
-pub struct HeadParsed {
-    /// The header slots it was parsed with: a parser with other limits parses for itself.
-    slots: usize,
-    len: usize,
-    start: StartLine,
-    headers: Vec<HeaderPos>,
-    framing: Framing,
-}
-
-/// A [`HeadParsed`] whose header index lies in a store shared with others (a batch's, so
-/// that parsing ahead allocates nothing): [`HeadAhead::resolve`] takes it out.
-#[derive(Clone, Copy, Debug)]
-pub struct HeadAhead {
-    slots: usize,
-    len: usize,
-    start: StartLine,
-    /// Where the header index lies in the store.
-    headers: (usize, usize),
-    framing: Framing,
-}
-
-impl HeadAhead {
-    /// The parse, its header index copied out of `store` (the store [`parse_ahead_into`]
-    /// added it to); `None` when it is not there.
-    pub fn resolve(&self, store: &[HeaderPos]) -> Option<HeadParsed> {
-        Some(HeadParsed {
-            slots: self.slots,
-            len: self.len,
-            start: self.start,
-            headers: {
-                let mut v = super::spare::index();
-                v.extend_from_slice(store.get(self.headers.0..self.headers.1)?);
-                v
-            },
-            framing: self.framing,
-        })
-    }
-}
-
-impl HeadParsed {
-    #[cfg(test)]
-    pub(crate) fn into_parts(self) -> (StartLine, usize, Vec<HeaderPos>, Framing) {
-        (self.start, self.len, self.headers, self.framing)
-    }
-}
-
-/// Parses the header block at the start of `bytes` as a parser with header limit
-/// `max_headers` would on its fast path, for [`Parser::offer`]; `None` when `bytes` does not
-/// begin with a whole block that path takes (the parser then does its own work).
-pub fn parse_ahead(bytes: &[u8], max_headers: usize) -> Option<HeadParsed> {
-    let mut store = Vec::new();
-    parse_ahead_into(bytes, max_headers, &mut store)?.resolve(&store)
-}
-
-/// [`parse_ahead`], with the header index added to `store` (left as it was when there is no
-/// parse) and the body's framing read while the block is at hand.
-pub fn parse_ahead_into(
-    bytes: &[u8],
-    max_headers: usize,
-    store: &mut Vec<HeaderPos>,
-) -> Option<HeadAhead> {
-    // Every start line begins with an upper-case letter (a method or `HTTP/`); the lenient
-    // paths that accept others are the parser's own.
-    if !bytes.first().is_some_and(u8::is_ascii_uppercase) {
-        return None;
-    }
-    let from = store.len();
-    let (len, start, framing) = parse_in_place_slots(bytes, max_headers, store).ok()??;
-    Some(HeadAhead {
-        slots: fast_path_slots(max_headers),
-        len,
-        start,
-        headers: (from, store.len()),
-        framing,
-    })
-}
-
-/// [`parse_prefix`] with the header slots of the fast path: `max_headers`, at most
-/// [`INLINE_HEADERS`].
-fn parse_in_place_slots(
-    bytes: &[u8],
-    max_headers: usize,
-    out: &mut Vec<HeaderPos>,
-) -> Result<Option<(usize, StartLine, Framing)>, httparse::Error> {
-    let mut small = [const { MaybeUninit::uninit() }; INLINE_HEADERS];
-    let first = small
-        .get_mut(..fast_path_slots(max_headers))
-        .unwrap_or_default();
-    parse_prefix(bytes, first, out)
-}
-
-/// Header slots of the fast path for a header limit of `max_headers`.
-fn fast_path_slots(max_headers: usize) -> usize {
-    max_headers.min(INLINE_HEADERS)
-}
-
-/// Offsets of `s`, a piece of `head`, within `head` (an empty piece from elsewhere is `(0, 0)`).
-fn span_in(head: &[u8], s: &[u8]) -> (usize, usize) {
-    let base = head.as_ptr() as usize;
-    let a = (s.as_ptr() as usize).wrapping_sub(base);
-    if s.is_empty() || a.saturating_add(s.len()) > head.len() {
-        (0, 0)
-    } else {
-        (a, a + s.len())
-    }
-}
-
-/// A request whose start line httparse refuses: the line split by hand, the header lines by
-/// httparse.
-fn parse_lenient(head: &[u8], max_headers: usize) -> Option<Parsed> {
-    if head.get(..5).is_some_and(|v| v == b"HTTP/") {
-        return None;
-    }
-    let nl = memchr::memchr(b'\n', head)?;
-    let (method, uri, version) = lenient_request_line(head.get(..nl)?)?;
-    let start = StartLine::Request {
-        method: Message::span(span_in(head, method)),
-        uri: Message::span(span_in(head, uri)),
-        version,
-    };
-    let rest = head.get(nl + 1..)?;
-    // Header lines split by hand: `name: value`, lines without a colon skipped.
-    let mut pos = Vec::new();
-    for line in rest.split(|&c| c == b'\n') {
-        let line = trim_cr(line);
-        let Some(colon) = memchr::memchr(b':', line) else {
-            continue;
-        };
-        let (name, value) = (line.get(..colon)?, line.get(colon + 1..)?);
-        let name = name.trim_ascii();
-        if name.is_empty() || !name.iter().all(|&c| is_tchar(c)) {
-            continue;
-        }
-        if pos.len() >= max_headers {
-            break;
-        }
-        pos.push(Message::header_pos(
-            span_in(head, name),
-            span_in(head, value.trim_ascii()),
-        ));
-    }
-    Some((start, pos))
-}
-
-fn config() -> httparse::ParserConfig {
-    let mut c = httparse::ParserConfig::default();
-    c.allow_spaces_after_header_name_in_responses(true)
-        .allow_multiple_spaces_in_request_line_delimiters(true)
-        .allow_multiple_spaces_in_response_status_delimiters(true)
-        .allow_obsolete_multiline_headers_in_responses(true)
-        .ignore_invalid_headers_in_responses(true)
-        .ignore_invalid_headers_in_requests(true);
-    c
-}
-
-/// Parses a complete header block, with what it says of its body's framing; a block that is
-/// not complete is an error.
-fn parse_with<'b>(
-    head: &'b [u8],
-    headers: &mut [MaybeUninit<httparse::Header<'b>>],
-) -> Result<(Parsed, Framing), httparse::Error> {
-    let mut positions = Vec::new();
-    match parse_prefix(head, headers, &mut positions)? {
-        Some((_, start, framing)) => Ok(((start, positions), framing)),
-        None => Err(httparse::Error::Token),
-    }
-}
-
-/// Parses the header block at the start of `buf`: its length and the message's start line,
-/// with its header positions added to `out`; `None` (and `out` as it was) when `buf` ends
-/// before the block does. The header slots need no initialising (httparse writes those it
-/// uses): most blocks use a few of dozens.
-fn parse_prefix<'b>(
-    buf: &'b [u8],
-    headers: &mut [MaybeUninit<httparse::Header<'b>>],
-    out: &mut Vec<HeaderPos>,
-) -> Result<Option<(usize, StartLine, Framing)>, httparse::Error> {
-    let span = |s: &[u8]| Message::span(span_in(buf, s));
-    let (len, start, hs) = if buf.get(..5).is_some_and(|v| v == b"HTTP/") {
-        let mut res = httparse::Response::new(&mut []);
-        let httparse::Status::Complete(len) =
-            config().parse_response_with_uninit_headers(&mut res, buf, headers)?
-        else {
-            return Ok(None);
-        };
-        let start = StartLine::Response {
-            status: res.code.unwrap_or(0),
-            reason: span(res.reason.unwrap_or("").as_bytes()),
-            version: res.version.unwrap_or(1),
-        };
-        (len, start, &*res.headers)
-    } else {
-        let mut req = httparse::Request::new(&mut []);
-        let httparse::Status::Complete(len) =
-            config().parse_request_with_uninit_headers(&mut req, buf, headers)?
-        else {
-            return Ok(None);
-        };
-        let start = StartLine::Request {
-            method: span(req.method.unwrap_or("").as_bytes()),
-            uri: span(req.path.unwrap_or("").as_bytes()),
-            version: req.version.unwrap_or(1),
-        };
-        (len, start, &*req.headers)
-    };
-    // One pass over the headers both indexes them and reads the body's framing.
-    let mut framing = Framing::default();
-    out.reserve(hs.len());
-    for h in hs {
-        let name = h.name.as_bytes();
-        if Framing::may_frame(name) {
-            framing.add(name, h.value);
-        }
-        out.push(Message::header_pos(
-            span_in(buf, name),
-            span_in(buf, h.value),
-        ));
-    }
-    Ok(Some((len, start, framing)))
 }
 
 #[cfg(test)]
