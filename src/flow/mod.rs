@@ -9,24 +9,21 @@
 //! wakes up) keep their stream number, as they do in Wireshark.
 
 pub mod attempt;
+mod conn;
 pub mod consumer;
+mod key;
 pub mod reassembly;
 pub mod record;
 
 use crate::capture::{Frame, TimestampNs};
 use crate::decode::{IcmpUnreachable, TcpSegment, flags};
 pub use attempt::{ConnectionAttempt, Outcome};
+use conn::{Dormant, Flow, Slot, process, starts_new_connection};
 pub use consumer::{Consumers, Origin, StreamConsumer};
-use reassembly::{Chunk, Reassembler};
+pub use key::FlowKey;
 pub use record::{ConnRecord, ConnState};
-use record::{IcmpNote, Recorder, Resume};
-use rustc_hash::{FxHashMap, FxHasher};
-use std::hash::{Hash, Hasher};
-use std::net::{IpAddr, SocketAddr};
-
-/// Two copies of the same TCP header this close together are one packet captured twice (on two
-/// interfaces with `-i any`), not a retransmission: no TCP stack retransmits that fast.
-const DUPLICATE_WINDOW_NS: i64 = 5_000_000;
+use record::{IcmpNote, Recorder};
+use rustc_hash::FxHashMap;
 
 /// Bounds and timeouts of the flow table.
 #[derive(Clone, Copy, Debug)]
@@ -118,138 +115,6 @@ impl FlowStats {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct Endpoint {
-    addr: IpAddr,
-    port: u16,
-}
-
-/// An address/port pair in canonical order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FlowKey {
-    lo: Endpoint,
-    hi: Endpoint,
-}
-
-/// Hashed as the fields are, but an IPv4 pair (nearly every key) as two words: the table is
-/// looked up once a segment.
-impl std::hash::Hash for FlowKey {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        match (self.lo.addr, self.hi.addr) {
-            (IpAddr::V4(a), IpAddr::V4(b)) => {
-                h.write_u64(u64::from(a.to_bits()) << 32 | u64::from(b.to_bits()));
-                h.write_u32(u32::from(self.lo.port) << 16 | u32::from(self.hi.port));
-            }
-            _ => {
-                self.lo.hash(h);
-                self.hi.hash(h);
-            }
-        }
-    }
-}
-
-impl FlowKey {
-    /// The key of a packet and the direction it travels (0: from `lo`).
-    fn of(src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> (FlowKey, usize) {
-        let s = Endpoint {
-            addr: src,
-            port: sport,
-        };
-        let d = Endpoint {
-            addr: dst,
-            port: dport,
-        };
-        // IPv4 ordered as one number, address then port, as `IpAddr` and the tuple order them.
-        let s_first = match (src, dst) {
-            (IpAddr::V4(a), IpAddr::V4(b)) => {
-                (u64::from(a.to_bits()) << 16 | u64::from(sport))
-                    <= (u64::from(b.to_bits()) << 16 | u64::from(dport))
-            }
-            _ => (s.addr, s.port) <= (d.addr, d.port),
-        };
-        if s_first {
-            (FlowKey { lo: s, hi: d }, 0)
-        } else {
-            (FlowKey { lo: d, hi: s }, 1)
-        }
-    }
-
-    fn endpoints(&self) -> [SocketAddr; 2] {
-        [
-            SocketAddr::new(self.lo.addr, self.lo.port),
-            SocketAddr::new(self.hi.addr, self.hi.port),
-        ]
-    }
-}
-
-struct Half {
-    reasm: Reassembler,
-    /// First sequence number seen from this side (Wireshark's `base_seq`).
-    base_seq: Option<u32>,
-    seen: bool,
-    /// This side was first seen without a SYN.
-    midstream: bool,
-    fin: bool,
-    last_sig: u64,
-    last_sig_ts: TimestampNs,
-}
-
-impl Half {
-    fn new(max_buffered: usize, base_seq: Option<u32>) -> Half {
-        Half {
-            reasm: Reassembler::new(max_buffered),
-            base_seq,
-            seen: false,
-            midstream: false,
-            fin: false,
-            last_sig: 0,
-            last_sig_ts: i64::MIN,
-        }
-    }
-}
-
-/// A flow's consumer of reassembled bytes.
-enum App<C> {
-    /// No payload yet.
-    Pending,
-    Active(C),
-    /// The consumer wanted nothing more: payload is ignored.
-    Off,
-}
-
-struct Flow<C> {
-    stream: u64,
-    ends: [SocketAddr; 2],
-    last_ts: TimestampNs,
-    half: [Half; 2],
-    attempt: Option<ConnectionAttempt>,
-    /// Direction of the client that sent the SYN.
-    client_dir: usize,
-    attempt_open: bool,
-    app: App<C>,
-    rst: bool,
-    /// This stream was already counted as carrying its application's protocol (a revived
-    /// dormant flow is the same stream).
-    app_counted: bool,
-    /// What the connection did, for its record (kept when [`Limits::records`] is on).
-    rec: Recorder,
-    records: bool,
-}
-
-struct Dormant {
-    stream: u64,
-    base_seq: [Option<u32>; 2],
-    last_ts: TimestampNs,
-    app_counted: bool,
-    /// For the record of the stream, should late packets wake it.
-    resume: Option<Resume>,
-}
-
-enum Slot<C> {
-    Active(Box<Flow<C>>),
-    Dormant(Dormant),
-}
-
 /// The flow table, handing each connection's bytes to a consumer `A` makes.
 pub struct FlowTable<A: Consumers> {
     flows: FxHashMap<FlowKey, Slot<A::Conn>>,
@@ -264,153 +129,8 @@ pub struct FlowTable<A: Consumers> {
 }
 
 /// What a consumer reports upward, and the work done ahead it takes.
-type EventOf<A> = <<A as Consumers>::Conn as StreamConsumer>::Event;
-type AheadOf<A> = <<A as Consumers>::Conn as StreamConsumer>::Ahead;
-
-fn signature(seg: &TcpSegment<'_>) -> u64 {
-    let mut h = FxHasher::default();
-    seg.header.hash(&mut h);
-    seg.payload_len.hash(&mut h);
-    h.finish()
-}
-
-impl<C: StreamConsumer> Flow<C> {
-    fn new(
-        stream: u64,
-        ends: [SocketAddr; 2],
-        ts: TimestampNs,
-        limits: &Limits,
-        base: [Option<u32>; 2],
-    ) -> Flow<C> {
-        Flow {
-            stream,
-            ends,
-            last_ts: ts,
-            half: [
-                Half::new(limits.max_buffered_per_direction, base[0]),
-                Half::new(limits.max_buffered_per_direction, base[1]),
-            ],
-            attempt: None,
-            client_dir: 0,
-            attempt_open: false,
-            app: App::Pending,
-            rst: false,
-            app_counted: false,
-            rec: Recorder::new(stream, ends),
-            records: limits.records,
-        }
-    }
-
-    fn drain(&mut self, out: &mut Vec<FlowEvent<C::Event>>) {
-        // Most segments complete no exchange; an empty drain still costs its bookkeeping.
-        if let App::Active(h) = &mut self.app
-            && h.has_events()
-        {
-            h.take_events(&mut |e| out.push(FlowEvent::App(e)));
-        }
-    }
-
-    fn close_attempt(&mut self, out: &mut Vec<FlowEvent<C::Event>>) {
-        if self.attempt_open {
-            self.attempt_open = false;
-            if let Some(a) = &self.attempt {
-                out.push(FlowEvent::Attempt(a.clone()));
-            }
-        }
-    }
-
-    /// Ends the flow: buffered data is delivered (holes declared lost), messages in progress
-    /// are reported cut short, waiting exchanges are emitted.
-    fn finish<A: Consumers<Conn = C>>(
-        &mut self,
-        frame: u64,
-        ts: TimestampNs,
-        stats: &mut FlowStats,
-        apps: &mut A,
-        out: &mut Vec<FlowEvent<C::Event>>,
-    ) {
-        if let App::Active(h) = &mut self.app {
-            for dir in 0..2 {
-                let Some(half) = self.half.get_mut(dir) else {
-                    continue;
-                };
-                half.reasm.flush(&mut |c| feed(h, dir, c, frame, ts));
-            }
-            h.close(Origin {
-                frame,
-                arrival: frame,
-                ts,
-            });
-        }
-        self.drain(out);
-        self.retire_app(apps);
-        self.close_attempt(out);
-        for half in &self.half {
-            let r = half.reasm.stats;
-            stats.retransmitted_segments += r.retransmitted_segments;
-            stats.out_of_order_segments += r.out_of_order_segments;
-            stats.gap_bytes += r.gap_bytes;
-            stats.reassembly_limit_hits += r.buffer_limit_hits;
-        }
-        if self.records {
-            let missed = [
-                self.half[0].reasm.stats.gap_bytes,
-                self.half[1].reasm.stats.gap_bytes,
-            ];
-            out.push(FlowEvent::ConnEnd(Box::new(self.rec.take_record(missed))));
-        }
-    }
-
-    /// Out-of-order bytes this flow holds.
-    fn buffered(&self) -> usize {
-        self.half.iter().map(|h| h.reasm.buffered()).sum()
-    }
-
-    /// Declares this flow's holes lost, delivering what it had buffered.
-    fn release(&mut self, frame: u64, ts: TimestampNs, out: &mut Vec<FlowEvent<C::Event>>) {
-        if let App::Active(h) = &mut self.app {
-            for (dir, half) in self.half.iter_mut().enumerate() {
-                half.reasm.release(&mut |c| feed(h, dir, c, frame, ts));
-            }
-        }
-        self.drain(out);
-    }
-
-    /// Gives this flow's consumer back to the application layer, which folds its counters
-    /// into its own; the flow's payload is ignored from then on.
-    fn retire_app<A: Consumers<Conn = C>>(&mut self, apps: &mut A) {
-        if let App::Active(h) = std::mem::replace(&mut self.app, App::Off) {
-            self.app_counted = apps.retire(h, self.app_counted);
-        }
-    }
-
-    fn dormant(&self) -> Dormant {
-        Dormant {
-            stream: self.stream,
-            base_seq: [self.half[0].base_seq, self.half[1].base_seq],
-            last_ts: self.last_ts,
-            app_counted: self.app_counted,
-            resume: self.records.then(|| self.rec.to_resume()),
-        }
-    }
-}
-
-/// Hands one reassembled chunk of direction `dir` to the flow's consumer.
-fn feed<C: StreamConsumer>(h: &mut C, dir: usize, c: Chunk<'_>, arrival: u64, ts: TimestampNs) {
-    match c {
-        Chunk::Data { frame, bytes } => h.data(dir, bytes, Origin { frame, arrival, ts }),
-        Chunk::Gap { len } => h.gap(
-            dir,
-            len,
-            Origin {
-                frame: arrival,
-                arrival,
-                ts,
-            },
-        ),
-        Chunk::Fin { frame } => h.fin(dir, Origin { frame, arrival, ts }),
-    }
-}
+pub(crate) type EventOf<A> = <<A as Consumers>::Conn as StreamConsumer>::Event;
+pub(crate) type AheadOf<A> = <<A as Consumers>::Conn as StreamConsumer>::Ahead;
 
 impl<A: Consumers> FlowTable<A> {
     pub fn new(limits: Limits, apps: A) -> FlowTable<A> {
@@ -727,13 +447,6 @@ struct Totals<'a, A> {
     apps: &'a mut A,
 }
 
-/// Whether `seg` reuses a pair's addresses and ports for a new connection, its direction having
-/// begun at sequence number `base` (Wireshark's rule: a SYN without ACK with another sequence
-/// number).
-fn starts_new_connection(seg: &TcpSegment<'_>, base: Option<u32>) -> bool {
-    seg.has(flags::SYN) && !seg.has(flags::ACK) && base.is_some_and(|b| b != seg.seq)
-}
-
 /// Runs a segment through the active flow in `slot`, enforcing the total buffer limit, and
 /// turns the slot dormant when the flow closed. Returns the stream number.
 #[allow(clippy::too_many_arguments)] // the segment, its flow, and where its results go
@@ -768,168 +481,10 @@ fn advance<A: Consumers>(
     Some(stream)
 }
 
-/// Runs one segment through a flow; true when the flow closed.
-#[allow(clippy::too_many_arguments)] // the segment, its flow, and where its results go
-fn process<A: Consumers>(
-    f: &mut Flow<A::Conn>,
-    dir: usize,
-    frame: &Frame<'_>,
-    seg: &TcpSegment<'_>,
-    ahead: &mut Option<AheadOf<A>>,
-    stats: &mut FlowStats,
-    apps: &mut A,
-    out: &mut Vec<FlowEvent<EventOf<A>>>,
-) -> bool {
-    let ts = frame.ts;
-    let n = frame.number;
-    let other = 1 - dir;
-    let syn = seg.has(flags::SYN);
-    let ack = seg.has(flags::ACK);
-    let rst = seg.has(flags::RST);
-    let fin = seg.has(flags::FIN);
-    f.last_ts = ts;
-    {
-        let Some(half) = f.half.get_mut(dir) else {
-            return false;
-        };
-        let sig = signature(seg);
-        if half.last_sig == sig
-            && ts.saturating_sub(half.last_sig_ts) <= DUPLICATE_WINDOW_NS
-            && ts >= half.last_sig_ts
-        {
-            stats.duplicate_frames += 1;
-            return false;
-        }
-        half.last_sig = sig;
-        half.last_sig_ts = ts;
-        if f.records {
-            f.rec.segment(dir, seg, n, ts);
-        }
-        if half.base_seq.is_none() && !rst {
-            // Wireshark's base_seq: the SYN's sequence number, or one less than the first
-            // sequence number seen when the SYN was not captured.
-            half.base_seq = Some(if syn {
-                seg.seq
-            } else {
-                seg.seq.wrapping_sub(1)
-            });
-        }
-        if !half.seen && (syn || seg.payload_len > 0) {
-            half.seen = true;
-            half.midstream = !syn;
-            if half.midstream
-                && let App::Active(h) = &mut f.app
-            {
-                h.start_midstream(dir);
-            }
-        }
-        if fin {
-            half.fin = true;
-        }
-    }
-    // Connection attempts.
-    if syn && !ack {
-        match f.attempt.as_mut() {
-            None => {
-                let [a, b] = f.ends;
-                let (client, server) = if dir == 0 { (a, b) } else { (b, a) };
-                f.attempt = Some(ConnectionAttempt::new(f.stream, client, server, n, ts));
-                f.client_dir = dir;
-                f.attempt_open = true;
-            }
-            Some(a) if f.client_dir == dir && f.attempt_open => {
-                a.syn(n, ts);
-                out.push(FlowEvent::AttemptProgress(a.clone()));
-            }
-            Some(_) => {}
-        }
-    } else if syn && ack && f.attempt_open && f.client_dir == other {
-        if let Some(a) = f.attempt.as_mut() {
-            a.syn_ack_frame = Some(n);
-            a.outcome = Outcome::Answered;
-        }
-        f.close_attempt(out);
-    } else if rst && f.attempt_open && f.client_dir == other {
-        if let Some(a) = f.attempt.as_mut() {
-            a.rst_frame = Some(n);
-            a.outcome = Outcome::Refused;
-        }
-        f.close_attempt(out);
-    }
-    // Payload.
-    if matches!(f.app, App::Pending) && seg.payload_len > 0 {
-        let mut h = apps.open(f.stream, f.ends);
-        for (d, half) in f.half.iter().enumerate() {
-            if half.seen && half.midstream {
-                h.start_midstream(d);
-            }
-        }
-        f.app = App::Active(h);
-    }
-    let mut dead = false;
-    let Flow { half, app, .. } = f;
-    if let App::Active(h) = app {
-        let offered = ahead.is_some();
-        if let Some(ahead) = ahead.take() {
-            h.offer(dir, seg.payload, ahead);
-        }
-        let [h0, h1] = half;
-        let (this, that) = if dir == 0 { (h0, h1) } else { (h1, h0) };
-        this.reasm.segment(
-            seg.seq,
-            syn,
-            fin,
-            rst,
-            seg.payload,
-            seg.payload_len,
-            n,
-            &mut |c| feed(h, dir, c, n, ts),
-        );
-        if ack && !rst {
-            that.reasm
-                .peer_acked(seg.ack, &mut |c| feed(h, other, c, n, ts));
-        }
-        if offered {
-            h.withdraw();
-        }
-        if h.is_done() {
-            dead = true;
-        }
-    } else if matches!(app, App::Pending) {
-        let [h0, h1] = half;
-        let this = if dir == 0 { h0 } else { h1 };
-        this.reasm.segment(
-            seg.seq,
-            syn,
-            fin,
-            rst,
-            seg.payload,
-            seg.payload_len,
-            n,
-            &mut |_| {},
-        );
-    }
-    f.drain(out);
-    if dead {
-        f.retire_app(apps);
-    }
-    let both_fin = f.half.iter().all(|h| h.fin);
-    let delivered = match &f.app {
-        App::Active(_) => f.half.iter().all(|h| h.reasm.finished()),
-        _ => true,
-    };
-    if rst || (both_fin && delivered) {
-        f.rst = rst;
-        f.finish(n, ts, stats, apps, out);
-        return true;
-    }
-    false
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
     /// A consumer that wants no payload: the table's own behaviour, alone.
     struct Ignore;
