@@ -3,14 +3,13 @@
 //! answered by a reset or an ICMP unreachable, or it connects but the token request is never
 //! answered.
 
-use super::s3::Url;
-use super::{MAX_RULE_STATE, Rule, RuleInfo, exchange_evidence, request_line, secs};
+use super::kit::{Bounded, Url, exchange_evidence, request_line, secs};
+use super::{Rule, RuleInfo};
 use crate::capture::TimestampNs;
 use crate::finding::{Evidence, Finding, Severity};
 use crate::flow::{ConnectionAttempt, Outcome};
 use crate::http::Exchange;
 use crate::text::lossless;
-use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 
 pub static INFO: RuleInfo = RuleInfo {
@@ -47,8 +46,7 @@ struct Challenge {
 
 #[derive(Default)]
 pub struct AuthRealmUnreachable {
-    challenges: VecDeque<Challenge>,
-    dropped: u64,
+    challenges: Bounded<Challenge>,
 }
 
 /// The realm of a `WWW-Authenticate: Bearer realm="...",...` (or Basic) header.
@@ -273,11 +271,7 @@ impl Rule for AuthRealmUnreachable {
             .parse::<IpAddr>()
             .ok()
             .map(|ip| SocketAddr::new(ip, url.port));
-        if self.challenges.len() >= MAX_RULE_STATE {
-            self.dropped += 1;
-            self.challenges.pop_front();
-        }
-        self.challenges.push_back(Challenge {
+        self.challenges.push(Challenge {
             ex: ex.clone(),
             client,
             realm,
@@ -368,7 +362,7 @@ impl Rule for AuthRealmUnreachable {
     }
 
     fn state_dropped(&self) -> u64 {
-        self.dropped
+        self.challenges.dropped
     }
 }
 

@@ -5,16 +5,16 @@
 //! registry's own 500) does so until a deadline in capture time, never until the end.
 
 pub mod auth_realm_unreachable;
+pub mod kit;
 pub mod presigned_url_403;
 pub mod s3;
 pub mod s3_error_not_xml;
 
 use crate::capture::TimestampNs;
 use crate::engine::{Event, Sink};
-use crate::finding::{Evidence, Finding, Severity};
+use crate::finding::{Finding, Severity};
 use crate::flow::{ConnRecord, ConnectionAttempt};
-use crate::http::{Exchange, Message};
-use crate::text::lossless;
+use crate::http::Exchange;
 
 /// Most items a rule keeps in any one table; beyond it the oldest is dropped (and counted).
 pub const MAX_RULE_STATE: usize = 512;
@@ -159,58 +159,6 @@ impl Sink for RuleSet<'_> {
         }
         self.flush();
     }
-}
-
-/// Seconds since the epoch, as a float, of a capture timestamp.
-pub fn secs(ts: TimestampNs) -> f64 {
-    ts as f64 / 1e9
-}
-
-/// `GET /v2/x` (URI shortened to `max` characters).
-pub fn request_line(m: &Message, max: usize) -> String {
-    let uri = lossless(m.uri().unwrap_or_default());
-    format!(
-        "{} {}",
-        m.method().unwrap_or("?"),
-        crate::text::shorten(&uri, max)
-    )
-}
-
-/// The request and response frames of an exchange as evidence.
-pub fn exchange_evidence(ex: &Exchange, what_req: &str, what_resp: &str) -> Vec<Evidence> {
-    let mut v = Vec::new();
-    if let Some(r) = &ex.request {
-        v.push(Evidence {
-            frame: r.frame,
-            stream: Some(ex.stream),
-            what: format!(
-                "{what_req}: {} ({} → {})",
-                request_line(r, 80),
-                ex.client,
-                ex.server
-            ),
-        });
-    }
-    if let Some(r) = &ex.response {
-        v.push(Evidence {
-            frame: r.frame,
-            stream: Some(ex.stream),
-            what: format!(
-                "{what_resp}: {} {}{}",
-                r.status().unwrap_or(0),
-                lossless(r.reason().unwrap_or_default()),
-                r.header_str("content-type")
-                    .map(|c| format!(" ({c})"))
-                    .unwrap_or_default()
-            ),
-        });
-    }
-    v
-}
-
-/// The decoded body prefix of a message (as far as it was stored).
-pub fn body_of(m: &Message) -> Vec<u8> {
-    m.decoded_body(64 * 1024)
 }
 
 #[cfg(test)]

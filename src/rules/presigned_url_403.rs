@@ -4,10 +4,12 @@
 //! `Authorization` header, and S3's own error code. When the capture holds the redirect but no
 //! follow-up at all (taken on the registry side), an `info` finding says where to capture.
 
-use super::s3::{
-    Presigned, Url, human_duration, parse_http_date, parse_s3_error, presigned, target_path_query,
+use super::kit::{
+    Bounded, Url, body_of, exchange_evidence, human_duration, parse_http_date, request_line, secs,
+    target_path_query,
 };
-use super::{MAX_RULE_STATE, Rule, RuleInfo, body_of, exchange_evidence, request_line, secs};
+use super::s3::{Presigned, parse_s3_error, presigned};
+use super::{Rule, RuleInfo};
 use crate::capture::TimestampNs;
 use crate::finding::{Finding, Severity};
 use crate::http::Exchange;
@@ -46,8 +48,9 @@ struct Redirect {
 
 #[derive(Default)]
 pub struct PresignedUrl403 {
-    redirects: VecDeque<Redirect>,
-    dropped: u64,
+    redirects: Bounded<Redirect>,
+    /// Follow-ups beyond the number kept per redirect.
+    follow_ups_dropped: u64,
 }
 
 fn redirect_of(ex: &Exchange) -> Option<(Url, String, Presigned)> {
@@ -325,12 +328,8 @@ impl Rule for PresignedUrl403 {
 
     fn on_exchange(&mut self, ex: &Exchange, _out: &mut Vec<Finding>) {
         if let Some((url, location, signed)) = redirect_of(ex) {
-            if self.redirects.len() >= MAX_RULE_STATE {
-                self.dropped += 1;
-                self.redirects.pop_front();
-            }
             let ts = ex.response.as_ref().map_or(0, |m| m.end_ts);
-            self.redirects.push_back(Redirect {
+            self.redirects.push(Redirect {
                 ex: ex.clone(),
                 url,
                 location,
@@ -364,7 +363,7 @@ impl Rule for PresignedUrl403 {
                 status,
             });
         } else {
-            self.dropped += 1;
+            self.follow_ups_dropped += 1;
         }
         if matches!(status, 400 | 401 | 403) && r.refused_at.is_none() {
             r.refused_at = Some(ex.response.as_ref().map_or(req.end_ts, |m| m.end_ts));
@@ -395,11 +394,11 @@ impl Rule for PresignedUrl403 {
                 _ => keep.push_back(r),
             }
         }
-        self.redirects = keep;
+        *self.redirects = keep;
     }
 
     fn finish(&mut self, out: &mut Vec<Finding>) {
-        for r in std::mem::take(&mut self.redirects) {
+        for r in std::mem::take(&mut *self.redirects) {
             if r.refused_at.is_some() {
                 Self::emit_refused(&r, out);
             } else if r.follow_ups.is_empty() {
@@ -409,7 +408,7 @@ impl Rule for PresignedUrl403 {
     }
 
     fn state_dropped(&self) -> u64 {
-        self.dropped
+        self.redirects.dropped + self.follow_ups_dropped
     }
 }
 

@@ -1,6 +1,8 @@
-//! What the rules need to know about S3 and URLs: signed requests, presigned URLs, S3's XML
-//! error document, dates.
+//! What the rules need to know about S3: signed requests, presigned URLs, S3's XML error
+//! document, `X-Amz-Date`.
 
+use super::kit::time::epoch;
+use super::kit::{Url, query_param};
 use crate::http::Message;
 use quick_xml::events::Event;
 
@@ -54,148 +56,6 @@ pub fn parse_s3_error(body: &[u8]) -> Option<S3Error> {
         }
     }
     saw_root.then_some(err)
-}
-
-/// The text of an HTML document's `<title>`, if any.
-pub fn html_title(body: &[u8]) -> Option<String> {
-    let lower = body.to_ascii_lowercase();
-    let start = memchr::memmem::find(&lower, b"<title>")? + 7;
-    let end = start + memchr::memmem::find(lower.get(start..)?, b"</title>")?;
-    let t = crate::text::lossless(body.get(start..end)?)
-        .trim()
-        .to_string();
-    (!t.is_empty()).then_some(t)
-}
-
-/// Whether a body looks like HTML.
-pub fn looks_like_html(msg: &Message, body: &[u8]) -> bool {
-    let ct = msg
-        .header_str("content-type")
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    if ct.contains("html") {
-        return true;
-    }
-    let head = body
-        .get(..body.len().min(512))
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let t = head.trim_ascii_start();
-    t.starts_with(b"<!doctype html") || t.starts_with(b"<html")
-}
-
-/// A URL split into its parts (no normalisation).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Url {
-    pub scheme: String,
-    pub host: String,
-    pub port: u16,
-    /// Path and query as sent (`/bucket/key?X-Amz-...`).
-    pub path_query: String,
-}
-
-impl Url {
-    pub fn parse(s: &str) -> Option<Url> {
-        let (scheme, rest) = s.trim().split_once("://")?;
-        let scheme = scheme.to_ascii_lowercase();
-        let (authority, path_query) = match rest.find(['/', '?']) {
-            Some(i) => (rest.get(..i)?, rest.get(i..)?),
-            None => (rest, "/"),
-        };
-        let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
-        let default_port = if scheme == "https" { 443 } else { 80 };
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, rest) = v6.split_once(']')?;
-            let port = rest
-                .strip_prefix(':')
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(default_port);
-            (h.to_string(), port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), p.parse().ok()?),
-                None => (authority.to_string(), default_port),
-            }
-        };
-        Some(Url {
-            scheme,
-            host,
-            port,
-            path_query: if path_query.starts_with('?') {
-                format!("/{path_query}")
-            } else {
-                path_query.to_string()
-            },
-        })
-    }
-
-    /// `host:port` as it would appear in a `Host` header (port omitted when default).
-    pub fn authority(&self) -> String {
-        let default = if self.scheme == "https" { 443 } else { 80 };
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        if self.port == default {
-            host
-        } else {
-            format!("{host}:{}", self.port)
-        }
-    }
-
-    pub fn query(&self) -> &str {
-        self.path_query.split_once('?').map_or("", |(_, q)| q)
-    }
-
-    pub fn path(&self) -> &str {
-        self.path_query
-            .split_once('?')
-            .map_or(self.path_query.as_str(), |(p, _)| p)
-    }
-}
-
-/// Percent-decodes a query component (`+` stays `+`: S3 signs it as is).
-pub fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        if c == b'%' {
-            if let Some(v) = b
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(c);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A query parameter's decoded value, by exact name.
-pub fn query_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        (k == name).then(|| percent_decode(v))
-    })
-}
-
-/// The request target as path and query: origin-form as is, absolute-form (through a proxy)
-/// without its scheme and authority.
-pub fn target_path_query(uri: &str) -> String {
-    if uri.contains("://") {
-        Url::parse(uri)
-            .map(|u| u.path_query)
-            .unwrap_or_else(|| uri.to_string())
-    } else {
-        uri.to_string()
-    }
 }
 
 /// What a presigned S3 URL says about itself.
@@ -263,27 +123,6 @@ pub fn is_s3_request(req: &Message) -> bool {
     has(b"X-Amz-Signature") || (has(b"Signature") && has(b"AWSAccessKeyId"))
 }
 
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian; H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn epoch(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64) -> Option<i64> {
-    let ok = (1..=9999).contains(&y)
-        && (1..=12).contains(&mo)
-        && (1..=31).contains(&d)
-        && (0..24).contains(&h)
-        && (0..60).contains(&mi)
-        && (0..=60).contains(&s);
-    ok.then(|| days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s)
-}
-
 /// `20261125T172344Z` (SigV4 `X-Amz-Date`).
 pub fn parse_amz_date(s: &str) -> Option<i64> {
     let n = |a: usize, b: usize| s.get(a..b).and_then(|x| x.parse::<i64>().ok());
@@ -300,35 +139,10 @@ pub fn parse_amz_date(s: &str) -> Option<i64> {
     )
 }
 
-/// `Wed, 25 Nov 2026 17:23:44 GMT` (RFC 9110 IMF-fixdate).
-pub fn parse_http_date(s: &str) -> Option<i64> {
-    let parts: Vec<&str> = s.split_whitespace().collect();
-    let [_, d, mon, y, t, _] = parts.as_slice() else {
-        return None;
-    };
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let mo = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(mon))? as i64 + 1;
-    let mut hms = t.split(':').map(|x| x.parse::<i64>().ok());
-    let (h, mi, sec) = (hms.next()??, hms.next()??, hms.next()??);
-    epoch(y.parse().ok()?, mo, d.parse().ok()?, h, mi, sec)
-}
-
-/// Seconds as `1h 2m 3s`.
-pub fn human_duration(secs: i64) -> String {
-    let s = secs.unsigned_abs();
-    let (h, m, s) = (s / 3600, (s % 3600) / 60, s % 60);
-    match (h, m) {
-        (0, 0) => format!("{s}s"),
-        (0, _) => format!("{m}m {s}s"),
-        _ => format!("{h}h {m}m {s}s"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::kit::{html_title, human_duration, parse_http_date, target_path_query};
 
     #[test]
     fn s3_error_documents() {

@@ -6,8 +6,9 @@
 //! client) sends its own client around that time is correlated. The finding is emitted when
 //! that 5xx arrives, or when no more retries have come for [`SETTLE_NS`] of capture time.
 
-use super::s3::{html_title, is_s3_request, looks_like_html, parse_s3_error};
-use super::{MAX_RULE_STATE, Rule, RuleInfo, body_of, exchange_evidence, request_line, secs};
+use super::kit::{body_of, exchange_evidence, html_title, looks_like_html, request_line, secs};
+use super::s3::{is_s3_request, parse_s3_error};
+use super::{MAX_RULE_STATE, Rule, RuleInfo};
 use crate::capture::TimestampNs;
 use crate::finding::{Evidence, Finding, Severity};
 use crate::http::Exchange;
