@@ -89,105 +89,132 @@ fn check_against_tshark(sample: &str, f: &Value) {
     }
 }
 
-struct Expect {
-    sample: &'static str,
-    rule: &'static str,
-    severity: &'static str,
-    key: u64,
-    frames: &'static [u64],
+/// The rule expectation folders (`tests/rules/<id>/expect.json`), by id.
+fn rule_cases() -> Vec<(String, Value)> {
+    let mut v: Vec<(String, Value)> = std::fs::read_dir(root().join("tests/rules"))
+        .expect("tests/rules")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+        .map(|e| {
+            let id = e.file_name().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(e.path().join("expect.json"))
+                .unwrap_or_else(|err| panic!("{id}/expect.json: {err}"));
+            let v: Value =
+                serde_json::from_str(&text).unwrap_or_else(|err| panic!("{id}/expect.json: {err}"));
+            (id, v)
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
 }
 
-const EXPECTED: &[Expect] = &[
-    // samples/registry/README.md: nginx 502 text/html pages at 21/24/27/30 for the S3 GETs at
-    // 19/23/26/29 (one request retried by the SDK), the registry's 500 at 32 for the manifest
-    // GET at 14; then the blob HEAD (40) fails the same way: S3 GETs 42..51, 502s 43..52, 500 at 54.
-    Expect {
-        sample: "samples/registry/s3-html-error.pcap",
-        rule: "s3-error-not-xml",
-        severity: "error",
-        key: 21,
-        frames: &[14, 19, 21, 23, 24, 26, 27, 29, 30, 32],
-    },
-    Expect {
-        sample: "samples/registry/s3-html-error.pcap",
-        rule: "s3-error-not-xml",
-        severity: "error",
-        key: 43,
-        frames: &[40, 42, 43, 45, 46, 48, 49, 51, 52, 54],
-    },
-    // GET 4 -> 307 at 6; through the proxy: request 11, forwarded with a rewritten Host at 16,
-    // S3's 403 SignatureDoesNotMatch at 18, relayed to curl at 20.
-    Expect {
-        sample: "samples/registry/presigned-403.pcap",
-        rule: "presigned-url-403",
-        severity: "error",
-        key: 18,
-        frames: &[4, 6, 11, 16, 18, 20],
-    },
-    Expect {
-        sample: "samples/registry/presigned-403-head.pcap",
-        rule: "presigned-url-403",
-        severity: "error",
-        key: 18,
-        frames: &[4, 6, 11, 16, 18, 20],
-    },
-    // The registry's interface only: the 307 (27) and no follow-up.
-    Expect {
-        sample: "samples/registry/presigned-redirect-registry-side.pcap",
-        rule: "presigned-url-403",
-        severity: "info",
-        key: 27,
-        frames: &[4, 27],
-    },
-    // 401 at 6 names realm http://10.77.0.60/token; SYNs 11-14 never answered. The finding is
-    // made 2.5 s after the first SYN (at 0.035 s), so it holds the SYNs sent by then: 11, 12
-    // and 13 (2.069 s), not 14 (3.093 s), as a live watch would.
-    Expect {
-        sample: "samples/registry/auth-realm-unreachable.pcap",
-        rule: "auth-realm-unreachable",
-        severity: "error",
-        key: 6,
-        frames: &[4, 6, 11, 12, 13],
-    },
-    // 401 at 6 names realm :8080; SYN 11 answered by RST at 12.
-    Expect {
-        sample: "samples/registry/auth-realm-refused.pcap",
-        rule: "auth-realm-unreachable",
-        severity: "error",
-        key: 6,
-        frames: &[4, 6, 11, 12],
-    },
-];
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `analyze --format json --rules ID` of a sample: its findings and exit code.
+fn analyze_rule(sample: &str, rule: &str) -> (Vec<Value>, Option<i32>) {
+    let p = root().join(sample);
+    let o = capdiag(&[
+        "analyze",
+        "--format",
+        "json",
+        "--rules",
+        rule,
+        p.to_str().expect("path"),
+    ]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{sample}: {e}"));
+    (
+        v["findings"].as_array().cloned().unwrap_or_default(),
+        o.status.code(),
+    )
+}
 
 #[test]
 fn findings_on_every_failure_sample() {
-    let mut by_sample: BTreeMap<&str, Vec<&Expect>> = BTreeMap::new();
-    for e in EXPECTED {
-        by_sample.entry(e.sample).or_default().push(e);
-    }
-    for (sample, want) in by_sample {
-        let (found, code) = analyze(sample);
-        assert_eq!(found.len(), want.len(), "{sample}: {found:#?}");
-        for (f, w) in found.iter().zip(&want) {
-            assert_eq!(f["rule"], w.rule, "{sample}");
-            assert_eq!(f["severity"], w.severity, "{sample}");
-            assert_eq!(f["key_frame"], w.key, "{sample}");
-            assert_eq!(frames(f), w.frames, "{sample}");
-            check_against_tshark(sample, f);
-            for field in ["title", "detail", "remediation", "filter"] {
-                assert!(
-                    f[field].as_str().is_some_and(|s| !s.is_empty()),
-                    "{sample}: {field}"
-                );
-            }
-            assert!(f["streams"].as_array().is_some_and(|s| !s.is_empty()));
-        }
-        let worst_is_error = want.iter().any(|w| w.severity == "error");
+    for (id, case) in rule_cases() {
         assert_eq!(
-            code,
-            Some(if worst_is_error { 1 } else { 0 }),
-            "{sample}: exit code"
+            case["rule"],
+            id.as_str(),
+            "tests/rules/{id}: the folder names the rule"
         );
+        for failing in case["failing"].as_array().expect("failing") {
+            let sample = failing["sample"].as_str().expect("sample");
+            let want = failing["findings"].as_array().expect("findings");
+            let (found, code) = analyze_rule(sample, &id);
+            assert_eq!(found.len(), want.len(), "{id} on {sample}: {found:#?}");
+            for (f, w) in found.iter().zip(want) {
+                assert_eq!(f["rule"], id.as_str(), "{sample}");
+                assert_eq!(f["severity"], w["severity"], "{sample}");
+                assert_eq!(f["key_frame"], w["key_frame"], "{sample}");
+                assert_eq!(f["frames"], w["frames"], "{sample}");
+                check_against_tshark(sample, f);
+                for field in ["title", "detail", "remediation", "filter"] {
+                    assert!(
+                        f[field].as_str().is_some_and(|s| !s.is_empty()),
+                        "{sample}: {field}"
+                    );
+                }
+                assert!(f["streams"].as_array().is_some_and(|s| !s.is_empty()));
+            }
+            let fails = want
+                .iter()
+                .any(|w| w["severity"] == "error" || w["severity"] == "warning");
+            assert_eq!(code, Some(i32::from(fails)), "{id} on {sample}: exit code");
+        }
+        for healthy in strings(&case["healthy"]) {
+            let (found, code) = analyze_rule(&healthy, &id);
+            assert!(found.is_empty(), "{id} on healthy {healthy}: {found:#?}");
+            assert_eq!(code, Some(0), "{id} on {healthy}");
+        }
+    }
+}
+
+/// What a new rule must bring: its page (`capdiag explain`), its expectations with at least
+/// one capture it fires on and one healthy control, and its row in the README's rule table.
+#[test]
+fn every_rule_has_its_page_expectations_and_readme_row() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README");
+    let cases: BTreeMap<String, Value> = rule_cases().into_iter().collect();
+    let ids: Vec<String> = capdiag::rules::RULES
+        .iter()
+        .map(|r| r.info.id.to_string())
+        .collect();
+    let o = capdiag(&["rules"]);
+    let listing = String::from_utf8_lossy(&o.stdout).into_owned();
+    for id in &ids {
+        let page = root().join(format!("docs/rules/{id}.md"));
+        assert!(page.is_file(), "{id}: no docs/rules/{id}.md");
+        assert!(
+            listing.contains(id.as_str()),
+            "{id}: not in `capdiag rules`"
+        );
+        let explained = capdiag(&["explain", id]);
+        assert!(explained.status.success(), "{id}: capdiag explain");
+        let case = cases
+            .get(id)
+            .unwrap_or_else(|| panic!("{id}: no tests/rules/{id}/expect.json"));
+        assert!(
+            case["failing"].as_array().is_some_and(|a| !a.is_empty()),
+            "{id}: no failing capture"
+        );
+        assert!(
+            !strings(&case["healthy"]).is_empty(),
+            "{id}: no healthy control"
+        );
+        assert!(
+            readme.contains(&format!("[`{id}`](docs/rules/{id}.md)")),
+            "{id}: no row in the README's rule table"
+        );
+    }
+    for id in cases.keys() {
+        assert!(ids.contains(id), "tests/rules/{id} names no rule");
     }
 }
 
@@ -560,14 +587,15 @@ fn colour_on_a_terminal_unless_no_color() {
 /// line each, then a summary line that names the file and no interface.
 #[test]
 fn watch_reading_a_file_finds_what_analyze_finds() {
-    let mut samples: Vec<&str> = EXPECTED.iter().map(|e| e.sample).collect();
-    samples.extend([
-        "samples/registry/auth-realm-reachable.pcap",
-        "samples/registry/s3-xml-error-healthy.pcap",
-        "samples/registry/presigned-redirect-healthy.pcap",
-    ]);
+    let mut samples: Vec<String> = Vec::new();
+    for (_, case) in rule_cases() {
+        for f in case["failing"].as_array().expect("failing") {
+            samples.extend(f["sample"].as_str().map(str::to_string));
+        }
+        samples.extend(strings(&case["healthy"]));
+    }
     samples.dedup();
-    for sample in samples {
+    for sample in samples.iter().map(String::as_str) {
         let p = root().join(sample);
         let path = p.to_str().expect("path");
         let (want, code) = analyze(sample);
