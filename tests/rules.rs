@@ -28,13 +28,6 @@ fn analyze(sample: &str) -> (Vec<Value>, Option<i32>) {
     )
 }
 
-fn frames(f: &Value) -> Vec<u64> {
-    f["frames"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_u64).collect())
-        .unwrap_or_default()
-}
-
 /// tshark's `tcp.stream` of every frame, and the frames where it shows an HTTP message.
 fn tshark(sample: &str) -> (BTreeMap<u64, u64>, BTreeMap<u64, String>) {
     let name = format!(
