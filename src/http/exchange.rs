@@ -1,5 +1,5 @@
-//! An exchange: a request and what answered it, as the pairing ([`super::pairing`]) of one
-//! connection ([`super::conn`]) completes it.
+//! An exchange: a request and what answered it, as the pairing (`pairing.rs`) of one
+//! connection (`conn.rs`) completes it.
 
 use super::message::Message;
 use std::net::SocketAddr;

@@ -9,7 +9,7 @@ use std::mem::MaybeUninit;
 
 pub(crate) type Parsed = (StartLine, Vec<HeaderPos>);
 
-/// A header block parsed from the start of some bytes: what [`Parser`] makes of a whole
+/// A header block parsed from the start of some bytes: what [`super::parser::Parser`] makes of a whole
 /// block at the start of a chunk, done ahead of it.
 #[derive(Debug)]
 pub struct HeadParsed {
@@ -59,7 +59,7 @@ impl HeadParsed {
 }
 
 /// Parses the header block at the start of `bytes` as a parser with header limit
-/// `max_headers` would on its fast path, for [`Parser::offer`]; `None` when `bytes` does not
+/// `max_headers` would on its fast path, for [`super::parser::Parser::offer`]; `None` when `bytes` does not
 /// begin with a whole block that path takes (the parser then does its own work).
 pub fn parse_ahead(bytes: &[u8], max_headers: usize) -> Option<HeadParsed> {
     let mut store = Vec::new();
