@@ -258,3 +258,64 @@ impl LimitArgs {
         }
     }
 }
+
+/// A command line that parsed but does not make sense: what it names, and why.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UsageError {
+    pub what: String,
+    pub why: String,
+}
+
+fn usage(what: &str, why: impl Into<String>) -> UsageError {
+    UsageError {
+        what: what.to_string(),
+        why: why.into(),
+    }
+}
+
+/// Standard input (`-`) can be read once: named twice, the second would read nothing.
+fn stdin_once(files: &[PathBuf]) -> Result<(), UsageError> {
+    if files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
+        return Err(usage(
+            "-",
+            "standard input can be read only once; name it once",
+        ));
+    }
+    Ok(())
+}
+
+fn rules_known(ids: &[String]) -> Result<(), UsageError> {
+    crate::rules::instantiate(ids)
+        .map(|_| ())
+        .map_err(|e| usage("--rules", e))
+}
+
+impl Command {
+    /// The second stage after clap's parsing: every check of the command line that clap cannot
+    /// make, made once, before anything is opened or read (as ripgrep's flags are checked in
+    /// two stages).
+    pub fn check(&self) -> Result<(), UsageError> {
+        match self {
+            Command::Analyze(a) => {
+                stdin_once(&a.files)?;
+                rules_known(&a.rule_args.rules)
+            }
+            Command::Http(a) => stdin_once(&a.files),
+            Command::Watch(a) => rules_known(&a.rule_args.rules),
+            Command::Extract(a) => {
+                if a.file.as_os_str() == "-" && a.finding.is_some() {
+                    return Err(usage(
+                        "extract",
+                        "--finding reads the capture twice, so it needs a file, not standard input",
+                    ));
+                }
+                if let Some(list) = &a.frames {
+                    crate::capture::write::parse_frame_list(list)
+                        .map_err(|e| usage("--frames", e))?;
+                }
+                Ok(())
+            }
+            Command::Rules | Command::Explain { .. } => Ok(()),
+        }
+    }
+}

@@ -14,6 +14,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
+    if let Err(e) = cli.command.check() {
+        capdiag::commands::report_error(&e.what, &e.why);
+        return ExitCode::from(capdiag::commands::EXIT_ERROR);
+    }
     let code = match &cli.command {
         capdiag::cli::Command::Http(args) => capdiag::commands::http(args),
         capdiag::cli::Command::Analyze(args) => capdiag::commands::analyze(args),

@@ -2,8 +2,7 @@
 
 use super::{
     EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, count_line_n, fail_threshold, is_broken_pipe, name_of,
-    open_or_report, progress_bar, report_error, run_rules, stdin_at_most_once, use_color,
-    warn_if_incomplete,
+    open_or_report, progress_bar, report_error, run_rules, use_color, warn_if_incomplete,
 };
 use crate::cli::OutputFormat;
 use crate::output::FileSummary;
@@ -21,15 +20,8 @@ struct AnalyzeFileSummary {
 
 /// `capdiag analyze`.
 pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
-    if !stdin_at_most_once(&args.files) {
-        return EXIT_ERROR;
-    }
     use crate::finding::Severity;
     use crate::output::finding_writer::{FindingWriter, Origin, Style};
-    if let Err(e) = crate::rules::instantiate(&args.rule_args.rules) {
-        report_error("--rules", &e);
-        return EXIT_ERROR;
-    }
     let json = args.format == OutputFormat::Json;
     let style = if json {
         Style::Json

@@ -13,13 +13,6 @@ use std::path::Path;
 pub fn extract(args: &crate::cli::ExtractArgs) -> u8 {
     use crate::capture::write::parse_frame_list;
     let name = name_of(&args.file);
-    if args.file.as_os_str() == "-" && args.finding.is_some() {
-        report_error(
-            "extract",
-            &"--finding reads the capture twice, so it needs a file, not standard input",
-        );
-        return EXIT_ERROR;
-    }
     // Which frames to keep.
     let ranges: Option<Vec<(u64, u64)>> = match (&args.frames, args.finding) {
         (Some(list), _) => match parse_frame_list(list) {

@@ -2,7 +2,7 @@
 
 use super::{
     EXIT_ERROR, EXIT_OK, is_broken_pipe, name_of, open_or_report, read_frames, report_error,
-    stdin_at_most_once, warn_if_incomplete,
+    warn_if_incomplete,
 };
 use crate::cli::{HttpArgs, OutputFormat};
 use crate::engine::{Engine, Event, Sink};
@@ -79,9 +79,6 @@ impl Sink for HttpSink<'_> {
 
 /// `capdiag http`.
 pub fn http(args: &HttpArgs) -> u8 {
-    if !stdin_at_most_once(&args.files) {
-        return EXIT_ERROR;
-    }
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(256 * 1024, stdout.lock());
     let mut limits = args.limits.to_limits();

@@ -81,16 +81,6 @@ fn is_broken_pipe(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::BrokenPipe
 }
 
-/// Standard input (`-`) can be read once: named twice, the second would read nothing. Says so
-/// when it is.
-fn stdin_at_most_once(files: &[std::path::PathBuf]) -> bool {
-    let once = files.iter().filter(|f| f.as_os_str() == "-").count() <= 1;
-    if !once {
-        report_error("-", &"standard input can be read only once; name it once");
-    }
-    once
-}
-
 /// Writes `text` to standard output: a closed pipe ends quietly, another failure (a full
 /// disk) is an error.
 fn print_text(text: &str) -> u8 {
