@@ -224,6 +224,9 @@ pub struct Engine {
     last_sweep: Option<TimestampNs>,
     max_ts: TimestampNs,
     last_frame: u64,
+    /// The time of the last tick, while no event has been delivered since: a tick at the same
+    /// time would tell the sink nothing new.
+    ticked: Option<TimestampNs>,
 }
 
 impl Engine {
@@ -234,6 +237,7 @@ impl Engine {
             events: Vec::new(),
             last_sweep: None,
             max_ts: i64::MIN,
+            ticked: None,
             last_frame: 0,
         }
     }
@@ -301,6 +305,7 @@ impl Engine {
         // the evidence that existed at its deadline, in a file as in a live watch.
         if frame.ts > self.max_ts {
             sink.event(Event::Tick(frame.ts));
+            self.ticked = Some(frame.ts);
         }
         let s = &mut self.stats;
         s.frames += 1;
@@ -344,7 +349,10 @@ impl Engine {
             Some(_) => {}
         }
         self.deliver(sink);
-        sink.event(Event::Tick(self.max_ts));
+        if self.ticked != Some(self.max_ts) {
+            sink.event(Event::Tick(self.max_ts));
+            self.ticked = Some(self.max_ts);
+        }
         stream
     }
 
@@ -353,6 +361,7 @@ impl Engine {
         if self.events.is_empty() {
             return;
         }
+        self.ticked = None;
         for ev in self.events.drain(..) {
             match ev {
                 FlowEvent::App(ex) => {
@@ -396,6 +405,7 @@ impl Engine {
         }
         self.deliver(sink);
         sink.event(Event::Tick(self.max_ts));
+        self.ticked = Some(self.max_ts);
     }
 
     /// End of input: every open flow is finished and its results delivered.
