@@ -63,19 +63,38 @@ pub struct Finding {
     pub time: f64,
 }
 
-impl Finding {
-    /// Builds a finding from its evidence: frames, streams and the display filter follow.
-    #[allow(clippy::too_many_arguments)] // one argument per documented JSON field
-    pub fn new(
-        rule: &'static str,
-        severity: Severity,
-        key_frame: u64,
-        mut evidence: Vec<Evidence>,
-        title: String,
-        detail: String,
-        remediation: String,
-        time: f64,
-    ) -> Finding {
+/// A finding as a rule writes it, each part named (the title, detail and remediation cannot be
+/// swapped by mistake); [`FindingDraft::build`] derives the rest.
+#[derive(Clone, Debug)]
+pub struct FindingDraft {
+    pub rule: &'static str,
+    pub severity: Severity,
+    /// The Wireshark frame that best shows the problem.
+    pub key_frame: u64,
+    pub evidence: Vec<Evidence>,
+    /// One line.
+    pub title: String,
+    /// What happened, in plain words.
+    pub detail: String,
+    /// What to change, and how to verify.
+    pub remediation: String,
+    /// Capture time (seconds since the epoch) of the key frame's exchange or attempt.
+    pub time: f64,
+}
+
+impl FindingDraft {
+    /// The finding: evidence in frame order, its frames and streams, the display filter.
+    pub fn build(self) -> Finding {
+        let FindingDraft {
+            rule,
+            severity,
+            key_frame,
+            mut evidence,
+            title,
+            detail,
+            remediation,
+            time,
+        } = self;
         evidence.sort_by_key(|e| e.frame);
         evidence.dedup_by(|a, b| a.frame == b.frame && a.what == b.what);
         let mut frames: Vec<u64> = evidence.iter().map(|e| e.frame).collect();

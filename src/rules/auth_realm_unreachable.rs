@@ -6,7 +6,7 @@
 use super::kit::{Bounded, Url, exchange_evidence, request_line, secs};
 use super::{Rule, RuleInfo};
 use crate::capture::TimestampNs;
-use crate::finding::{Evidence, Finding, Severity};
+use crate::finding::{Evidence, Finding, FindingDraft, Severity};
 use crate::flow::{ConnectionAttempt, Outcome};
 use crate::http::Exchange;
 use crate::text::lossless;
@@ -157,20 +157,23 @@ impl AuthRealmUnreachable {
             c.client,
             crate::text::shell_quote(&c.realm)
         );
-        out.push(Finding::new(
-            INFO.id,
-            INFO.severity,
-            resp.frame,
-            evidence,
-            format!(
-                "Token realm {} named in a 401 is unreachable from {}",
-                c.url.authority(),
-                c.client
-            ),
-            detail,
-            remediation,
-            secs(c.ts),
-        ));
+        out.push(
+            FindingDraft {
+                rule: INFO.id,
+                severity: INFO.severity,
+                key_frame: resp.frame,
+                evidence,
+                title: format!(
+                    "Token realm {} named in a 401 is unreachable from {}",
+                    c.url.authority(),
+                    c.client
+                ),
+                detail,
+                remediation,
+                time: secs(c.ts),
+            }
+            .build(),
+        );
     }
 
     fn report_no_answer(c: &mut Challenge, a: &ConnectionAttempt, out: &mut Vec<Finding>) {

@@ -11,7 +11,7 @@ use super::kit::{
 use super::s3::{Presigned, parse_s3_error, presigned};
 use super::{Rule, RuleInfo};
 use crate::capture::TimestampNs;
-use crate::finding::{Finding, Severity};
+use crate::finding::{Finding, FindingDraft, Severity};
 use crate::http::Exchange;
 use crate::text::lossless;
 use std::collections::VecDeque;
@@ -268,20 +268,23 @@ impl PresignedUrl403 {
              `storage.redirect.disable: true` (`REGISTRY_STORAGE_REDIRECT_DISABLE=true`), Harbor \
              `storage_service.redirect.disable: true`, Harbor Helm chart `persistence.imageChartStorage.disableredirect: true`.",
         );
-        out.push(Finding::new(
-            INFO.id,
-            INFO.severity,
-            key,
-            evidence,
-            format!(
-                "Presigned S3 URL from a {} redirect refused with {}",
-                r.ex.response.as_ref().and_then(|m| m.status()).unwrap_or(0),
-                statuses.join("/")
-            ),
-            detail,
-            remediation,
-            secs(r.ts),
-        ));
+        out.push(
+            FindingDraft {
+                rule: INFO.id,
+                severity: INFO.severity,
+                key_frame: key,
+                evidence,
+                title: format!(
+                    "Presigned S3 URL from a {} redirect refused with {}",
+                    r.ex.response.as_ref().and_then(|m| m.status()).unwrap_or(0),
+                    statuses.join("/")
+                ),
+                detail,
+                remediation,
+                time: secs(r.ts),
+            }
+            .build(),
+        );
     }
 
     fn emit_no_follow_up(r: &Redirect, out: &mut Vec<Finding>) {
@@ -293,13 +296,13 @@ impl PresignedUrl403 {
             "request redirected",
             "redirect to a presigned S3 URL",
         );
-        out.push(Finding::new(
-            INFO.id,
-            Severity::Info,
-            resp.frame,
-            evidence,
-            format!("Redirect to a presigned S3 URL at {}; the follow-up is not in this capture", r.url.authority()),
-            format!(
+        out.push(FindingDraft {
+rule: INFO.id,
+severity: Severity::Info,
+key_frame: resp.frame,
+evidence,
+title: format!("Redirect to a presigned S3 URL at {}; the follow-up is not in this capture", r.url.authority()),
+detail: format!(
                 "{} redirected {} from {} to a presigned S3 URL at {}. The client sends its follow-up request straight to {}, \
                  not through {}, so this capture (taken where the registry's traffic is) cannot show whether it succeeded.",
                 r.ex.server,
@@ -309,15 +312,16 @@ impl PresignedUrl403 {
                 r.url.authority(),
                 r.ex.server,
             ),
-            format!(
+remediation: format!(
                 "To see the follow-up, capture on the client {} (or on the path from it to {}), e.g. \
                  `tcpdump -i any -w client.pcap host {}`, and run capdiag on that capture.",
                 r.ex.client.ip(),
                 r.url.authority(),
                 r.url.host
             ),
-            secs(r.ts),
-        ));
+time: secs(r.ts),
+}
+.build());
     }
 }
 

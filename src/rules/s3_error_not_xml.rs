@@ -10,7 +10,7 @@ use super::kit::{body_of, exchange_evidence, html_title, looks_like_html, reques
 use super::s3::{is_s3_request, parse_s3_error};
 use super::{MAX_RULE_STATE, Rule, RuleInfo};
 use crate::capture::TimestampNs;
-use crate::finding::{Evidence, Finding, Severity};
+use crate::finding::{Evidence, Finding, FindingDraft, Severity};
 use crate::http::Exchange;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -151,27 +151,30 @@ impl S3ErrorNotXml {
             gw = g.gateway,
             st = statuses.join("/"),
         );
-        out.push(Finding::new(
-            INFO.id,
-            INFO.severity,
-            first.resp_frame,
-            evidence,
-            format!(
-                "S3 endpoint {} answered {} with {} instead of an S3 XML error",
-                g.gateway,
-                statuses.join("/"),
-                if first.body_len == 0 {
-                    "an empty body"
-                } else if first.title.is_some() || first.content_type.contains("html") {
-                    "an HTML page"
-                } else {
-                    "a non-XML body"
-                },
-            ),
-            detail,
-            remediation,
-            secs(g.first_ts),
-        ));
+        out.push(
+            FindingDraft {
+                rule: INFO.id,
+                severity: INFO.severity,
+                key_frame: first.resp_frame,
+                evidence,
+                title: format!(
+                    "S3 endpoint {} answered {} with {} instead of an S3 XML error",
+                    g.gateway,
+                    statuses.join("/"),
+                    if first.body_len == 0 {
+                        "an empty body"
+                    } else if first.title.is_some() || first.content_type.contains("html") {
+                        "an HTML page"
+                    } else {
+                        "a non-XML body"
+                    },
+                ),
+                detail,
+                remediation,
+                time: secs(g.first_ts),
+            }
+            .build(),
+        );
     }
 }
 
