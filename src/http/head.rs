@@ -3,9 +3,12 @@
 //! in the same pass.
 
 use super::message::{Framing, HeaderPos, Message, StartLine};
-use super::parser::INLINE_HEADERS;
 use super::start_line::*;
 use std::mem::MaybeUninit;
+
+/// Header lines indexed in a stack array; a message with more (up to `max_headers`) is parsed
+/// again with a larger one.
+pub(crate) const INLINE_HEADERS: usize = 64;
 
 pub(crate) type Parsed = (StartLine, Vec<HeaderPos>);
 

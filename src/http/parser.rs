@@ -113,10 +113,6 @@ enum State {
     Ignore,
 }
 
-/// Header lines indexed in a stack array; a message with more (up to `max_headers`) is parsed
-/// again with a larger one.
-pub(crate) const INLINE_HEADERS: usize = 64;
-
 /// Longest chunk-size or trailer line accepted.
 const MAX_CHUNK_LINE: usize = 4096;
 /// Longest line considered when looking for a message start.
