@@ -61,6 +61,10 @@ pub struct Finding {
     pub evidence: Vec<Evidence>,
     /// Capture time (seconds since the epoch) of the key frame's exchange or attempt.
     pub time: f64,
+    /// What makes two findings of the rule the same problem (a client and a URL, say): a repeat
+    /// within the rule's suppression interval is not reported again.
+    #[serde(skip)]
+    pub identifier: Option<String>,
 }
 
 /// A finding as a rule writes it, each part named (the title, detail and remediation cannot be
@@ -80,6 +84,8 @@ pub struct FindingDraft {
     pub remediation: String,
     /// Capture time (seconds since the epoch) of the key frame's exchange or attempt.
     pub time: f64,
+    /// See [`Finding::identifier`].
+    pub identifier: Option<String>,
 }
 
 impl FindingDraft {
@@ -94,6 +100,7 @@ impl FindingDraft {
             detail,
             remediation,
             time,
+            identifier,
         } = self;
         evidence.sort_by_key(|e| e.frame);
         evidence.dedup_by(|a, b| a.frame == b.frame && a.what == b.what);
@@ -119,6 +126,7 @@ impl FindingDraft {
             filter,
             evidence,
             time,
+            identifier,
         }
     }
 }

@@ -16,6 +16,9 @@ struct AnalyzeFileSummary {
     findings: usize,
     /// Items rules dropped because their tables were full.
     rule_state_dropped: u64,
+    /// Findings suppressed as repeats (absent when none were).
+    #[serde(skip_serializing_if = "is_zero")]
+    findings_suppressed: u64,
 }
 
 /// `capdiag analyze`.
@@ -71,7 +74,12 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
             }
         };
         let bar = progress_bar(path, !json);
-        let (end, engine, dropped) = match run_rules(
+        let super::RulesRun {
+            end,
+            engine,
+            state_dropped: dropped,
+            suppressed,
+        } = match run_rules(
             &mut reader,
             args.threads,
             limits,
@@ -99,11 +107,7 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
         );
         if !json && io_error.is_none() {
             let mut text = summary_text(&summary);
-            if dropped > 0 {
-                text.push_str(&format!(
-                    "  rules: {dropped} items dropped from full rule tables\n"
-                ));
-            }
+            text.push_str(&super::rules_summary(dropped, suppressed));
             text.push_str(&count_line_n(n));
             text.push_str("\n\n");
             if let Err(e) = out.text(&text) {
@@ -115,6 +119,7 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
             summary,
             findings: n,
             rule_state_dropped: dropped,
+            findings_suppressed: suppressed,
         });
     }
     if json && io_error.is_none() {
@@ -140,4 +145,8 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
         (Some(t), Some(w)) if w >= t => EXIT_FINDINGS,
         _ => EXIT_OK,
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

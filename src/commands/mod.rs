@@ -147,6 +147,33 @@ fn read_frames(
     }
 }
 
+/// What a run of the rules over one capture leaves.
+pub struct RulesRun {
+    /// How reading ended.
+    pub end: crate::capture::file::ReadEnd,
+    pub engine: Engine,
+    /// Rule-state items dropped because a table was full.
+    pub state_dropped: u64,
+    /// Findings suppressed as repeats.
+    pub suppressed: u64,
+}
+
+/// The summary lines of the rules themselves, when there is something to say.
+pub fn rules_summary(state_dropped: u64, suppressed: u64) -> String {
+    let mut text = String::new();
+    if state_dropped > 0 {
+        text.push_str(&format!(
+            "  rules: {state_dropped} items dropped from full rule tables\n"
+        ));
+    }
+    if suppressed > 0 {
+        text.push_str(&format!(
+            "  rules: {suppressed} repeated findings suppressed (the same problem again within the rule's interval)\n"
+        ));
+    }
+    text
+}
+
 /// Runs the rules over one capture, calling `on_finding` as findings are made.
 pub fn run_rules(
     reader: &mut CaptureReader,
@@ -156,7 +183,7 @@ pub fn run_rules(
     on_finding: &mut dyn FnMut(crate::finding::Finding),
     progress: Option<&indicatif::ProgressBar>,
     go_on: &dyn Fn() -> bool,
-) -> Result<(crate::capture::file::ReadEnd, Engine, u64), String> {
+) -> Result<RulesRun, String> {
     let rules = crate::rules::instantiate(only)?;
     let mut set = crate::rules::RuleSet::new(rules, on_finding);
     let mut engine = Engine::new(set.configure(limits));
@@ -175,8 +202,12 @@ pub fn run_rules(
         p.finish_and_clear();
     }
     engine.finish(&mut set);
-    let dropped = set.state_dropped();
-    Ok((end, engine, dropped))
+    Ok(RulesRun {
+        end,
+        engine,
+        state_dropped: set.state_dropped(),
+        suppressed: set.suppressed(),
+    })
 }
 
 fn count_line_n(n: usize) -> String {

@@ -29,7 +29,14 @@ struct WatchSummary<'a> {
     skipped: Vec<crate::engine::Skipped>,
     tcp: crate::output::TcpCounters,
     rule_state_dropped: u64,
+    /// Findings suppressed as repeats (absent when none were).
+    #[serde(skip_serializing_if = "is_zero")]
+    findings_suppressed: u64,
     stopped_by: &'a str,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// How long an idle watch waits for frames before letting time move on (ms).
@@ -314,6 +321,7 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
     sig_handle.close();
     engine.finish(&mut set);
     let dropped = set.state_dropped();
+    let suppressed = set.suppressed();
     drop(set);
     let flushed = source.flush();
     let kernel = source.stats();
@@ -352,6 +360,7 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
         skipped: stats.skipped(),
         tcp: crate::output::TcpCounters::of(&stats.flow, &stats.http),
         rule_state_dropped: dropped,
+        findings_suppressed: suppressed,
         stopped_by,
     };
     let mut out = out.borrow_mut();
@@ -368,11 +377,7 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
             stats,
             String::new(),
         ));
-        let rules = if dropped > 0 {
-            format!("  rules: {dropped} items dropped from full rule tables\n")
-        } else {
-            String::new()
-        };
+        let rules = super::rules_summary(dropped, suppressed);
         let drops = if iface.is_some() {
             format!(
                 " ({} dropped by the kernel, {} by the interface)",

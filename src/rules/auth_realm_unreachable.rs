@@ -17,6 +17,7 @@ pub static INFO: RuleInfo = RuleInfo {
     severity: Severity::Error,
     title: "The token realm named in a 401 cannot be reached by the client",
     doc: include_str!("../../docs/rules/auth-realm-unreachable.md"),
+    suppress_for_ns: None,
 };
 
 /// A token request counts as never answered when its connection ended (or the capture did)
@@ -170,6 +171,7 @@ impl AuthRealmUnreachable {
                 ),
                 detail,
                 remediation,
+                identifier: None,
                 time: secs(c.ts),
             }
             .build(),

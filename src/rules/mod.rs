@@ -55,6 +55,10 @@ pub struct RuleInfo {
     pub title: &'static str,
     /// The rule's page (`docs/rules/<id>.md`).
     pub doc: &'static str,
+    /// A finding whose [`Finding::identifier`] this rule already reported less than this long
+    /// before (capture time) is suppressed and counted, as Zeek's `$suppress_for`: a client
+    /// retrying the same refused request makes one finding, not one per retry.
+    pub suppress_for_ns: Option<TimestampNs>,
 }
 
 /// A rule in the registry: what it is, and how to make a fresh one.
@@ -100,6 +104,9 @@ pub fn instantiate(only: &[String]) -> Result<Vec<Box<dyn Rule>>, String> {
 pub struct RuleSet<'a> {
     rules: Vec<Box<dyn Rule>>,
     findings: Vec<Finding>,
+    /// Findings reported with an identifier: rule, identifier, capture time (seconds).
+    reported: kit::Bounded<(&'static str, String, f64)>,
+    suppressed: u64,
     next_deadline: Option<TimestampNs>,
     on_finding: &'a mut dyn FnMut(Finding),
 }
@@ -109,6 +116,8 @@ impl<'a> RuleSet<'a> {
         RuleSet {
             rules,
             findings: Vec::new(),
+            reported: kit::Bounded::default(),
+            suppressed: 0,
             next_deadline: None,
             on_finding,
         }
@@ -119,10 +128,51 @@ impl<'a> RuleSet<'a> {
             let mut found = std::mem::take(&mut self.findings);
             found.sort_by_key(|f| f.key_frame);
             for f in found {
+                if self.repeats(&f) {
+                    self.suppressed += 1;
+                    continue;
+                }
                 (self.on_finding)(f);
             }
         }
         self.next_deadline = self.rules.iter().filter_map(|r| r.next_deadline()).min();
+    }
+
+    /// Whether `f` repeats a finding of its rule with the same identifier within the rule's
+    /// suppression interval (and if not, remembers it).
+    fn repeats(&mut self, f: &Finding) -> bool {
+        let Some(id) = &f.identifier else {
+            return false;
+        };
+        let Some(window) = self
+            .rules
+            .iter()
+            .find(|r| r.info().id == f.rule)
+            .and_then(|r| r.info().suppress_for_ns)
+        else {
+            return false;
+        };
+        let window = window as f64 / 1e9;
+        match self
+            .reported
+            .iter_mut()
+            .find(|(rule, seen, _)| *rule == f.rule && seen == id)
+        {
+            Some((_, _, at)) if f.time - *at < window => true,
+            Some((_, _, at)) => {
+                *at = f.time;
+                false
+            }
+            None => {
+                self.reported.push((f.rule, id.clone(), f.time));
+                false
+            }
+        }
+    }
+
+    /// Findings suppressed as repeats ([`RuleInfo::suppress_for_ns`]).
+    pub fn suppressed(&self) -> u64 {
+        self.suppressed
     }
 
     /// `limits` with what the rules need of the layers below them turned on (connection
@@ -195,5 +245,76 @@ pub(crate) mod testing {
         conn.take_exchanges()
             .next()
             .unwrap_or_else(|| unreachable!())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static REPEATING: RuleInfo = RuleInfo {
+        id: "repeating",
+        severity: Severity::Warning,
+        title: "test",
+        doc: "",
+        suppress_for_ns: Some(60_000_000_000),
+    };
+
+    /// Makes, on each exchange, one finding about `identifier`, at the exchange's time.
+    struct Repeating;
+
+    impl Rule for Repeating {
+        fn info(&self) -> &'static RuleInfo {
+            &REPEATING
+        }
+        fn on_exchange(&mut self, ex: &Exchange, out: &mut Vec<Finding>) {
+            let t = ex.request.as_ref().map_or(0, |m| m.first_ts);
+            out.push(
+                crate::finding::FindingDraft {
+                    rule: REPEATING.id,
+                    severity: REPEATING.severity,
+                    key_frame: ex.request.as_ref().map_or(0, |m| m.frame),
+                    evidence: Vec::new(),
+                    title: String::new(),
+                    detail: String::new(),
+                    remediation: String::new(),
+                    time: kit::secs(t),
+                    identifier: Some(ex.server.to_string()),
+                }
+                .build(),
+            );
+        }
+    }
+
+    #[test]
+    fn repeats_within_the_interval_are_suppressed_and_counted() {
+        let mut got = Vec::new();
+        let mut keep = |f: Finding| got.push((f.key_frame, f.identifier));
+        let mut set = RuleSet::new(vec![Box::new(Repeating)], &mut keep);
+        let ex = |server: &str, f: u64, t: i64| {
+            testing::exchange(
+                "10.0.0.1:40000",
+                server,
+                0,
+                f,
+                t,
+                b"GET / HTTP/1.1\r\n\r\n",
+                b"HTTP/1.1 429 Too Many\r\nContent-Length: 0\r\n\r\n",
+            )
+        };
+        // The same server at 0 s, 10 s (a repeat), 100 s (after the interval); another at 20 s.
+        for (server, f, t) in [
+            ("10.0.0.2:80", 1, 0),
+            ("10.0.0.2:80", 5, 10),
+            ("10.0.0.3:80", 9, 20),
+            ("10.0.0.2:80", 13, 100),
+            ("10.0.0.2:80", 17, 150),
+        ] {
+            set.event(Event::Exchange(&ex(server, f, t)));
+        }
+        assert_eq!(set.suppressed(), 2);
+        drop(set);
+        let frames: Vec<u64> = got.iter().map(|(f, _)| *f).collect();
+        assert_eq!(frames, [1, 9, 13]);
     }
 }

@@ -21,6 +21,7 @@ pub static INFO: RuleInfo = RuleInfo {
     severity: Severity::Error,
     title: "Request to a presigned S3 URL from a registry redirect is refused (403)",
     doc: include_str!("../../docs/rules/presigned-url-403.md"),
+    suppress_for_ns: None,
 };
 
 /// After the first refusal, further legs of the same follow-up (a proxy relaying it) are
@@ -281,6 +282,7 @@ impl PresignedUrl403 {
                 ),
                 detail,
                 remediation,
+                identifier: None,
                 time: secs(r.ts),
             }
             .build(),
@@ -319,6 +321,7 @@ remediation: format!(
                 r.url.authority(),
                 r.url.host
             ),
+identifier: None,
 time: secs(r.ts),
 }
 .build());

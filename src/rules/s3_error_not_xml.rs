@@ -20,6 +20,7 @@ pub static INFO: RuleInfo = RuleInfo {
     severity: Severity::Error,
     title: "S3 error answered with a non-XML body (HTML from a gateway)",
     doc: include_str!("../../docs/rules/s3-error-not-xml.md"),
+    suppress_for_ns: None,
 };
 
 /// Retries are grouped, and the registry's 5xx awaited, this long after the last error.
@@ -171,6 +172,7 @@ impl S3ErrorNotXml {
                 ),
                 detail,
                 remediation,
+                identifier: None,
                 time: secs(g.first_ts),
             }
             .build(),
