@@ -3,7 +3,7 @@
 //! answered by a reset or an ICMP unreachable, or it connects but the token request is never
 //! answered.
 
-use super::kit::{Bounded, Url, exchange_evidence, request_line, secs};
+use super::kit::{Bounded, Url, exchange_evidence, is_internal, request_line, secs};
 use super::{Rule, RuleInfo};
 use crate::capture::TimestampNs;
 use crate::finding::{Evidence, Finding, FindingDraft, Severity};
@@ -72,17 +72,6 @@ fn matches(c: &Challenge, a: &ConnectionAttempt) -> bool {
             // A realm given by name: any connection to its port that is not to the registry.
             None => a.server.port() == c.url.port && a.server != c.ex.server,
         }
-}
-
-fn is_internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v) => v.is_loopback() || v.is_private() || v.is_link_local(),
-        IpAddr::V6(v) => {
-            v.is_loopback()
-                || (v.segments()[0] & 0xfe00) == 0xfc00
-                || (v.segments()[0] & 0xffc0) == 0xfe80
-        }
-    }
 }
 
 /// Why the realm's address itself is suspect, when it is.
