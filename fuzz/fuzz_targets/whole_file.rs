@@ -14,7 +14,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let rules = instantiate(&[]).expect("all rules");
-    let mut engine = Engine::new(capdiag::engine::Limits::default());
+    // Connection records on, so that their bookkeeping runs on every segment too.
+    let mut limits = capdiag::engine::Limits::default();
+    limits.flow.records = true;
+    let mut engine = Engine::new(limits);
     let mut findings = 0usize;
     let mut on_finding = |f: capdiag::finding::Finding| {
         findings += 1;
