@@ -175,6 +175,16 @@ struct Interface {
 /// Reads frames from one capture.
 pub struct CaptureReader {
     inner: Box<dyn PcapReaderIterator + Send>,
+    /// What the blocks read so far say: format, link types, interfaces, numbering.
+    blocks: Blocks,
+    /// Read buffer size to begin with; a record that does not fit grows it.
+    buffer_len: usize,
+}
+
+/// What reading the blocks of a capture keeps: it turns each block into a frame (or nothing),
+/// apart from the reader's buffer, which the block borrows.
+#[derive(Debug)]
+struct Blocks {
     format: Format,
     /// pcap: the file's link type; pcapng: interfaces of the current section.
     pcap_link: LinkType,
@@ -184,15 +194,13 @@ pub struct CaptureReader {
     /// Link types seen, in order of first appearance (pcapng interfaces, or the pcap header).
     link_types: Vec<LinkType>,
     /// Packet blocks naming an interface that was never described (counted, skipped).
-    pub orphan_packets: u64,
-    /// Read buffer size to begin with; a record that does not fit grows it.
-    buffer_len: usize,
+    orphan_packets: u64,
 }
 
 impl fmt::Debug for CaptureReader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CaptureReader")
-            .field("format", &self.format)
+            .field("format", &self.blocks.format)
             .finish_non_exhaustive()
     }
 }
@@ -324,40 +332,36 @@ impl CaptureReader {
         })?;
         Ok(CaptureReader {
             inner,
-            format,
-            pcap_link: LinkType(0),
-            interfaces: Vec::new(),
-            pcapng_big_endian: false,
-            next_number: 1,
-            link_types: Vec::new(),
-            orphan_packets: 0,
+            blocks: Blocks {
+                format,
+                pcap_link: LinkType(0),
+                interfaces: Vec::new(),
+                pcapng_big_endian: false,
+                next_number: 1,
+                link_types: Vec::new(),
+                orphan_packets: 0,
+            },
             buffer_len,
         })
     }
 
     pub fn format(&self) -> Format {
-        self.format
+        self.blocks.format
     }
 
     /// Link types seen so far, in order of first appearance.
     pub fn link_types(&self) -> &[LinkType] {
-        &self.link_types
+        &self.blocks.link_types
     }
 
     /// Number of frames read so far.
     pub fn frames_read(&self) -> u64 {
-        self.next_number - 1
+        self.blocks.next_number - 1
     }
 
     /// Bytes of the file consumed so far.
     pub fn bytes_read(&self) -> u64 {
         self.inner.consumed() as u64
-    }
-
-    fn note_link_type(&mut self, lt: LinkType) {
-        if !self.link_types.contains(&lt) {
-            self.link_types.push(lt);
-        }
     }
 
     /// Calls `f` for every frame, in file order, and says how reading ended.
@@ -378,158 +382,13 @@ impl CaptureReader {
             }
             let step = match self.inner.next() {
                 Ok((len, block)) => {
-                    let frame = match block {
-                        PcapBlockOwned::LegacyHeader(h) => {
-                            self.pcap_link = LinkType(h.network.0 as u32);
-                            let lt = self.pcap_link;
-                            self.note_link_type(lt);
-                            None
-                        }
-                        PcapBlockOwned::Legacy(b) if b.caplen > MAX_RECORD_LEN => {
-                            let reason = format!(
-                                "record {} claims {} bytes, more than the {}-byte maximum",
-                                self.next_number,
-                                u64::from(b.caplen) + 16,
-                                u64::from(MAX_RECORD_LEN) + 16
-                            );
-                            return ReadEnd::Damaged { offset, reason };
-                        }
-                        PcapBlockOwned::Legacy(b) => {
-                            let nanos = match self.format {
-                                Format::Pcap { nanosecond, .. } if nanosecond => {
-                                    i64::from(b.ts_usec)
-                                }
-                                _ => i64::from(b.ts_usec) * 1000,
-                            };
-                            Some(Frame {
-                                number: 0,
-                                ts: i64::from(b.ts_sec) * 1_000_000_000 + nanos,
-                                link_type: self.pcap_link,
-                                wire_len: b.origlen,
-                                data: b.data,
-                            })
-                        }
-                        PcapBlockOwned::NG(block) => match block {
-                            Block::SectionHeader(shb) => {
-                                self.interfaces.clear();
-                                self.pcapng_big_endian = shb.big_endian();
-                                None
-                            }
-                            Block::InterfaceDescription(idb) => {
-                                let lt = LinkType(idb.linktype.0 as u32);
-                                let resolution =
-                                    pcap_parser::pcapng::build_ts_resolution(idb.if_tsresol)
-                                        .filter(|r| *r > 0)
-                                        .unwrap_or(1_000_000);
-                                self.interfaces.push(Interface {
-                                    link_type: lt,
-                                    resolution,
-                                    offset_secs: idb.if_tsoffset,
-                                });
-                                self.note_link_type(lt);
-                                None
-                            }
-                            Block::EnhancedPacket(epb) => {
-                                match self.interfaces.get(epb.if_id as usize).copied() {
-                                    Some(ifc)
-                                        if let Some(reason) = packet_too_large(
-                                            self.next_number,
-                                            u64::from(epb.caplen),
-                                            ifc.link_type,
-                                        ) =>
-                                    {
-                                        return ReadEnd::Damaged { offset, reason };
-                                    }
-                                    Some(ifc) => {
-                                        let raw =
-                                            (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-                                        Some(Frame {
-                                            number: 0,
-                                            ts: ts_from_units(raw, ifc),
-                                            link_type: ifc.link_type,
-                                            wire_len: epb.origlen,
-                                            data: epb
-                                                .data
-                                                .get(..epb.caplen as usize)
-                                                .unwrap_or(epb.data),
-                                        })
-                                    }
-                                    None => {
-                                        self.orphan_packets += 1;
-                                        Some(Frame {
-                                            number: 0,
-                                            ts: 0,
-                                            link_type: LinkType::NO_INTERFACE,
-                                            wire_len: epb.origlen,
-                                            data: &[],
-                                        })
-                                    }
-                                }
-                            }
-                            Block::SimplePacket(spb) => {
-                                // A simple packet block belongs to interface 0 and has no
-                                // timestamp.
-                                let ifc = self.interfaces.first().copied();
-                                if ifc.is_none() {
-                                    self.orphan_packets += 1;
-                                }
-                                let data = spb.data.get(..spb.origlen as usize).unwrap_or(spb.data);
-                                if let Some(reason) = ifc.and_then(|i| {
-                                    packet_too_large(
-                                        self.next_number,
-                                        data.len() as u64,
-                                        i.link_type,
-                                    )
-                                }) {
-                                    return ReadEnd::Damaged { offset, reason };
-                                }
-                                Some(Frame {
-                                    number: 0,
-                                    ts: 0,
-                                    link_type: ifc.map_or(LinkType::NO_INTERFACE, |i| i.link_type),
-                                    wire_len: spb.origlen,
-                                    data,
-                                })
-                            }
-                            Block::Unknown(u) if u.block_type == 2 => {
-                                // The obsolete Packet Block is still a packet: Wireshark
-                                // numbers it. capdiag counts it without decoding it.
-                                self.orphan_packets += 1;
-                                Some(Frame {
-                                    number: 0,
-                                    ts: 0,
-                                    link_type: LinkType::NO_INTERFACE,
-                                    wire_len: 0,
-                                    data: &[],
-                                })
-                            }
-                            // Blocks that are records but not packets: Wireshark gives each a
-                            // frame number (and stops at one too short to be one), so they
-                            // are counted here as frames of a pseudo link type.
-                            Block::SystemdJournalExport(b) => {
-                                match record_block(b.block_len1, 35, "systemd journal export") {
-                                    Ok(()) => Some(record_only(LinkType::SYSTEMD_JOURNAL)),
-                                    Err(reason) => return ReadEnd::Damaged { offset, reason },
-                                }
-                            }
-                            Block::Custom(b) => match record_block(b.block_len1, 16, "custom") {
-                                Ok(()) => Some(record_only(LinkType::PCAPNG_CUSTOM)),
-                                Err(reason) => return ReadEnd::Damaged { offset, reason },
-                            },
-                            Block::Unknown(u)
-                                if let Some(min) = sysdig_event_min_len(u.block_type) =>
-                            {
-                                match record_block(u.block_len1, min, "Sysdig event") {
-                                    Ok(()) => Some(record_only(LinkType::SYSDIG_EVENT)),
-                                    Err(reason) => return ReadEnd::Damaged { offset, reason },
-                                }
-                            }
-                            _ => None,
-                        },
+                    let frame = match self.blocks.frame_of(block) {
+                        Ok(f) => f,
+                        Err(reason) => return ReadEnd::Damaged { offset, reason },
                     };
                     if let Some(mut fr) = frame {
-                        fr.number = self.next_number;
-                        self.next_number += 1;
+                        fr.number = self.blocks.next_number;
+                        self.blocks.next_number += 1;
                         if !f(&fr) {
                             return ReadEnd::Stopped {
                                 offset: offset + len as u64,
@@ -575,7 +434,7 @@ impl CaptureReader {
                 }
                 Step::Grow => {
                     let need = self.declared_len();
-                    let limit = match self.format {
+                    let limit = match self.blocks.format {
                         Format::Pcap { .. } => MAX_RECORD_LEN as u64 + 16,
                         Format::PcapNg => MAX_BLOCK_LEN as u64,
                     };
@@ -597,7 +456,7 @@ impl CaptureReader {
                                 offset,
                                 reason: format!(
                                     "record {} claims {n} bytes, more than the {limit}-byte maximum",
-                                    self.next_number
+                                    self.blocks.next_number
                                 ),
                             };
                         }
@@ -615,7 +474,7 @@ impl CaptureReader {
 
     /// Why the record at the read position cannot be read, when it claims more than the limit.
     fn oversized(&self) -> Option<String> {
-        let limit = match self.format {
+        let limit = match self.blocks.format {
             Format::Pcap { .. } => u64::from(MAX_RECORD_LEN) + 16,
             Format::PcapNg => u64::from(MAX_BLOCK_LEN),
         };
@@ -623,7 +482,7 @@ impl CaptureReader {
         (n > limit).then(|| {
             format!(
                 "record {} claims {n} bytes, more than the {limit}-byte maximum",
-                self.next_number
+                self.blocks.next_number
             )
         })
     }
@@ -631,7 +490,7 @@ impl CaptureReader {
     /// The length the record or block at the read position says it has.
     fn declared_len(&self) -> Option<u64> {
         let d = self.inner.data();
-        match self.format {
+        match self.blocks.format {
             Format::Pcap { big_endian, .. } => {
                 let b: [u8; 4] = d.get(8..12)?.try_into().ok()?;
                 let caplen = if big_endian {
@@ -643,7 +502,7 @@ impl CaptureReader {
             }
             Format::PcapNg => {
                 let b: [u8; 4] = d.get(4..8)?.try_into().ok()?;
-                let len = if self.pcapng_big_endian {
+                let len = if self.blocks.pcapng_big_endian {
                     u32::from_be_bytes(b)
                 } else {
                     u32::from_le_bytes(b)
@@ -658,7 +517,7 @@ impl CaptureReader {
     /// against a smaller minimum (4 bytes for a Process Information Block) and then subtracts
     /// 12, so such a block must not reach it.
     fn impossible_block(&self) -> Option<String> {
-        if self.format != Format::PcapNg {
+        if self.blocks.format != Format::PcapNg {
             return None;
         }
         let d = self.inner.data();
@@ -671,8 +530,8 @@ impl CaptureReader {
     }
 
     fn describe_damage(&self, kind: pcap_parser::nom::error::ErrorKind) -> String {
-        let frame = self.next_number;
-        match (self.format, self.declared_len()) {
+        let frame = self.blocks.next_number;
+        match (self.blocks.format, self.declared_len()) {
             (Format::PcapNg, Some(len)) if len < 12 || len % 4 != 0 => {
                 format!("block before frame {frame} has an impossible length of {len} bytes")
             }
@@ -688,6 +547,157 @@ enum Step {
     Consume(usize),
     Refill,
     Grow,
+}
+
+impl Blocks {
+    fn note_link_type(&mut self, lt: LinkType) {
+        if !self.link_types.contains(&lt) {
+            self.link_types.push(lt);
+        }
+    }
+
+    /// The frame a block holds (not yet numbered), `None` for a block that is not a frame
+    /// (headers, interface descriptions, unknown blocks), or why the file cannot be read on.
+    // Once per record on the reading path: inlined, it costs what the match cost in place
+    // (out of line, 1 % more instructions on small packets, 2.6 % on bulk).
+    #[inline(always)]
+    fn frame_of<'b>(&mut self, block: PcapBlockOwned<'b>) -> Result<Option<Frame<'b>>, String> {
+        Ok(match block {
+            PcapBlockOwned::LegacyHeader(h) => {
+                self.pcap_link = LinkType(h.network.0 as u32);
+                let lt = self.pcap_link;
+                self.note_link_type(lt);
+                None
+            }
+            PcapBlockOwned::Legacy(b) if b.caplen > MAX_RECORD_LEN => {
+                return Err(format!(
+                    "record {} claims {} bytes, more than the {}-byte maximum",
+                    self.next_number,
+                    u64::from(b.caplen) + 16,
+                    u64::from(MAX_RECORD_LEN) + 16
+                ));
+            }
+            PcapBlockOwned::Legacy(b) => {
+                let nanos = match self.format {
+                    Format::Pcap { nanosecond, .. } if nanosecond => i64::from(b.ts_usec),
+                    _ => i64::from(b.ts_usec) * 1000,
+                };
+                Some(Frame {
+                    number: 0,
+                    ts: i64::from(b.ts_sec) * 1_000_000_000 + nanos,
+                    link_type: self.pcap_link,
+                    wire_len: b.origlen,
+                    data: b.data,
+                })
+            }
+            PcapBlockOwned::NG(block) => match block {
+                Block::SectionHeader(shb) => {
+                    self.interfaces.clear();
+                    self.pcapng_big_endian = shb.big_endian();
+                    None
+                }
+                Block::InterfaceDescription(idb) => {
+                    let lt = LinkType(idb.linktype.0 as u32);
+                    let resolution = pcap_parser::pcapng::build_ts_resolution(idb.if_tsresol)
+                        .filter(|r| *r > 0)
+                        .unwrap_or(1_000_000);
+                    self.interfaces.push(Interface {
+                        link_type: lt,
+                        resolution,
+                        offset_secs: idb.if_tsoffset,
+                    });
+                    self.note_link_type(lt);
+                    None
+                }
+                Block::EnhancedPacket(epb) => {
+                    match self.interfaces.get(epb.if_id as usize).copied() {
+                        Some(ifc)
+                            if let Some(reason) = packet_too_large(
+                                self.next_number,
+                                u64::from(epb.caplen),
+                                ifc.link_type,
+                            ) =>
+                        {
+                            return Err(reason);
+                        }
+                        Some(ifc) => {
+                            let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                            Some(Frame {
+                                number: 0,
+                                ts: ts_from_units(raw, ifc),
+                                link_type: ifc.link_type,
+                                wire_len: epb.origlen,
+                                data: epb.data.get(..epb.caplen as usize).unwrap_or(epb.data),
+                            })
+                        }
+                        None => {
+                            self.orphan_packets += 1;
+                            Some(Frame {
+                                number: 0,
+                                ts: 0,
+                                link_type: LinkType::NO_INTERFACE,
+                                wire_len: epb.origlen,
+                                data: &[],
+                            })
+                        }
+                    }
+                }
+                Block::SimplePacket(spb) => {
+                    // A simple packet block belongs to interface 0 and has no
+                    // timestamp.
+                    let ifc = self.interfaces.first().copied();
+                    if ifc.is_none() {
+                        self.orphan_packets += 1;
+                    }
+                    let data = spb.data.get(..spb.origlen as usize).unwrap_or(spb.data);
+                    if let Some(reason) = ifc.and_then(|i| {
+                        packet_too_large(self.next_number, data.len() as u64, i.link_type)
+                    }) {
+                        return Err(reason);
+                    }
+                    Some(Frame {
+                        number: 0,
+                        ts: 0,
+                        link_type: ifc.map_or(LinkType::NO_INTERFACE, |i| i.link_type),
+                        wire_len: spb.origlen,
+                        data,
+                    })
+                }
+                Block::Unknown(u) if u.block_type == 2 => {
+                    // The obsolete Packet Block is still a packet: Wireshark
+                    // numbers it. capdiag counts it without decoding it.
+                    self.orphan_packets += 1;
+                    Some(Frame {
+                        number: 0,
+                        ts: 0,
+                        link_type: LinkType::NO_INTERFACE,
+                        wire_len: 0,
+                        data: &[],
+                    })
+                }
+                // Blocks that are records but not packets: Wireshark gives each a
+                // frame number (and stops at one too short to be one), so they
+                // are counted here as frames of a pseudo link type.
+                Block::SystemdJournalExport(b) => {
+                    match record_block(b.block_len1, 35, "systemd journal export") {
+                        Ok(()) => Some(record_only(LinkType::SYSTEMD_JOURNAL)),
+                        Err(reason) => return Err(reason),
+                    }
+                }
+                Block::Custom(b) => match record_block(b.block_len1, 16, "custom") {
+                    Ok(()) => Some(record_only(LinkType::PCAPNG_CUSTOM)),
+                    Err(reason) => return Err(reason),
+                },
+                Block::Unknown(u) if let Some(min) = sysdig_event_min_len(u.block_type) => {
+                    match record_block(u.block_len1, min, "Sysdig event") {
+                        Ok(()) => Some(record_only(LinkType::SYSDIG_EVENT)),
+                        Err(reason) => return Err(reason),
+                    }
+                }
+                _ => None,
+            },
+        })
+    }
 }
 
 fn ts_from_units(raw: u64, ifc: Interface) -> TimestampNs {
