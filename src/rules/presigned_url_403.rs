@@ -5,7 +5,7 @@
 //! follow-up at all (taken on the registry side), an `info` finding says where to capture.
 
 use super::kit::{
-    Bounded, Url, body_of, exchange_evidence, human_duration, parse_http_date, request_line, secs,
+    Url, Waiting, body_of, exchange_evidence, human_duration, parse_http_date, request_line, secs,
     target_path_query,
 };
 use super::s3::{Presigned, parse_s3_error, presigned};
@@ -14,7 +14,6 @@ use crate::capture::TimestampNs;
 use crate::finding::{Finding, FindingDraft, Severity};
 use crate::http::Exchange;
 use crate::text::lossless;
-use std::collections::VecDeque;
 
 pub static INFO: RuleInfo = RuleInfo {
     id: "presigned-url-403",
@@ -47,11 +46,30 @@ struct Redirect {
     ts: TimestampNs,
 }
 
-#[derive(Default)]
 pub struct PresignedUrl403 {
-    redirects: Bounded<Redirect>,
+    /// Redirects, each waiting until a refusal has had time to be relayed, or until its
+    /// follow-up is overdue.
+    redirects: Waiting<Redirect>,
     /// Follow-ups beyond the number kept per redirect.
     follow_ups_dropped: u64,
+}
+
+/// When a redirect is decided: [`SETTLE_NS`] after its refusal, or [`NO_FOLLOW_UP_NS`] after
+/// it when none came.
+fn decided_at(r: &Redirect) -> TimestampNs {
+    match r.refused_at {
+        Some(t) => t.saturating_add(SETTLE_NS),
+        None => r.ts.saturating_add(NO_FOLLOW_UP_NS),
+    }
+}
+
+impl Default for PresignedUrl403 {
+    fn default() -> PresignedUrl403 {
+        PresignedUrl403 {
+            redirects: Waiting::new(decided_at),
+            follow_ups_dropped: 0,
+        }
+    }
 }
 
 fn redirect_of(ex: &Exchange) -> Option<(Url, String, Presigned)> {
@@ -195,6 +213,16 @@ fn fmt_time(epoch: i64) -> String {
 }
 
 impl PresignedUrl403 {
+    /// A redirect whose time has come: refused (say why), followed up without refusal (healthy:
+    /// forget it), or not followed at all in this capture (say so).
+    fn decide(r: &Redirect, out: &mut Vec<Finding>) {
+        if r.refused_at.is_some() {
+            Self::emit_refused(r, out);
+        } else if r.follow_ups.is_empty() {
+            Self::emit_no_follow_up(r, out);
+        }
+    }
+
     fn emit_refused(r: &Redirect, out: &mut Vec<Finding>) {
         let refused: Vec<&FollowUp> = r
             .follow_ups
@@ -378,44 +406,23 @@ impl Rule for PresignedUrl403 {
     }
 
     fn next_deadline(&self) -> Option<TimestampNs> {
-        self.redirects
-            .iter()
-            .map(|r| match r.refused_at {
-                Some(t) => t.saturating_add(SETTLE_NS),
-                None => r.ts.saturating_add(NO_FOLLOW_UP_NS),
-            })
-            .min()
+        self.redirects.next()
     }
 
     fn on_tick(&mut self, now: TimestampNs, out: &mut Vec<Finding>) {
-        let mut keep = VecDeque::new();
-        while let Some(r) = self.redirects.pop_front() {
-            match r.refused_at {
-                Some(t) if now >= t.saturating_add(SETTLE_NS) => Self::emit_refused(&r, out),
-                None if now >= r.ts.saturating_add(NO_FOLLOW_UP_NS) => {
-                    // Followed up without refusal (healthy): forget it. Not followed: say so.
-                    if r.follow_ups.is_empty() {
-                        Self::emit_no_follow_up(&r, out);
-                    }
-                }
-                _ => keep.push_back(r),
-            }
+        for r in self.redirects.take_due(now) {
+            Self::decide(&r, out);
         }
-        *self.redirects = keep;
     }
 
     fn finish(&mut self, out: &mut Vec<Finding>) {
-        for r in std::mem::take(&mut *self.redirects) {
-            if r.refused_at.is_some() {
-                Self::emit_refused(&r, out);
-            } else if r.follow_ups.is_empty() {
-                Self::emit_no_follow_up(&r, out);
-            }
+        for r in self.redirects.drain() {
+            Self::decide(&r, out);
         }
     }
 
     fn state_dropped(&self) -> u64 {
-        self.redirects.dropped + self.follow_ups_dropped
+        self.redirects.dropped() + self.follow_ups_dropped
     }
 }
 

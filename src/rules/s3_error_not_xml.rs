@@ -6,9 +6,11 @@
 //! client) sends its own client around that time is correlated. The finding is emitted when
 //! that 5xx arrives, or when no more retries have come for [`SETTLE_NS`] of capture time.
 
-use super::kit::{body_of, exchange_evidence, html_title, looks_like_html, request_line, secs};
+use super::kit::{
+    Waiting, body_of, exchange_evidence, html_title, looks_like_html, request_line, secs,
+};
 use super::s3::{is_s3_request, parse_s3_error};
-use super::{MAX_RULE_STATE, Rule, RuleInfo};
+use super::{Rule, RuleInfo};
 use crate::capture::TimestampNs;
 use crate::finding::{Evidence, Finding, FindingDraft, Severity};
 use crate::http::Exchange;
@@ -57,12 +59,22 @@ struct Group {
     caused: Option<Exchange>,
 }
 
-#[derive(Default)]
 pub struct S3ErrorNotXml {
-    groups: Vec<Group>,
+    /// Groups of errors, each waiting until no retry has come for [`SETTLE_NS`].
+    groups: Waiting<Group>,
     /// Recent 5xx answers, for a group that starts after them.
     recent_5xx: VecDeque<Exchange>,
     dropped: u64,
+}
+
+impl Default for S3ErrorNotXml {
+    fn default() -> S3ErrorNotXml {
+        S3ErrorNotXml {
+            groups: Waiting::new(|g| g.last_ts.saturating_add(SETTLE_NS)),
+            recent_5xx: VecDeque::new(),
+            dropped: 0,
+        }
+    }
 }
 
 fn final_status(ex: &Exchange) -> Option<u16> {
@@ -229,12 +241,7 @@ impl Rule for S3ErrorNotXml {
             let idx = match pos {
                 Some(i) => i,
                 None => {
-                    if self.groups.len() >= MAX_RULE_STATE {
-                        self.dropped += 1;
-                        let g = self.groups.remove(0);
-                        Self::emit(g, out);
-                    }
-                    self.groups.push(Group {
+                    if let Some(g) = self.groups.push(Group {
                         s3_client: ex.client.ip(),
                         gateway: ex.server,
                         request: request_line(req, 80),
@@ -244,7 +251,9 @@ impl Rule for S3ErrorNotXml {
                         answers: Vec::new(),
                         count: 0,
                         caused: None,
-                    });
+                    }) {
+                        Self::emit(g, out);
+                    }
                     self.groups.len() - 1
                 }
             };
@@ -268,9 +277,10 @@ impl Rule for S3ErrorNotXml {
                 .iter()
                 .position(|g| g.caused.is_none() && Self::causes(g, ex))
             {
-                let mut g = self.groups.remove(i);
-                g.caused = Some(ex.clone());
-                Self::emit(g, out);
+                if let Some(mut g) = self.groups.remove(i) {
+                    g.caused = Some(ex.clone());
+                    Self::emit(g, out);
+                }
                 return;
             }
             if self.recent_5xx.len() >= 64 {
@@ -282,21 +292,12 @@ impl Rule for S3ErrorNotXml {
     }
 
     fn next_deadline(&self) -> Option<TimestampNs> {
-        self.groups
-            .iter()
-            .map(|g| g.last_ts.saturating_add(SETTLE_NS))
-            .min()
+        self.groups.next()
     }
 
     fn on_tick(&mut self, now: TimestampNs, out: &mut Vec<Finding>) {
-        let mut i = 0;
-        while let Some(g) = self.groups.get(i) {
-            if now >= g.last_ts.saturating_add(SETTLE_NS) {
-                let g = self.groups.remove(i);
-                Self::emit(g, out);
-            } else {
-                i += 1;
-            }
+        for g in self.groups.take_due(now) {
+            Self::emit(g, out);
         }
         self.recent_5xx.retain(|c| {
             c.response
@@ -306,13 +307,13 @@ impl Rule for S3ErrorNotXml {
     }
 
     fn finish(&mut self, out: &mut Vec<Finding>) {
-        for g in std::mem::take(&mut self.groups) {
+        for g in self.groups.drain() {
             Self::emit(g, out);
         }
     }
 
     fn state_dropped(&self) -> u64 {
-        self.dropped
+        self.groups.dropped() + self.dropped
     }
 }
 

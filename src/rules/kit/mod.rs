@@ -1,5 +1,5 @@
 //! What rules share, so that a rule file holds only its own logic: bounded tables, evidence
-//! builders, bodies, URLs, time and address classes.
+//! builders, deadline queues, bodies, URLs, time and address classes.
 
 pub mod body;
 pub mod bounded;
@@ -7,6 +7,7 @@ pub mod evidence;
 pub mod net;
 pub mod time;
 pub mod url;
+pub mod waiting;
 
 pub use body::{body_of, html_title, looks_like_html};
 pub use bounded::Bounded;
@@ -14,3 +15,4 @@ pub use evidence::{exchange_evidence, request_line, secs};
 pub use net::is_internal;
 pub use time::{human_duration, parse_http_date};
 pub use url::{Url, percent_decode, query_param, target_path_query};
+pub use waiting::Waiting;
