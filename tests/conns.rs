@@ -37,10 +37,11 @@ fn records(rel: &str) -> Vec<ConnRecord> {
 /// the connection closed (tshark counts the final ACK too).
 fn brief(c: &ConnRecord) -> String {
     format!(
-        "{} {} {} {}>{} pkts {}/{} bytes {}/{} mss {}/{}{}",
+        "{} {} {} {} {}>{} pkts {}/{} bytes {}/{} mss {}/{}{}",
         c.stream,
         c.conn_state.as_str(),
         c.history,
+        c.service.unwrap_or("-"),
         c.orig,
         c.resp,
         c.orig_side.packets,
@@ -64,8 +65,8 @@ fn an_exchange_and_an_unanswered_realm() {
     assert_eq!(
         briefs("samples/registry/auth-realm-unreachable.pcap"),
         [
-            "0 SF ShADadFf 10.77.0.10:50646>10.77.0.20:5000 pkts 5/4 bytes 152/485 mss 1460/1460",
-            "1 S0 S 10.77.0.10:39888>10.77.0.60:80 pkts 4/0 bytes 0/0 mss 1460/-",
+            "0 SF ShADadFf http 10.77.0.10:50646>10.77.0.20:5000 pkts 5/4 bytes 152/485 mss 1460/1460",
+            "1 S0 S - 10.77.0.10:39888>10.77.0.60:80 pkts 4/0 bytes 0/0 mss 1460/-",
         ]
     );
 }
@@ -76,7 +77,7 @@ fn a_refused_realm() {
     let b = briefs("samples/registry/auth-realm-refused.pcap");
     assert_eq!(
         b[1],
-        "1 REJ Sr 10.77.0.10:47482>10.77.0.50:8080 pkts 1/1 bytes 0/0 mss 1460/-"
+        "1 REJ Sr - 10.77.0.10:47482>10.77.0.50:8080 pkts 1/1 bytes 0/0 mss 1460/-"
     );
 }
 
@@ -86,9 +87,9 @@ fn three_connections_through_a_proxy() {
     assert_eq!(
         briefs("samples/registry/presigned-403.pcap"),
         [
-            "0 SF ShADadFf 10.77.0.10:50628>10.77.0.20:5000 pkts 5/4 bytes 169/625 mss 1460/1460",
-            "1 SF ShADadFf 127.0.0.1:37596>127.0.0.1:3128 pkts 5/4 bytes 510/247 mss 65495/65495",
-            "2 SF ShADadFf 10.77.0.10:59112>10.77.0.30:9000 pkts 5/4 bytes 488/247 mss 1460/1460",
+            "0 SF ShADadFf http 10.77.0.10:50628>10.77.0.20:5000 pkts 5/4 bytes 169/625 mss 1460/1460",
+            "1 SF ShADadFf http 127.0.0.1:37596>127.0.0.1:3128 pkts 5/4 bytes 510/247 mss 65495/65495",
+            "2 SF ShADadFf http 10.77.0.10:59112>10.77.0.30:9000 pkts 5/4 bytes 488/247 mss 1460/1460",
         ]
     );
 }
@@ -119,4 +120,15 @@ fn every_connection_of_every_sample_has_one_record_from_its_first_frame() {
             assert!(r.history.starts_with('S'), "{s}: {}", brief(r));
         }
     }
+}
+
+#[test]
+fn the_first_bytes_name_the_service() {
+    // A TLS ClientHello answered by a plain-HTTP 400 (samples/README.md): both are named.
+    let rs = records("samples/tls-probe-400.pcap");
+    assert!(
+        rs.iter().any(|r| r.service == Some("tls,http")),
+        "{:?}",
+        rs.iter().map(brief).collect::<Vec<_>>()
+    );
 }

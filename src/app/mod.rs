@@ -2,10 +2,12 @@
 //!
 //! The flow table names no protocol; it asks this room ([`Apps`], its [`Consumers`]) for a
 //! consumer when a connection's first payload byte arrives, and gives the consumer back when
-//! the connection ends. Today every connection is handed to HTTP/1.x, whose parser recognises
-//! its start lines on any port and gives up on a direction that is not HTTP; a TLS layer
-//! beside it will be chosen here by the first bytes of each direction. Each layer keeps its
-//! own counters, folded in as its connections are retired.
+//! the connection ends. The first bytes of each direction are probed ([`Probe`]): a TLS record
+//! header, an HTTP/1.x start line, or something else; the connection record names what was
+//! seen (`service`). Today every direction's bytes go on to HTTP/1.x, whose parser gives up on
+//! a direction that is not HTTP (a TLS direction among them); a TLS layer beside it will be
+//! chosen here by the same probe. Each layer keeps its own counters, folded in as its
+//! connections are retired.
 
 use crate::flow::{Consumers, Origin, StreamConsumer};
 use crate::http::parser::HeadParsed;
@@ -45,26 +47,58 @@ impl Apps {
     }
 }
 
+/// What the first bytes of a direction are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// A TLS handshake record (`16 03 0x`, RFC 8446 §5.1).
+    Tls,
+    /// An HTTP/1.x request or status line.
+    Http,
+    Other,
+}
+
+impl Probe {
+    /// The first bytes of a direction (at least the first line, or what arrived of it).
+    pub fn of(bytes: &[u8]) -> Probe {
+        match bytes {
+            [0x16, 0x03, minor, ..] if *minor <= 0x04 => Probe::Tls,
+            _ => {
+                let line =
+                    memchr::memchr(b'\n', bytes).map_or(bytes, |i| bytes.get(..i).unwrap_or(bytes));
+                if crate::http::parser::is_start_line(line) {
+                    Probe::Http
+                } else {
+                    Probe::Other
+                }
+            }
+        }
+    }
+}
+
 /// One connection's consumer.
 pub enum Conn {
-    Http(Box<HttpConn>),
+    /// Handed to HTTP; what each direction's first bytes were.
+    Http(Box<HttpConn>, [Option<Probe>; 2]),
 }
 
 impl Consumers for Apps {
     type Conn = Conn;
 
     fn open(&mut self, stream: u64, ends: [SocketAddr; 2]) -> Conn {
-        Conn::Http(Box::new(HttpConn::new(
-            stream,
-            ends,
-            self.limits.http,
-            self.limits.max_pending_exchanges,
-        )))
+        Conn::Http(
+            Box::new(HttpConn::new(
+                stream,
+                ends,
+                self.limits.http,
+                self.limits.max_pending_exchanges,
+            )),
+            [None, None],
+        )
     }
 
     fn retire(&mut self, conn: Conn, counted: bool) -> bool {
         match conn {
-            Conn::Http(h) => {
+            Conn::Http(h, _) => {
                 self.http.add(&h.stats());
                 if h.is_http() && !counted {
                     self.http.streams += 1;
@@ -82,61 +116,97 @@ impl StreamConsumer for Conn {
 
     fn start_midstream(&mut self, dir: usize) {
         match self {
-            Conn::Http(h) => h.start_midstream(dir),
+            Conn::Http(h, _) => h.start_midstream(dir),
         }
     }
 
     fn data(&mut self, dir: usize, bytes: &[u8], o: Origin) {
         match self {
-            Conn::Http(h) => h.data(dir, bytes, o),
+            Conn::Http(h, probes) => {
+                if let Some(p @ None) = probes.get_mut(dir)
+                    && !bytes.is_empty()
+                {
+                    *p = Some(Probe::of(bytes));
+                }
+                h.data(dir, bytes, o)
+            }
         }
     }
 
     fn gap(&mut self, dir: usize, len: u64, o: Origin) {
         match self {
-            Conn::Http(h) => h.gap(dir, len, o),
+            Conn::Http(h, _) => h.gap(dir, len, o),
         }
     }
 
     fn fin(&mut self, dir: usize, o: Origin) {
         match self {
-            Conn::Http(h) => h.fin(dir, o),
+            Conn::Http(h, _) => h.fin(dir, o),
         }
     }
 
     fn close(&mut self, o: Origin) {
         match self {
-            Conn::Http(h) => h.close(o),
+            Conn::Http(h, _) => h.close(o),
         }
     }
 
     fn offer(&mut self, dir: usize, bytes: &[u8], ahead: HeadParsed) {
         match self {
-            Conn::Http(h) => h.offer(dir, bytes, ahead),
+            Conn::Http(h, _) => h.offer(dir, bytes, ahead),
         }
     }
 
     fn withdraw(&mut self) {
         match self {
-            Conn::Http(h) => h.withdraw(),
+            Conn::Http(h, _) => h.withdraw(),
         }
     }
 
     fn is_done(&self) -> bool {
         match self {
-            Conn::Http(h) => h.is_dead(),
+            Conn::Http(h, _) => h.is_dead(),
+        }
+    }
+
+    fn service(&self) -> Option<&'static str> {
+        match self {
+            Conn::Http(h, probes) => {
+                let tls = probes.contains(&Some(Probe::Tls));
+                match (tls, h.is_http()) {
+                    (true, true) => Some("tls,http"),
+                    (true, false) => Some("tls"),
+                    (false, true) => Some("http"),
+                    (false, false) => None,
+                }
+            }
         }
     }
 
     fn has_events(&self) -> bool {
         match self {
-            Conn::Http(h) => h.has_exchanges(),
+            Conn::Http(h, _) => h.has_exchanges(),
         }
     }
 
     fn take_events(&mut self, out: &mut dyn FnMut(Exchange)) {
         match self {
-            Conn::Http(h) => h.take_exchanges().for_each(out),
+            Conn::Http(h, _) => h.take_exchanges().for_each(out),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_bytes() {
+        assert_eq!(Probe::of(&[0x16, 0x03, 0x01, 0x02, 0x00]), Probe::Tls);
+        assert_eq!(Probe::of(&[0x16, 0x03]), Probe::Other);
+        assert_eq!(Probe::of(&[0x16, 0x03, 0x09]), Probe::Other);
+        assert_eq!(Probe::of(b"GET /v2/ HTTP/1.1\r\nHost: r\r\n"), Probe::Http);
+        assert_eq!(Probe::of(b"HTTP/1.1 400 Bad Request\r\n"), Probe::Http);
+        assert_eq!(Probe::of(b"SSH-2.0-OpenSSH_9.2\r\n"), Probe::Other);
     }
 }

@@ -201,6 +201,9 @@ impl<C: StreamConsumer> Flow<C> {
     /// into its own; the flow's payload is ignored from then on.
     pub(super) fn retire_app<A: Consumers<Conn = C>>(&mut self, apps: &mut A) {
         if let App::Active(h) = std::mem::replace(&mut self.app, App::Off) {
+            if self.records {
+                self.rec.set_service(h.service());
+            }
             self.app_counted = apps.retire(h, self.app_counted);
         }
     }

@@ -46,6 +46,9 @@ pub trait StreamConsumer {
     fn withdraw(&mut self);
     /// Nothing more of this connection is wanted (it is not, and cannot become, the protocol).
     fn is_done(&self) -> bool;
+    /// The application protocols the connection was seen to carry, as a connection record
+    /// names them (Zeek's `service`: `http`, `tls`, `tls,http`), if any.
+    fn service(&self) -> Option<&'static str>;
     /// Whether events are waiting, and then takes them, in order.
     fn has_events(&self) -> bool;
     fn take_events(&mut self, out: &mut dyn FnMut(Self::Event));

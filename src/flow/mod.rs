@@ -502,6 +502,9 @@ mod tests {
         fn is_done(&self) -> bool {
             true
         }
+        fn service(&self) -> Option<&'static str> {
+            None
+        }
         fn has_events(&self) -> bool {
             false
         }

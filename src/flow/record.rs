@@ -150,6 +150,9 @@ pub struct ConnRecord {
     pub last_ts: TimestampNs,
     pub conn_state: ConnState,
     pub history: String,
+    /// The application protocols its first bytes showed (Zeek's `service`): `http`, `tls`,
+    /// `tls,http` (a TLS client answered in plain HTTP), or none.
+    pub service: Option<&'static str>,
     pub orig_side: Side,
     pub resp_side: Side,
     /// ICMP errors about it, at most [`MAX_ICMP`] (`icmp_dropped` more).
@@ -209,6 +212,7 @@ pub struct Recorder {
     icmp: Vec<IcmpNote>,
     icmp_dropped: u64,
     resumed: bool,
+    service: Option<&'static str>,
 }
 
 /// Whether `n` is 1, 10, 100...: the counts at which Zeek writes a repeated letter again.
@@ -235,6 +239,14 @@ impl Recorder {
             icmp: Vec::new(),
             icmp_dropped: 0,
             resumed: false,
+            service: None,
+        }
+    }
+
+    /// What the connection's consumer saw it carry.
+    pub fn set_service(&mut self, service: Option<&'static str>) {
+        if service.is_some() {
+            self.service = service;
         }
     }
 
@@ -466,6 +478,7 @@ impl Recorder {
             last_ts: self.last_ts,
             conn_state: conn_state(os, rs, orig_side.bytes, resp_side.bytes, &self.history),
             history: std::mem::take(&mut self.history),
+            service: self.service,
             orig_side,
             resp_side,
             icmp: std::mem::take(&mut self.icmp),
