@@ -2,11 +2,11 @@
 //!
 //! The flow table names no protocol; it asks this room ([`Apps`], its [`Consumers`]) for a
 //! consumer when a connection's first payload byte arrives, and gives the consumer back when
-//! the connection ends. The first bytes of each direction are probed ([`Probe`]): a TLS record
-//! header, an HTTP/1.x start line, or something else; the connection record names what was
-//! seen (`service`). Today every direction's bytes go on to HTTP/1.x, whose parser gives up on
-//! a direction that is not HTTP (a TLS direction among them); a TLS layer beside it will be
-//! chosen here by the same probe. Each layer keeps its own counters, folded in as its
+//! the connection ends. The first bytes of each direction are probed ([`Probe`]: a TLS record
+//! header or not); with what the HTTP parser recognised, the connection record names the
+//! service (`http`, `tls`, `tls,http`). Today every direction's bytes go on to HTTP/1.x, whose
+//! parser gives up on a direction that is not HTTP (a TLS direction among them); a TLS layer
+//! beside it will be chosen here by the same probe. Each layer keeps its own counters, folded in as its
 //! connections are retired.
 
 use crate::flow::{Consumers, Origin, StreamConsumer};
@@ -52,25 +52,16 @@ impl Apps {
 pub enum Probe {
     /// A TLS handshake record (`16 03 0x`, RFC 8446 §5.1).
     Tls,
-    /// An HTTP/1.x request or status line.
-    Http,
+    /// Anything else; whether it is HTTP/1.x the HTTP parser decides (by its start line).
     Other,
 }
 
 impl Probe {
-    /// The first bytes of a direction (at least the first line, or what arrived of it).
+    /// The first bytes of a direction (the record header is all it needs).
     pub fn of(bytes: &[u8]) -> Probe {
         match bytes {
             [0x16, 0x03, minor, ..] if *minor <= 0x04 => Probe::Tls,
-            _ => {
-                let line =
-                    memchr::memchr(b'\n', bytes).map_or(bytes, |i| bytes.get(..i).unwrap_or(bytes));
-                if crate::http::parser::is_start_line(line) {
-                    Probe::Http
-                } else {
-                    Probe::Other
-                }
-            }
+            _ => Probe::Other,
         }
     }
 }
@@ -120,12 +111,11 @@ impl StreamConsumer for Conn {
         }
     }
 
+    #[inline]
     fn data(&mut self, dir: usize, bytes: &[u8], o: Origin) {
         match self {
             Conn::Http(h, probes) => {
-                if let Some(p @ None) = probes.get_mut(dir)
-                    && !bytes.is_empty()
-                {
+                if let Some(p @ None) = probes.get_mut(dir) {
                     *p = Some(Probe::of(bytes));
                 }
                 h.data(dir, bytes, o)
@@ -203,10 +193,9 @@ mod tests {
     #[test]
     fn first_bytes() {
         assert_eq!(Probe::of(&[0x16, 0x03, 0x01, 0x02, 0x00]), Probe::Tls);
+        assert_eq!(Probe::of(&[0x16, 0x03, 0x04]), Probe::Tls);
         assert_eq!(Probe::of(&[0x16, 0x03]), Probe::Other);
         assert_eq!(Probe::of(&[0x16, 0x03, 0x09]), Probe::Other);
-        assert_eq!(Probe::of(b"GET /v2/ HTTP/1.1\r\nHost: r\r\n"), Probe::Http);
-        assert_eq!(Probe::of(b"HTTP/1.1 400 Bad Request\r\n"), Probe::Http);
-        assert_eq!(Probe::of(b"SSH-2.0-OpenSSH_9.2\r\n"), Probe::Other);
+        assert_eq!(Probe::of(b"GET /v2/ HTTP/1.1\r\n"), Probe::Other);
     }
 }
