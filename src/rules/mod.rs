@@ -7,6 +7,7 @@
 pub mod auth_realm_unreachable;
 pub mod kit;
 pub mod presigned_url_403;
+pub mod proxy_body_too_large;
 pub mod s3;
 pub mod s3_error_not_xml;
 
@@ -81,6 +82,10 @@ pub static RULES: &[Entry] = &[
     Entry {
         info: &auth_realm_unreachable::INFO,
         new: || Box::new(auth_realm_unreachable::AuthRealmUnreachable::default()),
+    },
+    Entry {
+        info: &proxy_body_too_large::INFO,
+        new: || Box::new(proxy_body_too_large::ProxyBodyTooLarge),
     },
 ];
 

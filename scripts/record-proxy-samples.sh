@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Records the samples of the proxy rules, from real software, between two network namespaces
+# this script creates and removes (10.83.0.0/24 exists only inside them):
+#  - samples/proxy/body-too-large.pcap: a blob upload through an nginx reverse proxy with
+#    `client_max_body_size 64k`: the client starts the upload (POST, 202 from the registry
+#    through the proxy), then PATCHes 128 KiB; nginx answers 413 on the Content-Length header,
+#    before the body is through;
+#  - samples/proxy/body-within-limit.pcap: the same through a proxy with
+#    `client_max_body_size 0`: the registry answers the PATCH 202 (healthy control).
+# The registry is distribution (Debian's docker-registry) on the filesystem driver, behind
+# nginx (Debian's), in the server namespace; curl in the client namespace; tcpdump on the
+# client's interface (Ethernet). curl sends the body without waiting for 100 Continue, as
+# docker's and containerd's Go clients do.
+# Run as root: scripts/record-proxy-samples.sh [OUTDIR]   (default samples/proxy)
+set -euo pipefail
+DIR=$(realpath -m "${1:-$(dirname "$0")/../samples/proxy}")
+mkdir -p "$DIR"
+need=()
+for c in tcpdump curl ip nginx docker-registry; do command -v $c >/dev/null || need+=($c); done
+if ((${#need[@]})); then
+  pk=(); for c in "${need[@]}"; do case $c in ip) pk+=(iproute2);; *) pk+=($c);; esac; done
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pk[@]}" >/dev/null
+fi
+C=capprx-c; S=capprx-s
+WORK=$(mktemp -d)
+cleanup() {
+  for f in "$WORK"/*.pid; do [[ -f $f ]] && kill "$(cat "$f")" 2>/dev/null || true; done
+  ip netns del $C 2>/dev/null || true
+  ip netns del $S 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+ip netns add $C; ip netns add $S
+ip -n $C link set lo up; ip -n $S link set lo up
+ip -n $C link add eth0 type veth peer name eth0 netns $S
+ip -n $C addr add 10.83.0.1/24 dev eth0; ip -n $S addr add 10.83.0.2/24 dev eth0
+ip -n $C link set eth0 up; ip -n $S link set eth0 up
+# Offloads off, so that the capture holds wire-size segments as on a real link.
+ip netns exec $C ethtool -K eth0 tso off gso off gro off >/dev/null 2>&1 || true
+ip netns exec $S ethtool -K eth0 tso off gso off gro off >/dev/null 2>&1 || true
+
+mkdir -p "$WORK/registry" "$WORK/nginx"
+# nginx's workers (www-data) write request bodies they buffer under $WORK/nginx.
+chmod 755 "$WORK"; chmod 777 "$WORK/nginx"
+cat > "$WORK/registry/config.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $WORK/registry/data
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:5001
+  secret: capdiag-lab-http-secret
+health:
+  storagedriver:
+    enabled: false
+EOF
+ip netns exec $S docker-registry serve "$WORK/registry/config.yml" >"$WORK/registry.log" 2>&1 &
+echo $! > "$WORK/registry.pid"
+cat > "$WORK/nginx.conf" <<NGX
+daemon on;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx/error.log;
+events {}
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx; fastcgi_temp_path $WORK/nginx;
+  uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
+  # The ingress of the failing capture: the default-sized limit many installations keep.
+  server {
+    listen 10.83.0.2:5000;
+    client_max_body_size 64k;
+    location / { proxy_pass http://127.0.0.1:5001; proxy_set_header Host \$http_host; }
+  }
+  # The same ingress with the limit lifted, as the registry's docs ask.
+  server {
+    listen 10.83.0.2:5002;
+    client_max_body_size 0;
+    proxy_request_buffering off;
+    location / { proxy_pass http://127.0.0.1:5001; proxy_set_header Host \$http_host; }
+  }
+}
+NGX
+ip netns exec $S nginx -c "$WORK/nginx.conf"
+for _ in $(seq 100); do ip netns exec $C curl -s -o /dev/null http://10.83.0.2:5000/v2/ && break; sleep 0.1; done
+head -c $((128 * 1024)) /dev/urandom > "$WORK/blob"
+
+# upload PORT OUT: start an upload and PATCH the blob to it, captured.
+upload() {
+  local port=$1 out=$2
+  ip netns exec $C tcpdump -i eth0 -s 0 -B 65536 -U --immediate-mode -w "$out" "tcp port $port" \
+    2>"$WORK/tcpdump.log" &
+  echo $! > "$WORK/tcpdump.pid"
+  for _ in $(seq 50); do grep -q "listening on" "$WORK/tcpdump.log" && break; sleep 0.1; done
+  local loc
+  loc=$(ip netns exec $C curl -s -D - -o /dev/null -X POST \
+        "http://10.83.0.2:$port/v2/lab/small/blobs/uploads/" | awk 'tolower($1)=="location:" {print $2}' | tr -d '\r')
+  case $loc in http*) ;; *) loc="http://10.83.0.2:$port$loc" ;; esac
+  ip netns exec $C curl -s -o /dev/null -w '%{http_code}\n' -X PATCH \
+    -H 'Content-Type: application/octet-stream' -H 'Expect:' --data-binary @"$WORK/blob" "$loc" || true
+  sleep 0.5
+  kill -INT "$(cat "$WORK/tcpdump.pid")"; wait "$(cat "$WORK/tcpdump.pid")" 2>/dev/null || true
+  rm -f "$WORK/tcpdump.pid"
+  cat "$WORK/tcpdump.log" >&2
+}
+upload 5000 "$DIR/body-too-large.pcap"
+upload 5002 "$DIR/body-within-limit.pcap"
