@@ -6,11 +6,17 @@
 #    through the proxy), then PATCHes 128 KiB; nginx answers 413 on the Content-Length header,
 #    before the body is through;
 #  - samples/proxy/body-within-limit.pcap: the same through a proxy with
-#    `client_max_body_size 0`: the registry answers the PATCH 202 (healthy control).
+#    `client_max_body_size 0`: the registry answers the PATCH 202 (healthy control);
+#  - samples/proxy/rate-limited.pcap: six manifest GETs in a row through a proxy with
+#    `limit_req` (1 request/s, burst 2, `limit_req_status 429`): the registry answers the first
+#    ones 404 (no such manifest: an unpulled tag), the proxy refuses the rest 429;
+#  - samples/proxy/not-rate-limited.pcap: the same six GETs through the proxy without the limit
+#    (healthy control).
 # The registry is distribution (Debian's docker-registry) on the filesystem driver, behind
 # nginx (Debian's), in the server namespace; curl in the client namespace; tcpdump on the
 # client's interface (Ethernet). curl sends the body without waiting for 100 Continue, as
-# docker's and containerd's Go clients do.
+# docker's and containerd's Go clients do; how much of the body it sends before the 413 arrives
+# depends on timing (the committed capture has 65,536 of 131,072 bytes).
 # Run as root: scripts/record-proxy-samples.sh [OUTDIR]   (default samples/proxy)
 set -euo pipefail
 DIR=$(realpath -m "${1:-$(dirname "$0")/../samples/proxy}")
@@ -76,6 +82,16 @@ http {
     client_max_body_size 64k;
     location / { proxy_pass http://127.0.0.1:5001; proxy_set_header Host \$http_host; }
   }
+  limit_req_zone \$binary_remote_addr zone=pulls:1m rate=1r/s;
+  # An ingress that limits pulls per client, as Docker Hub and many mirrors do.
+  server {
+    listen 10.83.0.2:5004;
+    location / {
+      limit_req zone=pulls burst=2 nodelay;
+      limit_req_status 429;
+      proxy_pass http://127.0.0.1:5001; proxy_set_header Host \$http_host;
+    }
+  }
   # The same ingress with the limit lifted, as the registry's docs ask.
   server {
     listen 10.83.0.2:5002;
@@ -109,3 +125,24 @@ upload() {
 }
 upload 5000 "$DIR/body-too-large.pcap"
 upload 5002 "$DIR/body-within-limit.pcap"
+
+# pulls PORT OUT: six manifest GETs in a row, captured.
+pulls() {
+  local port=$1 out=$2
+  ip netns exec $C tcpdump -i eth0 -s 0 -B 65536 -U --immediate-mode -w "$out" "tcp port $port" \
+    2>"$WORK/tcpdump.log" &
+  echo $! > "$WORK/tcpdump.pid"
+  for _ in $(seq 50); do grep -q "listening on" "$WORK/tcpdump.log" && break; sleep 0.1; done
+  for _ in 1 2 3 4 5 6; do
+    ip netns exec $C curl -s -o /dev/null -w '%{http_code} ' \
+      -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+      "http://10.83.0.2:$port/v2/lab/small/manifests/1" || true
+  done
+  echo
+  sleep 0.5
+  kill -INT "$(cat "$WORK/tcpdump.pid")"; wait "$(cat "$WORK/tcpdump.pid")" 2>/dev/null || true
+  rm -f "$WORK/tcpdump.pid"
+  cat "$WORK/tcpdump.log" >&2
+}
+pulls 5004 "$DIR/rate-limited.pcap"
+pulls 5002 "$DIR/not-rate-limited.pcap"

@@ -8,6 +8,7 @@ pub mod auth_realm_unreachable;
 pub mod kit;
 pub mod presigned_url_403;
 pub mod proxy_body_too_large;
+pub mod rate_limited;
 pub mod s3;
 pub mod s3_error_not_xml;
 
@@ -86,6 +87,10 @@ pub static RULES: &[Entry] = &[
     Entry {
         info: &proxy_body_too_large::INFO,
         new: || Box::new(proxy_body_too_large::ProxyBodyTooLarge),
+    },
+    Entry {
+        info: &rate_limited::INFO,
+        new: || Box::new(rate_limited::RateLimited),
     },
 ];
 
