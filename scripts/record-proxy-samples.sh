@@ -11,7 +11,10 @@
 #    `limit_req` (1 request/s, burst 2, `limit_req_status 429`): the registry answers the first
 #    ones 404 (no such manifest: an unpulled tag), the proxy refuses the rest 429;
 #  - samples/proxy/not-rate-limited.pcap: the same six GETs through the proxy without the limit
-#    (healthy control).
+#    (healthy control);
+#  - samples/proxy/api-version-stripped.pcap: `GET /v2/` through a proxy that drops the
+#    registry's `Docker-Distribution-Api-Version` header (`proxy_hide_header`);
+#  - samples/proxy/api-version-kept.pcap: the same through the proxy that passes it (healthy).
 # The registry is distribution (Debian's docker-registry) on the filesystem driver, behind
 # nginx (Debian's), in the server namespace; curl in the client namespace; tcpdump on the
 # client's interface (Ethernet). curl sends the body without waiting for 100 Continue, as
@@ -92,6 +95,14 @@ http {
       proxy_pass http://127.0.0.1:5001; proxy_set_header Host \$http_host;
     }
   }
+  # An ingress that drops the registry's version header.
+  server {
+    listen 10.83.0.2:5006;
+    location / {
+      proxy_hide_header Docker-Distribution-Api-Version;
+      proxy_pass http://127.0.0.1:5001; proxy_set_header Host \$http_host;
+    }
+  }
   # The same ingress with the limit lifted, as the registry's docs ask.
   server {
     listen 10.83.0.2:5002;
@@ -146,3 +157,19 @@ pulls() {
 }
 pulls 5004 "$DIR/rate-limited.pcap"
 pulls 5002 "$DIR/not-rate-limited.pcap"
+
+# ping PORT OUT: the API version check every client makes first, captured.
+ping() {
+  local port=$1 out=$2
+  ip netns exec $C tcpdump -i eth0 -s 0 -B 65536 -U --immediate-mode -w "$out" "tcp port $port" \
+    2>"$WORK/tcpdump.log" &
+  echo $! > "$WORK/tcpdump.pid"
+  for _ in $(seq 50); do grep -q "listening on" "$WORK/tcpdump.log" && break; sleep 0.1; done
+  ip netns exec $C curl -s -o /dev/null -w '%{http_code}\n' "http://10.83.0.2:$port/v2/" || true
+  sleep 0.5
+  kill -INT "$(cat "$WORK/tcpdump.pid")"; wait "$(cat "$WORK/tcpdump.pid")" 2>/dev/null || true
+  rm -f "$WORK/tcpdump.pid"
+  cat "$WORK/tcpdump.log" >&2
+}
+ping 5006 "$DIR/api-version-stripped.pcap"
+ping 5002 "$DIR/api-version-kept.pcap"

@@ -93,6 +93,7 @@ http {{
     location /v2/ {{
       default_type application/json;
       add_header Www-Authenticate 'Bearer realm="http://10.79.1.5/token",service="lab-registry"' always;
+      add_header Docker-Distribution-Api-Version registry/2.0 always;
       return 401 '{{"errors":[{{"code":"UNAUTHORIZED"}}]}}';
     }}
     location = /big {{ default_type application/octet-stream; alias {d}/big; }}

@@ -9,6 +9,7 @@ pub mod kit;
 pub mod presigned_url_403;
 pub mod proxy_body_too_large;
 pub mod rate_limited;
+pub mod registry_api_version_missing;
 pub mod s3;
 pub mod s3_error_not_xml;
 
@@ -91,6 +92,10 @@ pub static RULES: &[Entry] = &[
     Entry {
         info: &rate_limited::INFO,
         new: || Box::new(rate_limited::RateLimited),
+    },
+    Entry {
+        info: &registry_api_version_missing::INFO,
+        new: || Box::new(registry_api_version_missing::RegistryApiVersionMissing),
     },
 ];
 
