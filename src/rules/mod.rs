@@ -48,6 +48,12 @@ pub trait Rule {
     fn state_dropped(&self) -> u64 {
         0
     }
+    /// Repeats the rule itself left unmade (a rule that would otherwise build a finding per
+    /// packet of common traffic checks [`RuleInfo::suppress_for_ns`] before building one);
+    /// counted with the rule set's own.
+    fn suppressed(&self) -> u64 {
+        0
+    }
 }
 
 /// A rule's identity and documentation.
@@ -95,7 +101,7 @@ pub static RULES: &[Entry] = &[
     },
     Entry {
         info: &registry_api_version_missing::INFO,
-        new: || Box::new(registry_api_version_missing::RegistryApiVersionMissing),
+        new: || Box::new(registry_api_version_missing::RegistryApiVersionMissing::default()),
     },
 ];
 
@@ -187,7 +193,7 @@ impl<'a> RuleSet<'a> {
 
     /// Findings suppressed as repeats ([`RuleInfo::suppress_for_ns`]).
     pub fn suppressed(&self) -> u64 {
-        self.suppressed
+        self.suppressed + self.rules.iter().map(|r| r.suppressed()).sum::<u64>()
     }
 
     /// `limits` with what the rules need of the layers below them turned on (connection

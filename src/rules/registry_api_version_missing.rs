@@ -5,11 +5,12 @@
 //! `always`, which nginx leaves off 4xx answers). Clients that check it take the endpoint for
 //! something that is not a registry.
 
-use super::kit::{exchange_evidence, request_line, secs, target_path_query};
+use super::kit::{Bounded, exchange_evidence, request_line, secs};
 use super::{Rule, RuleInfo};
+use crate::capture::TimestampNs;
 use crate::finding::{Finding, FindingDraft, Severity};
 use crate::http::Exchange;
-use crate::text::lossless;
+use std::net::SocketAddr;
 
 pub static INFO: RuleInfo = RuleInfo {
     id: "registry-api-version-missing",
@@ -19,8 +20,37 @@ pub static INFO: RuleInfo = RuleInfo {
     suppress_for_ns: Some(60_000_000_000),
 };
 
+/// Every registry client pings `/v2/` before its requests, so a proxy that drops the header
+/// would make a finding per request: the servers reported, and when, are kept (bounded), and a
+/// repeat within [`INFO`]'s interval is counted, not built.
 #[derive(Default)]
-pub struct RegistryApiVersionMissing;
+pub struct RegistryApiVersionMissing {
+    reported: Bounded<(SocketAddr, TimestampNs)>,
+    repeats: u64,
+}
+
+/// Whether a request target names exactly the `/v2/` check (origin or absolute form), read
+/// without copying it.
+fn is_v2_check(uri: &[u8]) -> bool {
+    let path = match memchr::memchr(b'?', uri) {
+        Some(i) => uri.get(..i).unwrap_or(uri),
+        None => uri,
+    };
+    let path = path.strip_suffix(b"/").unwrap_or(path);
+    // Nearly every request ends otherwise: one comparison decides.
+    if !path.ends_with(b"/v2") {
+        return false;
+    }
+    if path == b"/v2" {
+        return true;
+    }
+    // Absolute form (through a proxy): `http://host[:port]/v2/`.
+    memchr::memmem::find(path, b"://").is_some_and(|i| {
+        path.get(i + 3..)
+            .and_then(|rest| memchr::memchr(b'/', rest).and_then(|j| rest.get(j..)))
+            == Some(b"/v2".as_slice())
+    })
+}
 
 /// User agents of registry clients (docker, containerd, the containers/image tools, go-
 /// containerregistry, oras, helm, cri-o, kaniko, buildkit, skopeo).
@@ -64,6 +94,14 @@ impl Rule for RegistryApiVersionMissing {
         &INFO
     }
 
+    fn suppressed(&self) -> u64 {
+        self.repeats
+    }
+
+    fn state_dropped(&self) -> u64 {
+        self.reported.dropped
+    }
+
     fn on_exchange(&mut self, ex: &Exchange, out: &mut Vec<Finding>) {
         let (Some(req), Some(resp)) = (&ex.request, &ex.response) else {
             return;
@@ -71,17 +109,32 @@ impl Rule for RegistryApiVersionMissing {
         if !matches!(req.method(), Some("GET" | "HEAD")) {
             return;
         }
-        let target = target_path_query(&lossless(req.uri().unwrap_or_default()));
-        let path = target.split('?').next().unwrap_or_default();
-        if path != "/v2/" && path != "/v2" {
+        if !is_v2_check(req.uri().unwrap_or_default()) {
             return;
         }
         let status = resp.status().unwrap_or(0);
-        if !matches!(status, 200 | 401)
-            || resp.header("docker-distribution-api-version").is_some()
-            || !is_registry_check(ex)
+        if !matches!(status, 200 | 401) || resp.header("docker-distribution-api-version").is_some()
         {
             return;
+        }
+        // A server already reported (its earlier answer showed a registry's check) within the
+        // interval: counted, neither checked again nor built.
+        let window = INFO.suppress_for_ns.unwrap_or(0);
+        let seen = self.reported.iter_mut().find(|(s, _)| *s == ex.server);
+        if let Some((_, at)) = &seen
+            && req.first_ts.saturating_sub(*at) < window
+        {
+            self.repeats += 1;
+            return;
+        }
+        if !is_registry_check(ex) {
+            return;
+        }
+        match seen {
+            Some((_, at)) => *at = req.first_ts,
+            None => {
+                self.reported.push((ex.server, req.first_ts));
+            }
         }
         let server = resp
             .header_str("server")
@@ -140,7 +193,7 @@ mod tests {
     fn run(req: &[u8], resp: &[u8]) -> usize {
         let ex = exchange("10.0.0.1:40000", "10.0.0.2:5000", 0, 4, 0, req, resp);
         let mut out = Vec::new();
-        RegistryApiVersionMissing.on_exchange(&ex, &mut out);
+        RegistryApiVersionMissing::default().on_exchange(&ex, &mut out);
         out.len()
     }
 
@@ -167,5 +220,28 @@ mod tests {
         let browser = b"GET /v2/ HTTP/1.1\r\nHost: app\r\nUser-Agent: Mozilla/5.0\r\n\r\n";
         let page = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\nhello";
         assert_eq!(run(browser, page), 0);
+        assert!(is_v2_check(b"/v2/") && is_v2_check(b"/v2") && is_v2_check(b"/v2/?x=1"));
+        assert!(is_v2_check(b"https://r.example:5000/v2/"));
+        assert!(!is_v2_check(b"/v2/x/") && !is_v2_check(b"https://r/v3/") && !is_v2_check(b"/"));
+    }
+
+    #[test]
+    fn repeats_are_counted_not_built() {
+        let mut r = RegistryApiVersionMissing::default();
+        let mut out = Vec::new();
+        for (f, t) in [(4, 0), (8, 10), (12, 100)] {
+            let ex = exchange(
+                "10.0.0.1:40000",
+                "10.0.0.2:5000",
+                0,
+                f,
+                t,
+                b"GET /v2/ HTTP/1.1\r\nHost: r\r\n\r\n",
+                BARE_401,
+            );
+            r.on_exchange(&ex, &mut out);
+        }
+        assert_eq!(out.len(), 2);
+        assert_eq!(r.suppressed(), 1);
     }
 }
