@@ -14,7 +14,10 @@
 #    (healthy control);
 #  - samples/proxy/api-version-stripped.pcap: `GET /v2/` through a proxy that drops the
 #    registry's `Docker-Distribution-Api-Version` header (`proxy_hide_header`);
-#  - samples/proxy/api-version-kept.pcap: the same through the proxy that passes it (healthy).
+#  - samples/proxy/api-version-kept.pcap: the same through the proxy that passes it (healthy);
+#  - samples/proxy/bad-gateway.pcap: a manifest GET through a proxy whose upstream registry is
+#    down (nothing listens on its port): nginx answers its HTML 502 (the healthy control is
+#    not-rate-limited.pcap: the registry's own JSON 404s through a proxy).
 # The registry is distribution (Debian's docker-registry) on the filesystem driver, behind
 # nginx (Debian's), in the server namespace; curl in the client namespace; tcpdump on the
 # client's interface (Ethernet). curl sends the body without waiting for 100 Continue, as
@@ -103,6 +106,11 @@ http {
       proxy_pass http://127.0.0.1:5001; proxy_set_header Host \$http_host;
     }
   }
+  # An ingress whose upstream registry is down.
+  server {
+    listen 10.83.0.2:5008;
+    location / { proxy_pass http://127.0.0.1:5999; proxy_set_header Host \$http_host; }
+  }
   # The same ingress with the limit lifted, as the registry's docs ask.
   server {
     listen 10.83.0.2:5002;
@@ -173,3 +181,20 @@ ping() {
 }
 ping 5006 "$DIR/api-version-stripped.pcap"
 ping 5002 "$DIR/api-version-kept.pcap"
+
+# get PORT PATH OUT: one GET as docker sends it, captured.
+get() {
+  local port=$1 path=$2 out=$3
+  ip netns exec $C tcpdump -i eth0 -s 0 -B 65536 -U --immediate-mode -w "$out" "tcp port $port" \
+    2>"$WORK/tcpdump.log" &
+  echo $! > "$WORK/tcpdump.pid"
+  for _ in $(seq 50); do grep -q "listening on" "$WORK/tcpdump.log" && break; sleep 0.1; done
+  ip netns exec $C curl -s -o /dev/null -w '%{http_code}\n' \
+    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+    "http://10.83.0.2:$port$path" || true
+  sleep 0.5
+  kill -INT "$(cat "$WORK/tcpdump.pid")"; wait "$(cat "$WORK/tcpdump.pid")" 2>/dev/null || true
+  rm -f "$WORK/tcpdump.pid"
+  cat "$WORK/tcpdump.log" >&2
+}
+get 5008 /v2/lab/small/manifests/1 "$DIR/bad-gateway.pcap"

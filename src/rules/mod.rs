@@ -8,6 +8,7 @@ pub mod auth_realm_unreachable;
 pub mod kit;
 pub mod presigned_url_403;
 pub mod proxy_body_too_large;
+pub mod proxy_error_page;
 pub mod rate_limited;
 pub mod registry_api_version_missing;
 pub mod s3;
@@ -94,6 +95,10 @@ pub static RULES: &[Entry] = &[
     Entry {
         info: &proxy_body_too_large::INFO,
         new: || Box::new(proxy_body_too_large::ProxyBodyTooLarge),
+    },
+    Entry {
+        info: &proxy_error_page::INFO,
+        new: || Box::new(proxy_error_page::ProxyErrorPage),
     },
     Entry {
         info: &rate_limited::INFO,
