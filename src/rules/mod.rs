@@ -98,7 +98,7 @@ pub static RULES: &[Entry] = &[
     },
     Entry {
         info: &proxy_error_page::INFO,
-        new: || Box::new(proxy_error_page::ProxyErrorPage),
+        new: || Box::new(proxy_error_page::ProxyErrorPage::default()),
     },
     Entry {
         info: &rate_limited::INFO,

@@ -9,10 +9,14 @@
 //! were not HTTP (a TLS ClientHello sent to a plain-HTTP port has no request to pair with).
 //! One finding a minute per client and server.
 
-use super::kit::{body_of, exchange_evidence, html_title, looks_like_html, request_line, secs};
+use super::kit::{
+    Bounded, body_of, exchange_evidence, html_title, looks_like_html, request_line, secs,
+};
 use super::{Rule, RuleInfo};
+use crate::capture::TimestampNs;
 use crate::finding::{Finding, FindingDraft, Severity};
 use crate::http::Exchange;
+use std::net::{IpAddr, SocketAddr};
 
 pub static INFO: RuleInfo = RuleInfo {
     id: "proxy-error-page",
@@ -22,8 +26,14 @@ pub static INFO: RuleInfo = RuleInfo {
     suppress_for_ns: Some(60_000_000_000),
 };
 
+/// A failing proxy answers every request of every client the same way: the (client, server,
+/// status) reported, and when, are kept (bounded), and a repeat within [`INFO`]'s interval is
+/// counted, not built.
 #[derive(Default)]
-pub struct ProxyErrorPage;
+pub struct ProxyErrorPage {
+    reported: Bounded<(IpAddr, SocketAddr, u16, TimestampNs)>,
+    repeats: u64,
+}
 
 /// What a status means when a proxy sends it.
 fn meaning(status: u16) -> &'static str {
@@ -43,6 +53,14 @@ fn meaning(status: u16) -> &'static str {
 impl Rule for ProxyErrorPage {
     fn info(&self) -> &'static RuleInfo {
         &INFO
+    }
+
+    fn suppressed(&self) -> u64 {
+        self.repeats
+    }
+
+    fn state_dropped(&self) -> u64 {
+        self.reported.dropped
     }
 
     fn on_exchange(&mut self, ex: &Exchange, out: &mut Vec<Finding>) {
@@ -75,6 +93,23 @@ impl Rule for ProxyErrorPage {
             .to_ascii_lowercase();
         if ctype.contains("json") {
             return;
+        }
+        let window = INFO.suppress_for_ns.unwrap_or(0);
+        let client = ex.client.ip();
+        match self
+            .reported
+            .iter_mut()
+            .find(|(c, s, st, _)| *c == client && *s == ex.server && *st == status)
+        {
+            Some((.., at)) if req.first_ts.saturating_sub(*at) < window => {
+                self.repeats += 1;
+                return;
+            }
+            Some((.., at)) => *at = req.first_ts,
+            None => {
+                self.reported
+                    .push((client, ex.server, status, req.first_ts));
+            }
         }
         let body = body_of(resp);
         let title = if looks_like_html(resp, &body) {
@@ -156,7 +191,7 @@ mod tests {
     fn run(req: &[u8], resp: &[u8]) -> Vec<Finding> {
         let ex = exchange("10.0.0.1:40000", "10.0.0.2:443", 0, 4, 0, req, resp);
         let mut out = Vec::new();
-        ProxyErrorPage.on_exchange(&ex, &mut out);
+        ProxyErrorPage::default().on_exchange(&ex, &mut out);
         out
     }
 
