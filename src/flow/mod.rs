@@ -304,9 +304,10 @@ impl<A: Consumers> FlowTable<A> {
         out: &mut Vec<FlowEvent<EventOf<A>>>,
     ) {
         let (key, dir) = FlowKey::of(icmp.src, icmp.sport, icmp.dst, icmp.dport);
-        if let Some(Slot::Active(f)) = self.flows.get_mut(&key)
-            && f.records
-        {
+        let Some(Slot::Active(f)) = self.flows.get_mut(&key) else {
+            return;
+        };
+        if f.records {
             f.rec.icmp(
                 dir,
                 IcmpNote {
@@ -320,11 +321,7 @@ impl<A: Consumers> FlowTable<A> {
                 },
             );
         }
-        if let Some(Slot::Active(f)) = self.flows.get_mut(&key)
-            && icmp.is_unreachable()
-            && f.attempt_open
-            && f.client_dir == dir
-        {
+        if icmp.is_unreachable() && f.attempt_open && f.client_dir == dir {
             if let Some(a) = f.attempt.as_mut() {
                 a.icmp_frame = Some(frame.number);
                 a.outcome = Outcome::Unreachable;

@@ -10,10 +10,10 @@
 //! One finding a minute per client and server.
 
 use super::kit::{
-    Bounded, body_of, exchange_evidence, html_title, looks_like_html, request_line, secs,
+    Repeats, body_of, exchange_evidence, html_title, looks_like_html, request_line, secs,
+    target_path,
 };
 use super::{Rule, RuleInfo};
-use crate::capture::TimestampNs;
 use crate::finding::{Finding, FindingDraft, Severity};
 use crate::http::Exchange;
 use std::net::{IpAddr, SocketAddr};
@@ -29,10 +29,16 @@ pub static INFO: RuleInfo = RuleInfo {
 /// A failing proxy answers every request of every client the same way: the (client, server,
 /// status) reported, and when, are kept (bounded), and a repeat within [`INFO`]'s interval is
 /// counted, not built.
-#[derive(Default)]
 pub struct ProxyErrorPage {
-    reported: Bounded<(IpAddr, SocketAddr, u16, TimestampNs)>,
-    repeats: u64,
+    reported: Repeats<(IpAddr, SocketAddr, u16)>,
+}
+
+impl Default for ProxyErrorPage {
+    fn default() -> ProxyErrorPage {
+        ProxyErrorPage {
+            reported: Repeats::new(INFO.suppress_for_ns),
+        }
+    }
 }
 
 /// What a status means when a proxy sends it.
@@ -56,11 +62,11 @@ impl Rule for ProxyErrorPage {
     }
 
     fn suppressed(&self) -> u64 {
-        self.repeats
+        self.reported.count
     }
 
     fn state_dropped(&self) -> u64 {
-        self.reported.dropped
+        self.reported.dropped()
     }
 
     fn on_exchange(&mut self, ex: &Exchange, out: &mut Vec<Finding>) {
@@ -73,14 +79,7 @@ impl Rule for ProxyErrorPage {
         }
         let uri = req.uri().unwrap_or_default();
         // Origin form, or absolute form (through a forward proxy): the path after the authority.
-        let path: &[u8] = if uri.starts_with(b"/") {
-            uri
-        } else {
-            memchr::memmem::find(uri, b"://")
-                .and_then(|i| uri.get(i + 3..))
-                .and_then(|r| memchr::memchr(b'/', r).and_then(|j| r.get(j..)))
-                .unwrap_or(uri)
-        };
+        let path = target_path(uri);
         if !(path.starts_with(b"/v2/") || path == b"/v2") {
             return;
         }
@@ -94,23 +93,11 @@ impl Rule for ProxyErrorPage {
         if ctype.contains("json") {
             return;
         }
-        let window = INFO.suppress_for_ns.unwrap_or(0);
-        let client = ex.client.ip();
-        match self
-            .reported
-            .iter_mut()
-            .find(|(c, s, st, _)| *c == client && *s == ex.server && *st == status)
-        {
-            Some((.., at)) if req.first_ts.saturating_sub(*at) < window => {
-                self.repeats += 1;
-                return;
-            }
-            Some((.., at)) => *at = req.first_ts,
-            None => {
-                self.reported
-                    .push((client, ex.server, status, req.first_ts));
-            }
+        let key = (ex.client.ip(), ex.server, status);
+        if self.reported.repeats(&key, req.first_ts) {
+            return;
         }
+        self.reported.report(key, req.first_ts);
         let body = body_of(resp);
         let title = if looks_like_html(resp, &body) {
             html_title(&body)

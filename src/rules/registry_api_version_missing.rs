@@ -5,9 +5,8 @@
 //! `always`, which nginx leaves off 4xx answers). Clients that check it take the endpoint for
 //! something that is not a registry.
 
-use super::kit::{Bounded, exchange_evidence, request_line, secs};
+use super::kit::{Repeats, exchange_evidence, request_line, secs, target_path};
 use super::{Rule, RuleInfo};
-use crate::capture::TimestampNs;
 use crate::finding::{Finding, FindingDraft, Severity};
 use crate::http::Exchange;
 use std::net::SocketAddr;
@@ -23,10 +22,17 @@ pub static INFO: RuleInfo = RuleInfo {
 /// Every registry client pings `/v2/` before its requests, so a proxy that drops the header
 /// would make a finding per request: the servers reported, and when, are kept (bounded), and a
 /// repeat within [`INFO`]'s interval is counted, not built.
-#[derive(Default)]
 pub struct RegistryApiVersionMissing {
-    reported: Bounded<(SocketAddr, TimestampNs)>,
-    repeats: u64,
+    /// Servers reported (their earlier answer showed a registry's check).
+    reported: Repeats<SocketAddr>,
+}
+
+impl Default for RegistryApiVersionMissing {
+    fn default() -> RegistryApiVersionMissing {
+        RegistryApiVersionMissing {
+            reported: Repeats::new(INFO.suppress_for_ns),
+        }
+    }
 }
 
 /// Whether a request target names exactly the `/v2/` check (origin or absolute form), read
@@ -38,18 +44,7 @@ fn is_v2_check(uri: &[u8]) -> bool {
     };
     let path = path.strip_suffix(b"/").unwrap_or(path);
     // Nearly every request ends otherwise: one comparison decides.
-    if !path.ends_with(b"/v2") {
-        return false;
-    }
-    if path == b"/v2" {
-        return true;
-    }
-    // Absolute form (through a proxy): `http://host[:port]/v2/`.
-    memchr::memmem::find(path, b"://").is_some_and(|i| {
-        path.get(i + 3..)
-            .and_then(|rest| memchr::memchr(b'/', rest).and_then(|j| rest.get(j..)))
-            == Some(b"/v2".as_slice())
-    })
+    path.ends_with(b"/v2") && target_path(path) == b"/v2"
 }
 
 /// User agents of registry clients (docker, containerd, the containers/image tools, go-
@@ -95,11 +90,11 @@ impl Rule for RegistryApiVersionMissing {
     }
 
     fn suppressed(&self) -> u64 {
-        self.repeats
+        self.reported.count
     }
 
     fn state_dropped(&self) -> u64 {
-        self.reported.dropped
+        self.reported.dropped()
     }
 
     fn on_exchange(&mut self, ex: &Exchange, out: &mut Vec<Finding>) {
@@ -119,23 +114,10 @@ impl Rule for RegistryApiVersionMissing {
         }
         // A server already reported (its earlier answer showed a registry's check) within the
         // interval: counted, neither checked again nor built.
-        let window = INFO.suppress_for_ns.unwrap_or(0);
-        let seen = self.reported.iter_mut().find(|(s, _)| *s == ex.server);
-        if let Some((_, at)) = &seen
-            && req.first_ts.saturating_sub(*at) < window
-        {
-            self.repeats += 1;
+        if self.reported.repeats(&ex.server, req.first_ts) || !is_registry_check(ex) {
             return;
         }
-        if !is_registry_check(ex) {
-            return;
-        }
-        match seen {
-            Some((_, at)) => *at = req.first_ts,
-            None => {
-                self.reported.push((ex.server, req.first_ts));
-            }
-        }
+        self.reported.report(ex.server, req.first_ts);
         let server = resp
             .header_str("server")
             .map(|s| format!(" (Server: {s})"))

@@ -113,3 +113,16 @@ pub fn target_path_query(uri: &str) -> String {
         uri.to_string()
     }
 }
+
+/// The path (and query) of a request target, read in place: origin form as it is, absolute form
+/// (through a forward proxy) without its scheme and authority. The byte-level twin of
+/// [`target_path_query`], for checks made on every request.
+pub fn target_path(uri: &[u8]) -> &[u8] {
+    if uri.starts_with(b"/") {
+        return uri;
+    }
+    memchr::memmem::find(uri, b"://")
+        .and_then(|i| uri.get(i + 3..))
+        .and_then(|r| memchr::memchr(b'/', r).and_then(|j| r.get(j..)))
+        .unwrap_or(uri)
+}
