@@ -143,6 +143,52 @@ impl Drop for Lab {
     }
 }
 
+/// A `capdiag watch` running in the lab's client namespace: started with `args`, once it says it
+/// is capturing on eth0; its output lines arrive on `lines` as they are printed.
+struct Watch {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Watch {
+    fn start(lab: &Lab, args: &[&std::ffi::OsStr]) -> Watch {
+        let mut child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.client,
+                env!("CARGO_BIN_EXE_capdiag"),
+                "watch",
+            ])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start capdiag watch");
+        // Wait until it is capturing.
+        let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+        let mut line = String::new();
+        err.read_line(&mut line).expect("read stderr");
+        assert!(line.contains("watching eth0"), "{line}");
+        // Lines of output, as they come.
+        let (tx, lines) = mpsc::channel::<String>();
+        let stdout = child.stdout.take().expect("stdout");
+        let reader = std::thread::spawn(move || {
+            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Watch {
+            child,
+            lines,
+            reader,
+        }
+    }
+}
+
 fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -159,39 +205,21 @@ fn watch_reports_findings_live_and_its_file_gives_the_same_ones() {
     );
     let lab = Lab::new();
     let pcap = lab.dir.join("watch.pcap");
-    let mut watch: Child = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.client,
-            env!("CARGO_BIN_EXE_capdiag"),
-            "watch",
-            "-i",
-            "eth0",
-            "--format",
-            "ndjson",
-            "-w",
-        ])
-        .arg(&pcap)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start capdiag watch");
-    // Wait until it is capturing.
-    let mut err = BufReader::new(watch.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    err.read_line(&mut line).expect("read stderr");
-    assert!(line.contains("watching eth0"), "{line}");
-    // Lines of output, as they come.
-    let (tx, rx) = mpsc::channel::<String>();
-    let stdout = watch.stdout.take().expect("stdout");
-    let reader = std::thread::spawn(move || {
-        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
+    let Watch {
+        child: mut watch,
+        lines: rx,
+        reader,
+    } = Watch::start(
+        &lab,
+        &[
+            "-i".as_ref(),
+            "eth0".as_ref(),
+            "--format".as_ref(),
+            "ndjson".as_ref(),
+            "-w".as_ref(),
+            pcap.as_os_str(),
+        ],
+    );
     let start = Instant::now();
     let mut pending: Vec<Value> = Vec::new();
     let body = lab.curl(&["http://10.79.0.2/v2/"]);
@@ -352,37 +380,21 @@ fn kernel_drops_are_said_as_they_happen() {
         "this test must run as root (it creates network namespaces)"
     );
     let lab = Lab::new();
-    let mut watch: Child = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.client,
-            env!("CARGO_BIN_EXE_capdiag"),
-            "watch",
-            "-i",
-            "eth0",
-            "--format",
-            "ndjson",
-            "--buffer-mib",
-            "1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start capdiag watch");
-    let mut err = BufReader::new(watch.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    err.read_line(&mut line).expect("read stderr");
-    assert!(line.contains("watching eth0"), "{line}");
-    let (tx, rx) = mpsc::channel::<String>();
-    let stdout = watch.stdout.take().expect("stdout");
-    let reader = std::thread::spawn(move || {
-        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
+    let Watch {
+        child: mut watch,
+        lines: rx,
+        reader,
+    } = Watch::start(
+        &lab,
+        &[
+            "-i".as_ref(),
+            "eth0".as_ref(),
+            "--format".as_ref(),
+            "ndjson".as_ref(),
+            "--buffer-mib".as_ref(),
+            "1".as_ref(),
+        ],
+    );
     let pid = watch.id().to_string();
     sh(&["kill", "-STOP", &pid]);
     let n = lab.curl(&[
@@ -443,17 +455,11 @@ fn ctrl_c_stops_an_idle_watch_at_once() {
         "this test must run as root (it creates network namespaces)"
     );
     let lab = Lab::new();
-    let mut watch: Child = Command::new("ip")
-        .args(["netns", "exec", &lab.client])
-        .args([env!("CARGO_BIN_EXE_capdiag"), "watch", "-i", "eth0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start capdiag watch");
-    let mut err = BufReader::new(watch.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    err.read_line(&mut line).expect("read stderr");
-    assert!(line.contains("watching eth0"), "{line}");
+    let Watch {
+        child: mut watch,
+        lines,
+        reader,
+    } = Watch::start(&lab, &["-i".as_ref(), "eth0".as_ref()]);
     std::thread::sleep(Duration::from_millis(1500));
     let mut worst = Duration::ZERO;
     let sent = Instant::now();
@@ -461,9 +467,8 @@ fn ctrl_c_stops_an_idle_watch_at_once() {
     let status = watch.wait().expect("wait");
     worst = worst.max(sent.elapsed());
     assert_eq!(status.code(), Some(0));
-    let mut out = String::new();
-    std::io::Read::read_to_string(&mut watch.stdout.take().expect("stdout"), &mut out)
-        .expect("stdout");
+    let _ = reader.join();
+    let out = lines.try_iter().collect::<Vec<_>>().join("\n");
     assert!(out.contains("eth0: ") && out.contains(" frames"), "{out}");
     eprintln!("stopped {:.3} s after SIGINT", worst.as_secs_f64());
     assert!(
