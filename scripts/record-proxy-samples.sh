@@ -124,23 +124,31 @@ ip netns exec $S nginx -c "$WORK/nginx.conf"
 for _ in $(seq 100); do ip netns exec $C curl -s -o /dev/null http://10.83.0.2:5000/v2/ && break; sleep 0.1; done
 head -c $((128 * 1024)) /dev/urandom > "$WORK/blob"
 
-# upload PORT OUT: start an upload and PATCH the blob to it, captured.
-upload() {
-  local port=$1 out=$2
-  ip netns exec $C tcpdump -i eth0 -s 0 -B 65536 -U --immediate-mode -w "$out" "tcp port $port" \
+# capture_start PORT OUT: tcpdump on the client's interface, once it listens; capture_stop.
+capture_start() {
+  ip netns exec $C tcpdump -i eth0 -s 0 -B 65536 -U --immediate-mode -w "$2" "tcp port $1" \
     2>"$WORK/tcpdump.log" &
   echo $! > "$WORK/tcpdump.pid"
   for _ in $(seq 50); do grep -q "listening on" "$WORK/tcpdump.log" && break; sleep 0.1; done
+}
+capture_stop() {
+  sleep 0.5
+  kill -INT "$(cat "$WORK/tcpdump.pid")"; wait "$(cat "$WORK/tcpdump.pid")" 2>/dev/null || true
+  rm -f "$WORK/tcpdump.pid"
+  cat "$WORK/tcpdump.log" >&2
+}
+
+# upload PORT OUT: start an upload and PATCH the blob to it, captured.
+upload() {
+  local port=$1 out=$2
+  capture_start "$port" "$out"
   local loc
   loc=$(ip netns exec $C curl -s -D - -o /dev/null -X POST \
         "http://10.83.0.2:$port/v2/lab/small/blobs/uploads/" | awk 'tolower($1)=="location:" {print $2}' | tr -d '\r')
   case $loc in http*) ;; *) loc="http://10.83.0.2:$port$loc" ;; esac
   ip netns exec $C curl -s -o /dev/null -w '%{http_code}\n' -X PATCH \
     -H 'Content-Type: application/octet-stream' -H 'Expect:' --data-binary @"$WORK/blob" "$loc" || true
-  sleep 0.5
-  kill -INT "$(cat "$WORK/tcpdump.pid")"; wait "$(cat "$WORK/tcpdump.pid")" 2>/dev/null || true
-  rm -f "$WORK/tcpdump.pid"
-  cat "$WORK/tcpdump.log" >&2
+  capture_stop
 }
 upload 5000 "$DIR/body-too-large.pcap"
 upload 5002 "$DIR/body-within-limit.pcap"
@@ -148,20 +156,14 @@ upload 5002 "$DIR/body-within-limit.pcap"
 # pulls PORT OUT: six manifest GETs in a row, captured.
 pulls() {
   local port=$1 out=$2
-  ip netns exec $C tcpdump -i eth0 -s 0 -B 65536 -U --immediate-mode -w "$out" "tcp port $port" \
-    2>"$WORK/tcpdump.log" &
-  echo $! > "$WORK/tcpdump.pid"
-  for _ in $(seq 50); do grep -q "listening on" "$WORK/tcpdump.log" && break; sleep 0.1; done
+  capture_start "$port" "$out"
   for _ in 1 2 3 4 5 6; do
     ip netns exec $C curl -s -o /dev/null -w '%{http_code} ' \
       -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
       "http://10.83.0.2:$port/v2/lab/small/manifests/1" || true
   done
   echo
-  sleep 0.5
-  kill -INT "$(cat "$WORK/tcpdump.pid")"; wait "$(cat "$WORK/tcpdump.pid")" 2>/dev/null || true
-  rm -f "$WORK/tcpdump.pid"
-  cat "$WORK/tcpdump.log" >&2
+  capture_stop
 }
 pulls 5004 "$DIR/rate-limited.pcap"
 pulls 5002 "$DIR/not-rate-limited.pcap"
@@ -169,15 +171,9 @@ pulls 5002 "$DIR/not-rate-limited.pcap"
 # ping PORT OUT: the API version check every client makes first, captured.
 ping() {
   local port=$1 out=$2
-  ip netns exec $C tcpdump -i eth0 -s 0 -B 65536 -U --immediate-mode -w "$out" "tcp port $port" \
-    2>"$WORK/tcpdump.log" &
-  echo $! > "$WORK/tcpdump.pid"
-  for _ in $(seq 50); do grep -q "listening on" "$WORK/tcpdump.log" && break; sleep 0.1; done
+  capture_start "$port" "$out"
   ip netns exec $C curl -s -o /dev/null -w '%{http_code}\n' "http://10.83.0.2:$port/v2/" || true
-  sleep 0.5
-  kill -INT "$(cat "$WORK/tcpdump.pid")"; wait "$(cat "$WORK/tcpdump.pid")" 2>/dev/null || true
-  rm -f "$WORK/tcpdump.pid"
-  cat "$WORK/tcpdump.log" >&2
+  capture_stop
 }
 ping 5006 "$DIR/api-version-stripped.pcap"
 ping 5002 "$DIR/api-version-kept.pcap"
@@ -185,16 +181,10 @@ ping 5002 "$DIR/api-version-kept.pcap"
 # get PORT PATH OUT: one GET as docker sends it, captured.
 get() {
   local port=$1 path=$2 out=$3
-  ip netns exec $C tcpdump -i eth0 -s 0 -B 65536 -U --immediate-mode -w "$out" "tcp port $port" \
-    2>"$WORK/tcpdump.log" &
-  echo $! > "$WORK/tcpdump.pid"
-  for _ in $(seq 50); do grep -q "listening on" "$WORK/tcpdump.log" && break; sleep 0.1; done
+  capture_start "$port" "$out"
   ip netns exec $C curl -s -o /dev/null -w '%{http_code}\n' \
     -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
     "http://10.83.0.2:$port$path" || true
-  sleep 0.5
-  kill -INT "$(cat "$WORK/tcpdump.pid")"; wait "$(cat "$WORK/tcpdump.pid")" 2>/dev/null || true
-  rm -f "$WORK/tcpdump.pid"
-  cat "$WORK/tcpdump.log" >&2
+  capture_stop
 }
 get 5008 /v2/lab/small/manifests/1 "$DIR/bad-gateway.pcap"
