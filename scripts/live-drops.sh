@@ -21,13 +21,8 @@ EXTRA=("$@")
 cd "$(dirname "$0")/.."
 cargo build --release -q
 BIN=$PWD/target/release/capdiag
-need=()
-for c in nginx wrk ip tcpdump; do command -v $c >/dev/null || need+=($c); done
-[[ -x /usr/bin/time ]] || need+=(time)
-if ((${#need[@]})); then
-  pk=(); for c in "${need[@]}"; do case $c in ip) pk+=(iproute2);; *) pk+=($c);; esac; done
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pk[@]}" >/dev/null
-fi
+. scripts/lab.sh
+lab_install nginx wrk ip tcpdump /usr/bin/time
 C=capdrop-c; S=capdrop-s
 WORK=$(mktemp -d)
 BUSY=
@@ -39,11 +34,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-ip netns add $C; ip netns add $S
-ip -n $C link set lo up; ip -n $S link set lo up
-ip -n $C link add eth0 type veth peer name eth0 netns $S
-ip -n $C addr add 10.81.0.1/24 dev eth0; ip -n $S addr add 10.81.0.2/24 dev eth0
-ip -n $C link set eth0 up; ip -n $S link set eth0 up
+lab_pair $C $S 10.81.0
 mkdir -p "$WORK/www/v2/blobs"
 head -c 600 /dev/urandom > "$WORK/www/v2/blobs/small"
 head -c $((64 * 1024 * 1024)) /dev/urandom > "$WORK/www/v2/blobs/bulk"

@@ -27,12 +27,8 @@
 set -euo pipefail
 DIR=$(realpath -m "${1:-$(dirname "$0")/../samples/proxy}")
 mkdir -p "$DIR"
-need=()
-for c in tcpdump curl ip nginx docker-registry; do command -v $c >/dev/null || need+=($c); done
-if ((${#need[@]})); then
-  pk=(); for c in "${need[@]}"; do case $c in ip) pk+=(iproute2);; *) pk+=($c);; esac; done
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pk[@]}" >/dev/null
-fi
+. "$(dirname "$0")/lab.sh"
+lab_install tcpdump curl ip nginx docker-registry
 C=capprx-c; S=capprx-s
 WORK=$(mktemp -d)
 cleanup() {
@@ -42,11 +38,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-ip netns add $C; ip netns add $S
-ip -n $C link set lo up; ip -n $S link set lo up
-ip -n $C link add eth0 type veth peer name eth0 netns $S
-ip -n $C addr add 10.83.0.1/24 dev eth0; ip -n $S addr add 10.83.0.2/24 dev eth0
-ip -n $C link set eth0 up; ip -n $S link set eth0 up
+lab_pair $C $S 10.83.0
 # Offloads off, so that the capture holds wire-size segments as on a real link.
 ip netns exec $C ethtool -K eth0 tso off gso off gro off >/dev/null 2>&1 || true
 ip netns exec $S ethtool -K eth0 tso off gso off gro off >/dev/null 2>&1 || true

@@ -16,12 +16,8 @@ DELAY=${3:-0}
 cd "$(dirname "$0")/.."
 cargo build --release -q
 BIN=$PWD/target/release/capdiag
-need=()
-for c in nginx wrk ip; do command -v $c >/dev/null || need+=($c); done
-if ((${#need[@]})); then
-  pk=(); for c in "${need[@]}"; do case $c in ip) pk+=(iproute2);; *) pk+=($c);; esac; done
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pk[@]}" >/dev/null
-fi
+. scripts/lab.sh
+lab_install nginx wrk ip
 C=capsoak-c; S=capsoak-s
 WORK=$(mktemp -d)
 cleanup() {
@@ -31,11 +27,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-ip netns add $C; ip netns add $S
-ip -n $C link set lo up; ip -n $S link set lo up
-ip -n $C link add eth0 type veth peer name eth0 netns $S
-ip -n $C addr add 10.80.0.1/24 dev eth0; ip -n $S addr add 10.80.0.2/24 dev eth0
-ip -n $C link set eth0 up; ip -n $S link set eth0 up
+lab_pair $C $S 10.80.0
 mkdir -p "$WORK/www/v2/blobs"
 head -c 16384 /dev/urandom > "$WORK/www/v2/blobs/layer"
 cat > "$WORK/nginx.conf" <<NGX
