@@ -325,8 +325,13 @@ impl Engine {
                 stream = Some(self.table.number_only(frame, &seg, &mut self.events));
             }
             Decoded::IcmpUnreachable(icmp) => {
-                s.other_ip.add(frame.number);
-                self.table.icmp(frame, &icmp, &mut self.events);
+                // An ICMP error about a connection in the table is part of it (Wireshark gives
+                // it the connection's `tcp.stream`, from the TCP header it quotes); others are
+                // not TCP.
+                stream = self.table.icmp(frame, &icmp, &mut self.events);
+                if stream.is_none() {
+                    s.other_ip.add(frame.number);
+                }
             }
             Decoded::OtherIp => s.other_ip.add(frame.number),
             Decoded::Fragment => s.fragments.add(frame.number),

@@ -91,6 +91,24 @@ impl IcmpUnreachable {
     pub fn is_unreachable(&self) -> bool {
         (!self.v6 && self.kind == 3) || (self.v6 && self.kind == 1)
     }
+
+    /// What a destination unreachable says, in words (RFC 792, RFC 1122, RFC 1812, RFC 4443).
+    pub fn says(&self) -> &'static str {
+        match (self.v6, self.code) {
+            (false, 0) => "network unreachable",
+            (false, 1) => "host unreachable",
+            (false, 3) => "port unreachable",
+            (false, 4) => "fragmentation needed",
+            (false, 6 | 7) => "destination network or host unknown",
+            (false, 9 | 10 | 13) => "communication administratively prohibited",
+            (false, _) => "destination unreachable",
+            (true, 0) => "no route to destination",
+            (true, 1 | 5 | 6) => "communication administratively prohibited",
+            (true, 3) => "address unreachable",
+            (true, 4) => "port unreachable",
+            (true, _) => "destination unreachable",
+        }
+    }
 }
 
 /// What a frame turned out to hold.

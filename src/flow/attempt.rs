@@ -10,7 +10,8 @@ pub const MAX_SYN_FRAMES: usize = 16;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
-    /// SYN-ACK seen.
+    /// SYN-ACK seen, or (when the SYN-ACK is not in the capture) traffic after the SYN shows
+    /// the connection was answered: the client acknowledging, or the server sending.
     Answered,
     /// The server (or something on the path) answered the SYN with a reset (Zeek: REJ).
     Refused,
@@ -35,6 +36,8 @@ pub struct ConnectionAttempt {
     pub syn_ack_frame: Option<u64>,
     pub rst_frame: Option<u64>,
     pub icmp_frame: Option<u64>,
+    /// What the ICMP destination unreachable said, in words ("port unreachable").
+    pub icmp_says: Option<&'static str>,
     pub outcome: Outcome,
 }
 
@@ -51,6 +54,7 @@ impl ConnectionAttempt {
             syn_ack_frame: None,
             rst_frame: None,
             icmp_frame: None,
+            icmp_says: None,
             outcome: Outcome::NoAnswer,
         }
     }

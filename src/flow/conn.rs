@@ -336,6 +336,13 @@ pub(super) fn process<A: Consumers>(
             a.outcome = Outcome::Refused;
         }
         f.close_attempt(out);
+    } else if f.attempt_open && !syn && !rst && (ack || f.client_dir == other) {
+        // The client acknowledging, or the server sending, after the SYN: the SYN-ACK was
+        // answered but not captured (one direction missing, or a capture drop).
+        if let Some(a) = f.attempt.as_mut() {
+            a.outcome = Outcome::Answered;
+        }
+        f.close_attempt(out);
     }
     // Payload.
     if matches!(f.app, App::Pending) && seg.payload_len > 0 {

@@ -296,16 +296,17 @@ impl<A: Consumers> FlowTable<A> {
         }
     }
 
-    /// An ICMP destination unreachable about a connection attempt.
+    /// An ICMP error about a TCP connection: the connection's stream, or `None` when it names
+    /// no connection in the table.
     pub fn icmp(
         &mut self,
         frame: &Frame<'_>,
         icmp: &IcmpUnreachable,
         out: &mut Vec<FlowEvent<EventOf<A>>>,
-    ) {
+    ) -> Option<u64> {
         let (key, dir) = FlowKey::of(icmp.src, icmp.sport, icmp.dst, icmp.dport);
         let Some(Slot::Active(f)) = self.flows.get_mut(&key) else {
-            return;
+            return None;
         };
         if f.records {
             f.rec.icmp(
@@ -324,10 +325,12 @@ impl<A: Consumers> FlowTable<A> {
         if icmp.is_unreachable() && f.attempt_open && f.client_dir == dir {
             if let Some(a) = f.attempt.as_mut() {
                 a.icmp_frame = Some(frame.number);
+                a.icmp_says = Some(icmp.says());
                 a.outcome = Outcome::Unreachable;
             }
             f.close_attempt(out);
         }
+        Some(f.stream)
     }
 
     /// Finishes flows idle longer than the timeout and forgets old dormant entries. Call it
