@@ -28,3 +28,44 @@ lab_pair() {
   ip -n "$c" addr add "$p.1/24" dev eth0; ip -n "$s" addr add "$p.2/24" dev eth0
   ip -n "$c" link set eth0 up; ip -n "$s" link set eth0 up
 }
+
+# lab_image DIR: a tiny deterministic single-layer image (`lab/small`) in skopeo's dir: layout,
+# built from text and fixed timestamps, so every run pushes the same bytes.
+lab_image() {
+  local d=$1 src tmp
+  tmp=$(mktemp -d); src=$tmp/src
+  mkdir -p "$d" "$src/etc"
+  {
+    echo "capdiag sample image layer"
+    for i in $(seq 1 64); do printf 'line %02d of a small file used for registry/S3 packet captures\n' "$i"; done
+  } >"$src/etc/capdiag-sample.txt"
+  tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$src" -cf "$tmp/layer.tar" etc
+  gzip -n -9 -c "$tmp/layer.tar" >"$tmp/layer.tar.gz"
+  local diff_id layer layer_size cfg cfg_size
+  diff_id=$(sha256sum "$tmp/layer.tar" | cut -d' ' -f1)
+  layer=$(sha256sum "$tmp/layer.tar.gz" | cut -d' ' -f1)
+  layer_size=$(stat -c %s "$tmp/layer.tar.gz")
+  printf '{"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/true"]},"created":"1970-01-01T00:00:00Z","rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created":"1970-01-01T00:00:00Z","created_by":"capdiag sample"}]}' \
+    "$diff_id" >"$tmp/config.json"
+  cfg=$(sha256sum "$tmp/config.json" | cut -d' ' -f1)
+  cfg_size=$(stat -c %s "$tmp/config.json")
+  cp "$tmp/layer.tar.gz" "$d/$layer"
+  cp "$tmp/config.json" "$d/$cfg"
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":%d,"digest":"sha256:%s"},"layers":[{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":%d,"digest":"sha256:%s"}]}' \
+    "$cfg_size" "$cfg" "$layer_size" "$layer" >"$d/manifest.json"
+  printf 'Directory Transport Version: 1.1\n' >"$d/version"
+  rm -rf "$tmp"
+}
+
+# lab_capture_start NS IFACE FILTER OUT LOG: tcpdump in namespace NS, once it listens (its pid
+# in $LAB_TCPDUMP); lab_capture_stop LOG: stops it half a second later.
+lab_capture_start() {
+  ip netns exec "$1" tcpdump -i "$2" -s 0 -B 65536 -U --immediate-mode -w "$4" "$3" 2>"$5" &
+  LAB_TCPDUMP=$!
+  for _ in $(seq 50); do grep -q "listening on" "$5" && break; sleep 0.1; done
+}
+lab_capture_stop() {
+  sleep 0.5
+  kill -INT "$LAB_TCPDUMP"; wait "$LAB_TCPDUMP" 2>/dev/null || true
+  cat "$1" >&2
+}

@@ -476,3 +476,93 @@ fn ctrl_c_stops_an_idle_watch_at_once() {
         "stopped after {worst:?}"
     );
 }
+
+/// Waits up to `limit` for the first finding line on `rx`; the finding and when it came.
+fn next_finding(rx: &mpsc::Receiver<String>, limit: Duration) -> Option<(Value, Duration)> {
+    let from = Instant::now();
+    while from.elapsed() < limit {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(50)) {
+            let v: Value = serde_json::from_str(&l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            if v["type"] == "finding" {
+                return Some((v, from.elapsed()));
+            }
+        }
+    }
+    None
+}
+
+/// A refused connection (nothing listens on port 81) and an unanswered one (10.79.1.5 is
+/// routed into a namespace that drops it) are reported live within seconds, and the file the
+/// watch wrote gives the same findings.
+#[test]
+#[ignore = "needs root, iproute2, nginx and curl; run by .ci/run"]
+fn connection_failures_are_reported_live_within_seconds() {
+    assert!(
+        is_root(),
+        "this test must run as root (it creates network namespaces)"
+    );
+    let lab = Lab::new();
+    let pcap = lab.dir.join("connect.pcap");
+    let Watch {
+        child: mut watch,
+        lines: rx,
+        reader,
+    } = Watch::start(
+        &lab,
+        &[
+            "-i".as_ref(),
+            "eth0".as_ref(),
+            "--format".as_ref(),
+            "ndjson".as_ref(),
+            "-w".as_ref(),
+            pcap.as_os_str(),
+        ],
+    );
+    // Refused: conclusive at the reset; reported when the 2 s for retries to join are over.
+    lab.curl(&["http://10.79.0.2:81/v2/"]);
+    let (refused, after) = next_finding(&rx, Duration::from_secs(8)).expect("refused finding");
+    eprintln!("refused: {:.2} s after the reset", after.as_secs_f64());
+    assert_eq!(refused["rule"], "tcp-connect-refused", "{refused}");
+    assert!(after < Duration::from_millis(3500), "{after:?}");
+    // Unanswered: SYNs 1 s apart (a new namespace's `tcp_syn_linear_timeouts`), conclusive 1 s
+    // after the third (3 s), reported 2 s later.
+    let mut curl = Command::new("ip")
+        .args(["netns", "exec", &lab.client, "curl", "-s"])
+        .args(["--connect-timeout", "7", "http://10.79.1.5/v2/"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("curl");
+    let (unanswered, after) =
+        next_finding(&rx, Duration::from_secs(12)).expect("unanswered finding");
+    eprintln!(
+        "unanswered: {:.2} s after the first SYN",
+        after.as_secs_f64()
+    );
+    assert_eq!(unanswered["rule"], "tcp-connect-unanswered", "{unanswered}");
+    assert!(after < Duration::from_millis(6500), "{after:?}");
+    let _ = curl.wait();
+    sh(&["kill", "-INT", &watch.id().to_string()]);
+    let _ = watch.wait().expect("wait");
+    let _ = reader.join();
+    let o = Command::new(env!("CARGO_BIN_EXE_capdiag"))
+        .args(["analyze", "--format", "json"])
+        .arg(&pcap)
+        .output()
+        .expect("analyze");
+    let offline: Value = serde_json::from_slice(&o.stdout).expect("analyze JSON");
+    let key = |v: &Value| {
+        (
+            v["rule"].to_string(),
+            v["key_frame"].as_u64(),
+            v["frames"].clone(),
+        )
+    };
+    let offline: Vec<_> = offline["findings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(key)
+        .collect();
+    assert_eq!(offline, [key(&refused), key(&unanswered)]);
+}

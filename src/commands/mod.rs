@@ -154,7 +154,7 @@ pub struct RulesRun {
     pub engine: Engine,
     /// Rule-state items dropped because a table was full.
     pub state_dropped: u64,
-    /// Findings suppressed as repeats.
+    /// Findings suppressed: repeats, and connection failures explained otherwise.
     pub suppressed: u64,
 }
 
@@ -168,7 +168,7 @@ pub fn rules_summary(state_dropped: u64, suppressed: u64) -> String {
     }
     if suppressed > 0 {
         text.push_str(&format!(
-            "  rules: {suppressed} repeated findings suppressed (the same problem again within the rule's interval)\n"
+            "  rules: {suppressed} findings suppressed (the same problem again within the rule's interval, or a connection failure that another finding explains, a fallback to another address or a port scan)\n"
         ));
     }
     text

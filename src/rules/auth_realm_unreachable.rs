@@ -3,11 +3,12 @@
 //! answered by a reset or an ICMP unreachable, or it connects but the token request is never
 //! answered.
 
-use super::kit::{Bounded, Url, exchange_evidence, is_internal, request_line, secs};
+use super::kit::referral::{Referral, Referrals, failure_words};
+use super::kit::{Url, exchange_evidence, is_internal, realm_of, request_line, secs};
 use super::{Rule, RuleInfo};
 use crate::capture::TimestampNs;
 use crate::finding::{Evidence, Finding, FindingDraft, Severity};
-use crate::flow::{ConnectionAttempt, Outcome};
+use crate::flow::ConnectionAttempt;
 use crate::http::Exchange;
 use crate::text::lossless;
 use std::net::{IpAddr, SocketAddr};
@@ -18,60 +19,19 @@ pub static INFO: RuleInfo = RuleInfo {
     title: "The token realm named in a 401 cannot be reached by the client",
     doc: include_str!("../../docs/rules/auth-realm-unreachable.md"),
     suppress_for_ns: None,
+    explained_by_others: false,
 };
 
 /// A token request counts as never answered when its connection ended (or the capture did)
 /// this long after it with no response, and no server bytes were missing from the capture.
 const NO_ANSWER_NS: TimestampNs = 5_000_000_000;
-/// A 401 is followed by the client's connection to its realm within this time.
-const FOLLOW_NS: TimestampNs = 120_000_000_000;
-/// Unanswered SYNs are conclusive this long after the first one (two or more SYNs sent): past
-/// the first retransmission (1 s), clear of the second (3 s) so that a live watch and a later
-/// analysis of its file see the same SYNs.
-const SYN_WAIT_NS: TimestampNs = 2_500_000_000;
 
-#[derive(Debug)]
-struct Challenge {
-    ex: Exchange,
-    client: IpAddr,
-    realm: String,
-    url: Url,
-    /// The realm's address when the realm names an IP address.
-    target: Option<SocketAddr>,
-    ts: TimestampNs,
-    reported: bool,
-    reached: bool,
-    /// An unanswered attempt being watched.
-    pending: Option<ConnectionAttempt>,
-}
+/// A 401's realm (the referral's data: the realm as the header gave it).
+type Challenge = Referral<String>;
 
 #[derive(Default)]
 pub struct AuthRealmUnreachable {
-    challenges: Bounded<Challenge>,
-}
-
-/// The realm of a `WWW-Authenticate: Bearer realm="...",...` (or Basic) header.
-pub fn realm_of(value: &str) -> Option<String> {
-    let lower = value.to_ascii_lowercase();
-    let at = lower.find("realm=")? + 6;
-    let rest = value.get(at..)?.trim_start();
-    let realm = match rest.strip_prefix('"') {
-        Some(q) => q.split('"').next()?,
-        None => rest.split([',', ' ']).next()?,
-    };
-    (!realm.is_empty()).then(|| realm.to_string())
-}
-
-fn matches(c: &Challenge, a: &ConnectionAttempt) -> bool {
-    let ts = a.first_syn_ts;
-    a.client.ip() == c.client
-        && ts.saturating_add(1_000_000_000) >= c.ts
-        && ts <= c.ts.saturating_add(FOLLOW_NS)
-        && match c.target {
-            Some(t) => a.server == t,
-            // A realm given by name: any connection to its port that is not to the registry.
-            None => a.server.port() == c.url.port && a.server != c.ex.server,
-        }
+    challenges: Referrals<String>,
 }
 
 /// Why the realm's address itself is suspect, when it is.
@@ -132,7 +92,7 @@ impl AuthRealmUnreachable {
                 .map(|m| request_line(m, 80))
                 .unwrap_or_default(),
             c.client,
-            c.realm,
+            c.data,
             a.server,
         );
         if let Some(note) = address_note(a.server.ip(), c.ex.server) {
@@ -145,7 +105,7 @@ impl AuthRealmUnreachable {
              Otherwise make {} reachable from {} (routes, firewall, DNS). Verify from the client: `curl -v {}` must connect and answer.",
             c.url.authority(),
             c.client,
-            crate::text::shell_quote(&c.realm)
+            crate::text::shell_quote(&c.data)
         );
         out.push(
             FindingDraft {
@@ -166,15 +126,6 @@ impl AuthRealmUnreachable {
             .build(),
         );
     }
-
-    fn report_no_answer(c: &mut Challenge, a: &ConnectionAttempt, out: &mut Vec<Finding>) {
-        let how = format!(
-            "{} SYNs over {:.1} s, no SYN-ACK, no reset",
-            a.syn_count,
-            a.last_syn_ts.saturating_sub(a.first_syn_ts) as f64 / 1e9
-        );
-        Self::report(c, a, &how, out);
-    }
 }
 
 impl Rule for AuthRealmUnreachable {
@@ -189,17 +140,8 @@ impl Rule for AuthRealmUnreachable {
             for c in self
                 .challenges
                 .iter_mut()
-                .filter(|c| !c.reported && c.client == ex.client.ip())
+                .filter(|c| c.open() && c.is_request_to(ex))
             {
-                let to_realm = match c.target {
-                    Some(t) => ex.server == t,
-                    None => req
-                        .header_str("host")
-                        .is_some_and(|h| h.eq_ignore_ascii_case(&c.url.authority())),
-                };
-                if !to_realm {
-                    continue;
-                }
                 if ex.response.is_some() {
                     c.reached = true;
                 } else if req.first_ts >= c.ts
@@ -256,103 +198,35 @@ impl Rule for AuthRealmUnreachable {
         if self
             .challenges
             .iter()
-            .any(|c| c.client == client && c.realm == realm)
+            .any(|c| c.client == client && c.data == realm)
         {
             return;
         }
-        let target = url
-            .host
-            .parse::<IpAddr>()
-            .ok()
-            .map(|ip| SocketAddr::new(ip, url.port));
-        self.challenges.push(Challenge {
-            ex: ex.clone(),
-            client,
-            realm,
-            url,
-            target,
-            ts: resp.end_ts,
-            reported: false,
-            reached: false,
-            pending: None,
-        });
+        self.challenges
+            .push(Referral::new(ex, url, resp.end_ts, realm));
     }
 
     fn on_attempt_progress(&mut self, a: &ConnectionAttempt, _out: &mut Vec<Finding>) {
-        for c in self
-            .challenges
-            .iter_mut()
-            .filter(|c| !c.reported && !c.reached)
-        {
-            if matches(c, a) {
-                c.pending = Some(a.clone());
-            }
-        }
+        self.challenges.on_attempt_progress(a);
     }
 
     fn on_attempt(&mut self, a: &ConnectionAttempt, out: &mut Vec<Finding>) {
-        for c in self
-            .challenges
-            .iter_mut()
-            .filter(|c| !c.reported && !c.reached)
-        {
-            if !matches(c, a) {
-                continue;
-            }
-            c.pending = None;
-            match a.outcome {
-                Outcome::Answered => c.reached = true,
-                Outcome::Refused => Self::report(c, a, "its SYN was answered by a reset", out),
-                Outcome::Unreachable => {
-                    Self::report(c, a, "an ICMP destination-unreachable came back", out)
-                }
-                Outcome::NoAnswer if a.syn_count >= 2 => Self::report_no_answer(c, a, out),
-                Outcome::NoAnswer => {}
-            }
-        }
+        self.challenges
+            .on_attempt(a, |c, a| Self::report(c, a, &failure_words(a), out));
     }
 
     fn next_deadline(&self) -> Option<TimestampNs> {
-        let pending = self.challenges.iter().filter_map(|c| {
-            c.pending
-                .as_ref()
-                .map(|a| a.first_syn_ts.saturating_add(SYN_WAIT_NS))
-        });
-        let expiry = self
-            .challenges
-            .iter()
-            .map(|c| c.ts.saturating_add(FOLLOW_NS));
-        pending.chain(expiry).min()
+        self.challenges.next_deadline()
     }
 
     fn on_tick(&mut self, now: TimestampNs, out: &mut Vec<Finding>) {
-        for c in self.challenges.iter_mut() {
-            if c.reported || c.reached {
-                continue;
-            }
-            if let Some(a) = c.pending.take() {
-                if now >= a.first_syn_ts.saturating_add(SYN_WAIT_NS) && a.syn_count >= 2 {
-                    Self::report_no_answer(c, &a, out);
-                } else {
-                    c.pending = Some(a);
-                }
-            }
-        }
-        self.challenges.retain(|c| {
-            c.pending.is_some()
-                || (!c.reported && !c.reached && now < c.ts.saturating_add(FOLLOW_NS))
-        });
+        self.challenges
+            .on_tick(now, |c, a| Self::report(c, a, &failure_words(a), out));
     }
 
     fn finish(&mut self, out: &mut Vec<Finding>) {
-        for c in self.challenges.iter_mut() {
-            if let Some(a) = c.pending.take() {
-                if !c.reported && !c.reached && a.syn_count >= 2 {
-                    Self::report_no_answer(c, &a, out);
-                }
-            }
-        }
-        self.challenges.clear();
+        self.challenges
+            .finish(|c, a| Self::report(c, a, &failure_words(a), out));
     }
 
     fn state_dropped(&self) -> u64 {
@@ -361,27 +235,9 @@ impl Rule for AuthRealmUnreachable {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::realm_of;
-
-    #[test]
-    fn realms() {
-        assert_eq!(
-            realm_of(r#"Bearer realm="http://10.77.0.60/token",service="capdiag-registry""#)
-                .as_deref(),
-            Some("http://10.77.0.60/token")
-        );
-        assert_eq!(
-            realm_of(r#"Basic realm="Registry""#).as_deref(),
-            Some("Registry")
-        );
-        assert_eq!(realm_of("Bearer service=x"), None);
-    }
-}
-
-#[cfg(test)]
 mod cause_tests {
     use super::*;
+    use crate::flow::Outcome;
     use crate::rules::testing::exchange;
 
     fn challenge(r: &mut AuthRealmUnreachable, realm: &str, out: &mut Vec<Finding>) {

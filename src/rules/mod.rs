@@ -13,6 +13,9 @@ pub mod rate_limited;
 pub mod registry_api_version_missing;
 pub mod s3;
 pub mod s3_error_not_xml;
+pub mod tcp_connect_refused;
+pub mod tcp_connect_unanswered;
+pub mod upload_location_unreachable;
 
 use crate::capture::TimestampNs;
 use crate::engine::{Event, Sink};
@@ -69,6 +72,11 @@ pub struct RuleInfo {
     /// before (capture time) is suppressed and counted, as Zeek's `$suppress_for`: a client
     /// retrying the same refused request makes one finding, not one per retry.
     pub suppress_for_ns: Option<TimestampNs>,
+    /// A finding of this rule whose key frame is already evidence of another rule's finding is
+    /// dropped (and counted with the suppressed): a connection failure that a rule about its
+    /// cause (an unreachable token realm or upload URL) has explained is not reported twice.
+    /// Such a rule reports no earlier than the rules that explain.
+    pub explained_by_others: bool,
 }
 
 /// A rule in the registry: what it is, and how to make a fresh one.
@@ -93,6 +101,10 @@ pub static RULES: &[Entry] = &[
         new: || Box::new(auth_realm_unreachable::AuthRealmUnreachable::default()),
     },
     Entry {
+        info: &upload_location_unreachable::INFO,
+        new: || Box::new(upload_location_unreachable::UploadLocationUnreachable::default()),
+    },
+    Entry {
         info: &proxy_body_too_large::INFO,
         new: || Box::new(proxy_body_too_large::ProxyBodyTooLarge),
     },
@@ -107,6 +119,14 @@ pub static RULES: &[Entry] = &[
     Entry {
         info: &registry_api_version_missing::INFO,
         new: || Box::new(registry_api_version_missing::RegistryApiVersionMissing::default()),
+    },
+    Entry {
+        info: &tcp_connect_refused::INFO,
+        new: || Box::new(tcp_connect_refused::TcpConnectRefused::default()),
+    },
+    Entry {
+        info: &tcp_connect_unanswered::INFO,
+        new: || Box::new(tcp_connect_unanswered::TcpConnectUnanswered::default()),
     },
 ];
 
@@ -133,6 +153,8 @@ pub struct RuleSet<'a> {
     /// Findings reported with an identifier: rule, identifier, capture time (seconds).
     reported: kit::Bounded<(&'static str, String, f64)>,
     suppressed: u64,
+    /// Evidence frames of the findings reported by rules that explain others.
+    explaining: kit::Bounded<Vec<u64>>,
     next_deadline: Option<TimestampNs>,
     on_finding: &'a mut dyn FnMut(Finding),
 }
@@ -144,6 +166,7 @@ impl<'a> RuleSet<'a> {
             findings: Vec::new(),
             reported: kit::Bounded::default(),
             suppressed: 0,
+            explaining: kit::Bounded::default(),
             next_deadline: None,
             on_finding,
         }
@@ -154,7 +177,7 @@ impl<'a> RuleSet<'a> {
             let mut found = std::mem::take(&mut self.findings);
             found.sort_by_key(|f| f.key_frame);
             for f in found {
-                if self.repeats(&f) {
+                if self.explained(&f) || self.repeats(&f) {
                     self.suppressed += 1;
                     continue;
                 }
@@ -162,6 +185,27 @@ impl<'a> RuleSet<'a> {
             }
         }
         self.next_deadline = self.rules.iter().filter_map(|r| r.next_deadline()).min();
+    }
+
+    /// Whether `f` is of a rule [`RuleInfo::explained_by_others`] and another rule's finding
+    /// already has its key frame as evidence; the evidence of a finding of any other rule is
+    /// remembered.
+    fn explained(&mut self, f: &Finding) -> bool {
+        let yields = self
+            .rules
+            .iter()
+            .find(|r| r.info().id == f.rule)
+            .is_some_and(|r| r.info().explained_by_others);
+        if yields {
+            self.explaining
+                .iter()
+                .any(|frames| frames.binary_search(&f.key_frame).is_ok())
+        } else {
+            if self.rules.iter().any(|r| r.info().explained_by_others) {
+                self.explaining.push(f.frames.clone());
+            }
+            false
+        }
     }
 
     /// Whether `f` repeats a finding of its rule with the same identifier within the rule's
@@ -196,7 +240,8 @@ impl<'a> RuleSet<'a> {
         }
     }
 
-    /// Findings suppressed as repeats ([`RuleInfo::suppress_for_ns`]).
+    /// Findings suppressed: repeats ([`RuleInfo::suppress_for_ns`]) and findings another
+    /// explained ([`RuleInfo::explained_by_others`]).
     pub fn suppressed(&self) -> u64 {
         self.suppressed + self.rules.iter().map(|r| r.suppressed()).sum::<u64>()
     }
@@ -284,6 +329,7 @@ mod tests {
         title: "test",
         doc: "",
         suppress_for_ns: Some(60_000_000_000),
+        explained_by_others: false,
     };
 
     /// Makes, on each exchange, one finding about `identifier`, at the exchange's time.

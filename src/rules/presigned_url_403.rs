@@ -21,6 +21,7 @@ pub static INFO: RuleInfo = RuleInfo {
     title: "Request to a presigned S3 URL from a registry redirect is refused (403)",
     doc: include_str!("../../docs/rules/presigned-url-403.md"),
     suppress_for_ns: None,
+    explained_by_others: false,
 };
 
 /// After the first refusal, further legs of the same follow-up (a proxy relaying it) are

@@ -19,6 +19,7 @@ pub static INFO: RuleInfo = RuleInfo {
     title: "A request body refused with 413 by a proxy hop (body size limit)",
     doc: include_str!("../../docs/rules/proxy-body-too-large.md"),
     suppress_for_ns: Some(60_000_000_000),
+    explained_by_others: false,
 };
 
 #[derive(Default)]

@@ -24,6 +24,7 @@ pub static INFO: RuleInfo = RuleInfo {
     title: "A registry API request answered with a proxy's error page (not the registry's JSON)",
     doc: include_str!("../../docs/rules/proxy-error-page.md"),
     suppress_for_ns: Some(60_000_000_000),
+    explained_by_others: false,
 };
 
 /// A failing proxy answers every request of every client the same way: the (client, server,

@@ -17,6 +17,7 @@ pub static INFO: RuleInfo = RuleInfo {
     title: "Requests refused with 429 Too Many Requests (a rate limit)",
     doc: include_str!("../../docs/rules/rate-limited.md"),
     suppress_for_ns: Some(60_000_000_000),
+    explained_by_others: false,
 };
 
 #[derive(Default)]

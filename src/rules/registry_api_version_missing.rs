@@ -17,6 +17,7 @@ pub static INFO: RuleInfo = RuleInfo {
     title: "The registry's /v2/ check answered without Docker-Distribution-Api-Version",
     doc: include_str!("../../docs/rules/registry-api-version-missing.md"),
     suppress_for_ns: Some(60_000_000_000),
+    explained_by_others: false,
 };
 
 /// Every registry client pings `/v2/` before its requests, so a proxy that drops the header

@@ -23,6 +23,7 @@ pub static INFO: RuleInfo = RuleInfo {
     title: "S3 error answered with a non-XML body (HTML from a gateway)",
     doc: include_str!("../../docs/rules/s3-error-not-xml.md"),
     suppress_for_ns: None,
+    explained_by_others: false,
 };
 
 /// Retries are grouped, and the registry's 5xx awaited, this long after the last error.

@@ -1,15 +1,20 @@
 //! What rules share, so that a rule file holds only its own logic: bounded tables, evidence
 //! builders, deadline queues, bodies, URLs, time and address classes.
 
+pub mod attempts;
+pub mod auth;
 pub mod body;
 pub mod bounded;
 pub mod evidence;
 pub mod net;
+pub mod referral;
 pub mod repeats;
 pub mod time;
 pub mod url;
 pub mod waiting;
 
+pub use attempts::{AttemptGroups, Group, Named, Names};
+pub use auth::{auth_param, realm_of};
 pub use body::{body_of, html_title, looks_like_html};
 pub use bounded::Bounded;
 pub use evidence::{exchange_evidence, request_line, secs};

@@ -1,0 +1,366 @@
+//! Failed connection attempts, grouped per client and service (a client's parallel or
+//! immediate retries make one finding), and what the capture says the client was trying to
+//! reach at an address (a `Host` it sent there before, a `Location` or realm that named it).
+
+use super::bounded::Bounded;
+use super::repeats::Repeats;
+use super::url::Url;
+use super::waiting::Waiting;
+use crate::capture::TimestampNs;
+use crate::finding::Evidence;
+use crate::flow::ConnectionAttempt;
+use crate::http::Exchange;
+use crate::text::lossless;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+/// Attempts of one group kept for evidence (the count goes on).
+pub const MAX_GROUP_ATTEMPTS: usize = 8;
+/// A group stays open this long after its first failure, for parallel attempts and immediate
+/// retries to join it.
+pub const COLLECT_NS: TimestampNs = 2_000_000_000;
+
+/// Failed attempts of one client to one service.
+#[derive(Debug)]
+pub struct Group {
+    pub client: IpAddr,
+    pub server: SocketAddr,
+    /// The attempts, at most [`MAX_GROUP_ATTEMPTS`].
+    pub attempts: Vec<ConnectionAttempt>,
+    /// Attempts in the group (may exceed `attempts.len()`).
+    pub count: u32,
+    /// When the first attempt failed (capture time).
+    pub failed_ts: TimestampNs,
+}
+
+impl Group {
+    pub fn first(&self) -> Option<&ConnectionAttempt> {
+        self.attempts.first()
+    }
+
+    /// SYNs sent over all attempts kept.
+    pub fn syns(&self) -> u32 {
+        self.attempts.iter().map(|a| a.syn_count).sum()
+    }
+
+    /// Every SYN, reset and ICMP frame of the attempts kept, with what each is.
+    pub fn evidence(&self, target: &str) -> Vec<Evidence> {
+        let mut v = Vec::new();
+        for (n, a) in self.attempts.iter().enumerate() {
+            for (i, f) in a.syn_frames.iter().enumerate() {
+                let what = match (i, n) {
+                    (0, 0) => format!("SYN to {target} {} from {}", a.server, a.client),
+                    (0, _) => format!("SYN again, attempt #{} (port {})", n + 1, a.client.port()),
+                    _ => format!("SYN retransmitted (#{})", i + 1),
+                };
+                v.push(Evidence {
+                    frame: *f,
+                    stream: Some(a.stream),
+                    what,
+                });
+            }
+            if let Some(f) = a.rst_frame {
+                v.push(Evidence {
+                    frame: f,
+                    stream: Some(a.stream),
+                    what: format!("reset from {}: nothing accepts the connection", a.server),
+                });
+            }
+            if let Some(f) = a.icmp_frame {
+                v.push(Evidence {
+                    frame: f,
+                    stream: Some(a.stream),
+                    what: "ICMP destination unreachable".to_string(),
+                });
+            }
+        }
+        v
+    }
+}
+
+/// Recent attempts remembered, answered or not: a sliding window (older ones age out by design,
+/// they are not state lost).
+pub const RECENT_ATTEMPTS: usize = 256;
+/// A client that tried this many ports of one host within [`SCAN_WINDOW_NS`] is probing it (a
+/// port scan, a service discovery), not failing to reach a service.
+pub const SCAN_PORTS: usize = 3;
+pub const SCAN_WINDOW_NS: TimestampNs = 60_000_000_000;
+
+/// An attempt as remembered in the recent window.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    client: IpAddr,
+    server: SocketAddr,
+    ts: TimestampNs,
+    answered: bool,
+}
+
+/// Groups of failed attempts waiting for their collection time to end; a group that repeats a
+/// reported one within the rule's interval is counted instead, and so is a group that is not a
+/// failure to reach a service: a fallback (the same client then connected to the same port at
+/// another address, as a dual-stack client does after `localhost` resolves to `::1` first) or a
+/// port scan ([`SCAN_PORTS`] ports of one host tried).
+#[derive(Debug)]
+pub struct AttemptGroups {
+    open: Waiting<Group>,
+    repeats: Repeats<(IpAddr, SocketAddr)>,
+    recent: std::collections::VecDeque<Seen>,
+    /// Streams whose attempt is already in a group (an attempt concluded early is not added
+    /// again when its flow ends), the latest [`RECENT_ATTEMPTS`].
+    added: std::collections::VecDeque<u64>,
+    /// Groups left unreported as a fallback or a scan.
+    pub not_failures: u64,
+}
+
+impl AttemptGroups {
+    /// Groups whose repeats within `window` (a rule's `suppress_for_ns`) are counted.
+    pub fn new(window: Option<TimestampNs>) -> AttemptGroups {
+        AttemptGroups {
+            open: Waiting::new(|g| g.failed_ts.saturating_add(COLLECT_NS)),
+            repeats: Repeats::new(window),
+            recent: std::collections::VecDeque::new(),
+            added: std::collections::VecDeque::new(),
+            not_failures: 0,
+        }
+    }
+
+    /// Every resolved attempt, answered or not, passes here (fallbacks and scans are told by
+    /// them).
+    pub fn seen(&mut self, a: &ConnectionAttempt) {
+        if self.recent.len() >= RECENT_ATTEMPTS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(Seen {
+            client: a.client.ip(),
+            server: a.server,
+            ts: a.first_syn_ts,
+            answered: a.outcome == crate::flow::Outcome::Answered,
+        });
+    }
+
+    /// Whether `g` is a failure to reach a service, not a fallback or a scan.
+    fn is_failure(&self, g: &Group) -> bool {
+        let fallback = self.recent.iter().any(|s| {
+            s.answered
+                && s.ts >= g.failed_ts.saturating_sub(COLLECT_NS)
+                && s.server.port() == g.server.port()
+                && s.server.ip() != g.server.ip()
+                && (s.client == g.client || s.client.is_ipv4() != g.client.is_ipv4())
+        });
+        let mut ports: Vec<u16> = self
+            .recent
+            .iter()
+            .filter(|s| {
+                s.client == g.client
+                    && s.server.ip() == g.server.ip()
+                    && s.ts.abs_diff(g.failed_ts) <= SCAN_WINDOW_NS as u64
+            })
+            .map(|s| s.server.port())
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        !fallback && ports.len() < SCAN_PORTS
+    }
+
+    fn failures(&mut self, groups: Vec<Group>) -> Vec<Group> {
+        let (keep, drop): (Vec<Group>, Vec<Group>) =
+            groups.into_iter().partition(|g| self.is_failure(g));
+        self.not_failures += drop.len() as u64;
+        keep
+    }
+
+    /// `a` failed at `now`: it joins its open group, or opens one, or is a counted repeat.
+    /// A group pushed out of a full table is given back, to be reported at once.
+    pub fn add(&mut self, a: &ConnectionAttempt, now: TimestampNs) -> Option<Group> {
+        if self.added.contains(&a.stream) {
+            return None;
+        }
+        if self.added.len() >= RECENT_ATTEMPTS {
+            self.added.pop_front();
+        }
+        self.added.push_back(a.stream);
+        let key = (a.client.ip(), a.server);
+        if let Some(g) = self.open.iter_mut().find(|g| (g.client, g.server) == key) {
+            g.count = g.count.saturating_add(1);
+            if g.attempts.len() < MAX_GROUP_ATTEMPTS {
+                g.attempts.push(a.clone());
+            }
+            return None;
+        }
+        if self.repeats.repeats(&key, now) {
+            return None;
+        }
+        self.repeats.report(key, now);
+        let evicted = self.open.push(Group {
+            client: key.0,
+            server: key.1,
+            attempts: vec![a.clone()],
+            count: 1,
+            failed_ts: now,
+        })?;
+        self.failures(vec![evicted]).pop()
+    }
+
+    pub fn next_deadline(&self) -> Option<TimestampNs> {
+        self.open.next()
+    }
+
+    /// Groups whose collection time is over (failures only).
+    pub fn take_due(&mut self, now: TimestampNs) -> Vec<Group> {
+        let due = self.open.take_due(now);
+        self.failures(due)
+    }
+
+    /// Every open group (the end of the input; failures only).
+    pub fn drain(&mut self) -> Vec<Group> {
+        let all = self.open.drain();
+        self.failures(all)
+    }
+
+    /// Repeats, fallbacks and scans counted, not reported.
+    pub fn repeats(&self) -> u64 {
+        self.repeats.count + self.not_failures
+    }
+
+    /// Groups and reports dropped because a table was full.
+    pub fn dropped(&self) -> u64 {
+        self.open.dropped() + self.repeats.dropped()
+    }
+}
+
+/// A name for an address, and the frame that gives it.
+#[derive(Debug)]
+pub struct Named {
+    /// "`registry.example:5000` (the Host of frame 4)", "`http://10.0.0.2:5000/v2/...` (the
+    /// Location in the 202 answer of frame 7)".
+    pub what: String,
+    pub frame: u64,
+    /// Named by a URL an answer gave (Location, realm), not by the client's own `Host`.
+    pub from_url: bool,
+}
+
+/// What the capture says a client was trying to reach at an address, and the frame that says
+/// it: the `Host` of an earlier request to it, or a `Location` or token realm whose URL names
+/// it. At most [`crate::rules::MAX_RULE_STATE`] addresses; the first word on an address stays.
+#[derive(Debug, Default)]
+pub struct Names {
+    names: HashMap<SocketAddr, Named>,
+    order: Bounded<SocketAddr>,
+}
+
+impl Names {
+    /// Learns from one exchange.
+    pub fn learn(&mut self, ex: &Exchange) {
+        if !self.names.contains_key(&ex.server)
+            && let Some(req) = &ex.request
+            && let Some(host) = req.header("host")
+        {
+            let host = lossless(host);
+            // A Host that is the address itself says nothing more.
+            if host.parse::<SocketAddr>().is_err() && host.parse::<IpAddr>().is_err() {
+                self.insert(
+                    ex.server,
+                    Named {
+                        what: format!("`{host}` (the Host of frame {})", req.frame),
+                        frame: req.frame,
+                        from_url: false,
+                    },
+                );
+            }
+        }
+        let Some(resp) = &ex.response else {
+            return;
+        };
+        let (header, what) = match resp.status() {
+            Some(201 | 202 | 300..=399) => ("location", "the Location"),
+            Some(401) => ("www-authenticate", "the realm"),
+            _ => return,
+        };
+        let Some(value) = resp.header(header) else {
+            return;
+        };
+        let value = lossless(value);
+        let url = if header == "location" {
+            Url::parse(&value)
+        } else {
+            super::auth::realm_of(&value).and_then(|r| Url::parse(&r))
+        };
+        let Some(url) = url else {
+            return;
+        };
+        if let Ok(ip) = url.host.parse::<IpAddr>() {
+            let at = SocketAddr::new(ip, url.port);
+            if !self.names.contains_key(&at) {
+                let full = format!("{}://{}{}", url.scheme, url.authority(), url.path());
+                self.insert(
+                    at,
+                    Named {
+                        what: format!(
+                            "`{}` ({what} in the {} answer of frame {})",
+                            crate::text::shorten(&full, 100),
+                            resp.status().unwrap_or(0),
+                            resp.frame
+                        ),
+                        frame: resp.frame,
+                        from_url: true,
+                    },
+                );
+            }
+        }
+    }
+
+    fn insert(&mut self, at: SocketAddr, named: Named) {
+        if let Some(old) = self.order.push(at) {
+            self.names.remove(&old);
+        }
+        self.names.insert(at, named);
+    }
+
+    /// What the client was trying to reach at `at`, when a frame before `before` says.
+    pub fn of(&self, at: SocketAddr, before: u64) -> Option<&Named> {
+        self.names.get(&at).filter(|n| n.frame < before)
+    }
+
+    /// Addresses forgotten because the table was full.
+    pub fn dropped(&self) -> u64 {
+        self.order.dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::Outcome;
+
+    fn attempt(stream: u64, port: u16, frame: u64) -> ConnectionAttempt {
+        let mut a = ConnectionAttempt::new(
+            stream,
+            SocketAddr::from(([10, 0, 0, 1], port)),
+            SocketAddr::from(([10, 0, 0, 2], 5000)),
+            frame,
+            0,
+        );
+        a.rst_frame = Some(frame + 1);
+        a.outcome = Outcome::Refused;
+        a
+    }
+
+    #[test]
+    fn attempts_within_the_collection_time_make_one_group_and_later_ones_are_repeats() {
+        let mut g = AttemptGroups::new(Some(60_000_000_000));
+        assert!(g.add(&attempt(0, 40000, 1), 0).is_none());
+        assert!(g.add(&attempt(1, 40001, 3), 1_000_000_000).is_none());
+        assert_eq!(g.next_deadline(), Some(COLLECT_NS));
+        assert!(g.take_due(COLLECT_NS - 1).is_empty());
+        let due = g.take_due(COLLECT_NS);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].count, 2);
+        let frames: Vec<u64> = due[0].evidence("x").iter().map(|e| e.frame).collect();
+        assert_eq!(frames, [1, 2, 3, 4]);
+        assert!(g.add(&attempt(2, 40002, 5), 10_000_000_000).is_none());
+        assert_eq!(g.repeats(), 1);
+        assert!(g.drain().is_empty());
+        g.add(&attempt(3, 40003, 7), 70_000_000_000);
+        assert_eq!(g.drain().len(), 1);
+    }
+}
