@@ -11,7 +11,7 @@ use crate::finding::Evidence;
 use crate::flow::ConnectionAttempt;
 use crate::http::Exchange;
 use crate::text::lossless;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::net::{IpAddr, SocketAddr};
 
 /// Attempts of one group kept for evidence (the count goes on).
@@ -244,30 +244,34 @@ pub struct Named {
 /// it. At most [`crate::rules::MAX_RULE_STATE`] addresses; the first word on an address stays.
 #[derive(Debug, Default)]
 pub struct Names {
-    names: HashMap<SocketAddr, Named>,
+    /// Every server address seen, with its name when the capture gives one.
+    names: FxHashMap<SocketAddr, Option<Named>>,
     order: Bounded<SocketAddr>,
+    /// The last Location or challenge read.
+    last_value: Vec<u8>,
+    /// The server of the last exchange (most follow one to the same server).
+    last_server: Option<SocketAddr>,
 }
 
 impl Names {
     /// Learns from one exchange.
     pub fn learn(&mut self, ex: &Exchange) {
-        if !self.names.contains_key(&ex.server)
-            && let Some(req) = &ex.request
-            && let Some(host) = req.header("host")
-        {
-            let host = lossless(host);
-            // A Host that is the address itself says nothing more.
-            if host.parse::<SocketAddr>().is_err() && host.parse::<IpAddr>().is_err() {
-                self.insert(
-                    ex.server,
-                    Named {
+        // One lookup per exchange: every server address gets an entry on its first exchange
+        // (none when its Host is the address itself, which says nothing more).
+        if self.last_server != Some(ex.server) && !self.names.contains_key(&ex.server) {
+            let named = ex.request.as_ref().and_then(|req| {
+                let host = lossless(req.header("host")?);
+                (host.parse::<SocketAddr>().is_err() && host.parse::<IpAddr>().is_err()).then(
+                    || Named {
                         what: format!("`{host}` (the Host of frame {})", req.frame),
                         frame: req.frame,
                         from_url: false,
                     },
-                );
-            }
+                )
+            });
+            self.insert(ex.server, named);
         }
+        self.last_server = Some(ex.server);
         let Some(resp) = &ex.response else {
             return;
         };
@@ -279,6 +283,12 @@ impl Names {
         let Some(value) = resp.header(header) else {
             return;
         };
+        // A client asked again gets the same challenge or redirect: read once.
+        if value == self.last_value.as_slice() {
+            return;
+        }
+        self.last_value.clear();
+        self.last_value.extend_from_slice(value);
         let value = lossless(value);
         let url = if header == "location" {
             Url::parse(&value)
@@ -290,11 +300,11 @@ impl Names {
         };
         if let Ok(ip) = url.host.parse::<IpAddr>() {
             let at = SocketAddr::new(ip, url.port);
-            if !self.names.contains_key(&at) {
+            if !matches!(self.names.get(&at), Some(Some(_))) {
                 let full = format!("{}://{}{}", url.scheme, url.authority(), url.path());
                 self.insert(
                     at,
-                    Named {
+                    Some(Named {
                         what: format!(
                             "`{}` ({what} in the {} answer of frame {})",
                             crate::text::shorten(&full, 100),
@@ -303,22 +313,26 @@ impl Names {
                         ),
                         frame: resp.frame,
                         from_url: true,
-                    },
+                    }),
                 );
             }
         }
     }
 
-    fn insert(&mut self, at: SocketAddr, named: Named) {
-        if let Some(old) = self.order.push(at) {
+    fn insert(&mut self, at: SocketAddr, named: Option<Named>) {
+        if self.names.insert(at, named).is_none()
+            && let Some(old) = self.order.push(at)
+        {
             self.names.remove(&old);
         }
-        self.names.insert(at, named);
     }
 
     /// What the client was trying to reach at `at`, when a frame before `before` says.
     pub fn of(&self, at: SocketAddr, before: u64) -> Option<&Named> {
-        self.names.get(&at).filter(|n| n.frame < before)
+        self.names
+            .get(&at)
+            .and_then(Option::as_ref)
+            .filter(|n| n.frame < before)
     }
 
     /// Addresses forgotten because the table was full.

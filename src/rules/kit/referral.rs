@@ -25,6 +25,8 @@ pub struct Referral<T> {
     pub ex: Exchange,
     pub client: IpAddr,
     pub url: Url,
+    /// `host[:port]` of the URL, as a `Host` header names it.
+    authority: String,
     /// The URL's address, when it names an IP address.
     pub target: Option<SocketAddr>,
     /// When the answer ended.
@@ -48,6 +50,7 @@ impl<T> Referral<T> {
         Referral {
             client: ex.client.ip(),
             ex: ex.clone(),
+            authority: url.authority(),
             url,
             target,
             ts,
@@ -77,15 +80,20 @@ impl<T> Referral<T> {
             }
     }
 
-    /// Whether a request of `ex` goes to the URL's endpoint.
+    /// Whether a request of `ex` goes to the URL's endpoint (checked on every exchange of the
+    /// client while the referral is open: the address first, the `Host` only when it is not).
     pub fn is_request_to(&self, ex: &Exchange) -> bool {
         ex.client.ip() == self.client
             && match self.target {
                 Some(t) => ex.server == t,
-                None => ex.request.as_ref().is_some_and(|r| {
-                    r.header_str("host")
-                        .is_some_and(|h| h.eq_ignore_ascii_case(&self.url.authority()))
-                }),
+                None => {
+                    ex.server.port() == self.url.port
+                        && ex.request.as_ref().is_some_and(|r| {
+                            r.header("host").is_some_and(|h| {
+                                h.eq_ignore_ascii_case(self.authority.as_bytes())
+                            })
+                        })
+                }
             }
     }
 }
@@ -165,14 +173,15 @@ impl<T> Referrals<T> {
     }
 
     pub fn next_deadline(&self) -> Option<TimestampNs> {
+        // Asked after every event: one pass, none when nothing is watched.
         self.items
             .iter()
-            .filter_map(|r| {
-                r.pending
-                    .as_ref()
-                    .map(|a| a.first_syn_ts.saturating_add(SYN_WAIT_NS))
+            .map(|r| {
+                let expiry = r.ts.saturating_add(FOLLOW_NS);
+                r.pending.as_ref().map_or(expiry, |a| {
+                    expiry.min(a.first_syn_ts.saturating_add(SYN_WAIT_NS))
+                })
             })
-            .chain(self.items.iter().map(|r| r.ts.saturating_add(FOLLOW_NS)))
             .min()
     }
 

@@ -30,6 +30,9 @@ impl<T> Waiting<T> {
 
     /// The earliest deadline.
     pub fn next(&self) -> Option<TimestampNs> {
+        if self.items.is_empty() {
+            return None;
+        }
         self.items.iter().map(self.deadline).min()
     }
 
