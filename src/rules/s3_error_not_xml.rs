@@ -4,18 +4,17 @@
 //!
 //! SDK retries of the same request are grouped; the 5xx the same host (the registry, the S3
 //! client) sends its own client around that time is correlated. The finding is emitted when
-//! that 5xx arrives, or when no more retries have come for [`SETTLE_NS`] of capture time.
+//! that 5xx arrives, or when no more retries have come for
+//! [`SETTLE_NS`](super::kit::s3_groups::SETTLE_NS) of capture time.
 
 use super::kit::{
-    Waiting, body_of, exchange_evidence, html_title, looks_like_html, request_line, secs,
+    S3Group, S3Groups, body_of, exchange_evidence, html_title, looks_like_html, request_line, secs,
 };
 use super::s3::{is_s3_request, parse_s3_error};
 use super::{Rule, RuleInfo};
 use crate::capture::TimestampNs;
 use crate::finding::{Evidence, Finding, FindingDraft, Severity};
 use crate::http::Exchange;
-use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr};
 
 pub static INFO: RuleInfo = RuleInfo {
     id: "s3-error-not-xml",
@@ -25,14 +24,6 @@ pub static INFO: RuleInfo = RuleInfo {
     suppress_for_ns: None,
     explained_by_others: false,
 };
-
-/// Retries are grouped, and the registry's 5xx awaited, this long after the last error.
-const SETTLE_NS: TimestampNs = 10_000_000_000;
-/// A 5xx from the S3 client counts as caused by the S3 errors when it ends within this window
-/// around them.
-const CORRELATE_NS: TimestampNs = 60_000_000_000;
-/// Evidence kept per group.
-const MAX_ERRORS: usize = 32;
 
 #[derive(Clone, Debug)]
 struct BadAnswer {
@@ -46,62 +37,25 @@ struct BadAnswer {
     resp_frame: u64,
 }
 
-#[derive(Debug)]
-struct Group {
-    s3_client: IpAddr,
-    gateway: SocketAddr,
-    request: String,
-    key: (String, String),
-    first_ts: TimestampNs,
-    last_ts: TimestampNs,
-    answers: Vec<BadAnswer>,
-    count: usize,
-    /// The S3 client's own failed exchange: its request and 5xx.
-    caused: Option<Exchange>,
-}
+/// A group: the request (method, path) the SDK retried, and the request line shown.
+type Group = S3Group<(String, String), (String, BadAnswer)>;
 
+#[derive(Default)]
 pub struct S3ErrorNotXml {
-    /// Groups of errors, each waiting until no retry has come for [`SETTLE_NS`].
-    groups: Waiting<Group>,
-    /// Recent 5xx answers, for a group that starts after them.
-    recent_5xx: VecDeque<Exchange>,
-    dropped: u64,
-}
-
-impl Default for S3ErrorNotXml {
-    fn default() -> S3ErrorNotXml {
-        S3ErrorNotXml {
-            groups: Waiting::new(|g| g.last_ts.saturating_add(SETTLE_NS)),
-            recent_5xx: VecDeque::new(),
-            dropped: 0,
-        }
-    }
-}
-
-fn final_status(ex: &Exchange) -> Option<u16> {
-    ex.response.as_ref().and_then(|r| r.status())
+    groups: S3Groups<(String, String), (String, BadAnswer)>,
 }
 
 impl S3ErrorNotXml {
-    /// Whether `ex` is a 5xx sent by the S3 client of `g`, around the time of its errors.
-    fn causes(g: &Group, ex: &Exchange) -> bool {
-        let (Some(req), Some(resp)) = (&ex.request, &ex.response) else {
-            return false;
-        };
-        ex.server.ip() == g.s3_client
-            && resp.status().is_some_and(|s| s >= 500)
-            && req.first_ts <= g.last_ts
-            && resp.end_ts.saturating_add(CORRELATE_NS) >= g.first_ts
-            && resp.end_ts <= g.last_ts.saturating_add(CORRELATE_NS)
-    }
-
     fn emit(g: Group, out: &mut Vec<Finding>) {
-        let Some(first) = g.answers.first().cloned() else {
+        let Some((request, first)) = g.answers.first().cloned() else {
             return;
         };
-        let mut evidence: Vec<Evidence> =
-            g.answers.iter().flat_map(|a| a.evidence.clone()).collect();
-        let mut statuses: Vec<u16> = g.answers.iter().map(|a| a.status).collect();
+        let mut evidence: Vec<Evidence> = g
+            .answers
+            .iter()
+            .flat_map(|(_, a)| a.evidence.clone())
+            .collect();
+        let mut statuses: Vec<u16> = g.answers.iter().map(|(_, a)| a.status).collect();
         statuses.sort_unstable();
         statuses.dedup();
         let statuses: Vec<String> = statuses.iter().map(u16::to_string).collect();
@@ -136,8 +90,8 @@ impl S3ErrorNotXml {
             "{} sent the S3 request {} to {} {tries}; it was answered {} with {what} ({producer}{title_txt}; {amz}) instead of S3's XML <Error> document. \
              S3 SDKs cannot decode that and fail with an error such as `SerializationError: failed to decode REST XML response ... expected element type <Error> but have <html>`.",
             g.s3_client,
-            g.request,
-            g.gateway,
+            request,
+            g.endpoint,
             statuses.join("/"),
         );
         if let Some(c) = &g.caused {
@@ -162,7 +116,7 @@ impl S3ErrorNotXml {
              `REGISTRY_STORAGE_S3_REGIONENDPOINT`) at the real S3 service. Verify with \
              `curl -si http://{gw}/<bucket>/capdiag-no-such-key`: S3 answers `Content-Type: application/xml` with \
              `<Error><Code>NoSuchKey</Code>` (or AccessDenied), never `text/html`.",
-            gw = g.gateway,
+            gw = g.endpoint,
             st = statuses.join("/"),
         );
         out.push(
@@ -173,7 +127,7 @@ impl S3ErrorNotXml {
                 evidence,
                 title: format!(
                     "S3 endpoint {} answered {} with {} instead of an S3 XML error",
-                    g.gateway,
+                    g.endpoint,
                     statuses.join("/"),
                     if first.body_len == 0 {
                         "an empty body"
@@ -232,79 +186,24 @@ impl Rule for S3ErrorNotXml {
                 body_len: resp.body.length,
                 resp_frame: resp.frame,
             };
-            let now = resp.end_ts;
-            let pos = self.groups.iter().position(|g| {
-                g.s3_client == ex.client.ip()
-                    && g.gateway == ex.server
-                    && g.key == key
-                    && now <= g.last_ts.saturating_add(SETTLE_NS)
-            });
-            let idx = match pos {
-                Some(i) => i,
-                None => {
-                    if let Some(g) = self.groups.push(Group {
-                        s3_client: ex.client.ip(),
-                        gateway: ex.server,
-                        request: request_line(req, 80),
-                        key,
-                        first_ts: req.first_ts,
-                        last_ts: now,
-                        answers: Vec::new(),
-                        count: 0,
-                        caused: None,
-                    }) {
-                        Self::emit(g, out);
-                    }
-                    self.groups.len() - 1
-                }
-            };
-            if let Some(g) = self.groups.get_mut(idx) {
-                g.last_ts = now;
-                g.count += 1;
-                if g.answers.len() < MAX_ERRORS {
-                    g.answers.push(answer);
-                }
-                if g.caused.is_none() {
-                    if let Some(c) = self.recent_5xx.iter().find(|c| Self::causes(g, c)) {
-                        g.caused = Some(c.clone());
-                    }
-                }
+            if let Some(g) = self.groups.add(ex, key, (request_line(req, 80), answer)) {
+                Self::emit(g, out);
             }
             return;
         }
-        if final_status(ex).is_some_and(|s| s >= 500) {
-            if let Some(i) = self
-                .groups
-                .iter()
-                .position(|g| g.caused.is_none() && Self::causes(g, ex))
-            {
-                if let Some(mut g) = self.groups.remove(i) {
-                    g.caused = Some(ex.clone());
-                    Self::emit(g, out);
-                }
-                return;
-            }
-            if self.recent_5xx.len() >= 64 {
-                self.recent_5xx.pop_front();
-                self.dropped += 1;
-            }
-            self.recent_5xx.push_back(ex.clone());
+        if let Some(g) = self.groups.other(ex) {
+            Self::emit(g, out);
         }
     }
 
     fn next_deadline(&self) -> Option<TimestampNs> {
-        self.groups.next()
+        self.groups.next_deadline()
     }
 
     fn on_tick(&mut self, now: TimestampNs, out: &mut Vec<Finding>) {
         for g in self.groups.take_due(now) {
             Self::emit(g, out);
         }
-        self.recent_5xx.retain(|c| {
-            c.response
-                .as_ref()
-                .is_some_and(|r| r.end_ts.saturating_add(CORRELATE_NS) >= now)
-        });
     }
 
     fn finish(&mut self, out: &mut Vec<Finding>) {
@@ -314,7 +213,7 @@ impl Rule for S3ErrorNotXml {
     }
 
     fn state_dropped(&self) -> u64 {
-        self.groups.dropped() + self.dropped
+        self.groups.dropped()
     }
 }
 
@@ -341,7 +240,7 @@ mod tests {
             );
             r.on_exchange(&ex, &mut out);
         }
-        assert_eq!(r.recent_5xx.len(), 64);
+        assert_eq!(r.groups.recent_5xx(), 64);
         assert_eq!(r.state_dropped(), 6);
     }
 }

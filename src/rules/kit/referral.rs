@@ -89,9 +89,8 @@ impl<T> Referral<T> {
                 None => {
                     ex.server.port() == self.url.port
                         && ex.request.as_ref().is_some_and(|r| {
-                            r.header("host").is_some_and(|h| {
-                                h.eq_ignore_ascii_case(self.authority.as_bytes())
-                            })
+                            r.header("host")
+                                .is_some_and(|h| h.eq_ignore_ascii_case(self.authority.as_bytes()))
                         })
                 }
             }
