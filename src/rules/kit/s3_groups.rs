@@ -117,11 +117,11 @@ impl<K: PartialEq, A> S3Groups<K, A> {
     /// Any other exchange: a 5xx of an S3 client completes its open group (given back, to be
     /// reported now), or is kept for a group that starts after it.
     pub fn other(&mut self, ex: &Exchange) -> Option<S3Group<K, A>> {
-        if !ex
+        if ex
             .response
             .as_ref()
             .and_then(|r| r.status())
-            .is_some_and(|s| s >= 500)
+            .is_none_or(|s| s < 500)
         {
             return None;
         }
