@@ -2,6 +2,9 @@
 # Re-records the container-registry / S3 sample captures.
 #
 #   sudo scripts/record-registry-samples.sh [OUTDIR]     (default: samples/registry)
+#   SCENARIOS="s3_credentials" sudo scripts/record-registry-samples.sh /tmp/out
+#                                  only these scenarios (default: all of them, in order:
+#                                  s3_errors presigned auth s3_credentials)
 #
 # Builds a private lab of network namespaces (10.77.0.0/24, reachable only
 # inside those namespaces), runs a real distribution registry with its s3
@@ -472,6 +475,24 @@ scenario_s3_errors() {
     stop gateway
 }
 
+scenario_s3_credentials() {
+    # failing: the registry signs with a wrong secret key (S3 answers SignatureDoesNotMatch),
+    # then with an access key S3 does not know (InvalidAccessKeyId); the gateway passes S3's
+    # answers through, the registry answers its client 500
+    start_gateway pass
+    SECRET_KEY=capdiag-secret-key-WRONG-not-a-real-secret start_registry
+    cap_start s3-signature-mismatch registry any
+    ccurl signature-mismatch -H "$ACCEPT_MANIFEST" "http://$REGISTRY/v2/$REPO_NAME/manifests/$TAG"
+    cap_stop s3-signature-mismatch
+    stop registry
+    ACCESS_KEY=CAPDIAGUNKNOWNKEY0002 start_registry
+    cap_start s3-access-key-unknown registry any
+    ccurl access-key-unknown -H "$ACCEPT_MANIFEST" "http://$REGISTRY/v2/$REPO_NAME/manifests/$TAG"
+    cap_stop s3-access-key-unknown
+    stop registry
+    stop gateway
+}
+
 scenario_presigned() {
     start_gateway pass
     start_registry
@@ -569,9 +590,10 @@ main() {
     REGISTRY_STORAGE=filesystem start_registry
     push_image
     stop registry
-    scenario_s3_errors
-    scenario_presigned
-    scenario_auth
+    local sc
+    for sc in ${SCENARIOS:-s3_errors presigned auth s3_credentials}; do
+        "scenario_$sc"
+    done
     summary
 }
 

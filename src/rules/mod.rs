@@ -12,6 +12,7 @@ pub mod proxy_error_page;
 pub mod rate_limited;
 pub mod registry_api_version_missing;
 pub mod s3;
+pub mod s3_error;
 pub mod s3_error_not_xml;
 pub mod tcp_connect_refused;
 pub mod tcp_connect_unanswered;
@@ -91,6 +92,10 @@ pub static RULES: &[Entry] = &[
     Entry {
         info: &s3_error_not_xml::INFO,
         new: || Box::new(s3_error_not_xml::S3ErrorNotXml::default()),
+    },
+    Entry {
+        info: &s3_error::INFO,
+        new: || Box::new(s3_error::S3ErrorRule::default()),
     },
     Entry {
         info: &presigned_url_403::INFO,
