@@ -9,7 +9,7 @@ use crate::app::Apps;
 use crate::capture::prefetch::BatchStore;
 use crate::capture::{Frame, LinkType, TimestampNs};
 use crate::decode::{self, Decoded, Detached, Malformed};
-use crate::flow::{ConnRecord, ConnectionAttempt, FlowEvent, FlowStats, FlowTable};
+use crate::flow::{ConnRecord, ConnectionAttempt, Ending, FlowEvent, FlowStats, FlowTable};
 use crate::http::HttpStats;
 use crate::http::message::HeaderPos;
 use crate::http::parser::{HeadAhead, HeadParsed, parse_ahead_into};
@@ -29,6 +29,8 @@ pub enum Event<'a> {
     AttemptProgress(&'a ConnectionAttempt),
     /// A connection ended: how it went ([`ConnRecord`]).
     ConnEnd(&'a ConnRecord),
+    /// A connection ended with a message cut short: how each side ended it.
+    CutShort(&'a Ending),
     /// Capture time moved on (after every frame): time to act on deadlines.
     Tick(TimestampNs),
     /// End of the input: nothing more will come.
@@ -390,6 +392,7 @@ impl Engine {
                 }
                 FlowEvent::AttemptProgress(a) => sink.event(Event::AttemptProgress(&a)),
                 FlowEvent::ConnEnd(c) => sink.event(Event::ConnEnd(&c)),
+                FlowEvent::CutShort(e) => sink.event(Event::CutShort(&e)),
             }
         }
     }

@@ -75,6 +75,8 @@ fn check_against_tshark(sample: &str, f: &Value) {
         let what = e["what"].as_str().unwrap_or_default();
         // tshark shows no message whose body never arrived whole; capdiag does (cut short).
         if !what.starts_with("SYN")
+            && !what.starts_with("RST")
+            && !what.starts_with("FIN")
             && !what.starts_with("reset")
             && !what.starts_with("ICMP")
             && !what.contains("cut short")

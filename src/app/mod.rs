@@ -141,6 +141,12 @@ impl StreamConsumer for Conn {
         }
     }
 
+    fn cut_short(&self) -> bool {
+        match self {
+            Conn::Http(h, _) => h.cut_short(),
+        }
+    }
+
     fn offer(&mut self, dir: usize, bytes: &[u8], ahead: HeadParsed) {
         match self {
             Conn::Http(h, _) => h.offer(dir, bytes, ahead),

@@ -4,7 +4,9 @@
 use super::consumer::{Consumers, Origin, StreamConsumer};
 use super::reassembly::{Chunk, Reassembler};
 use super::record::{Recorder, Resume};
-use super::{AheadOf, ConnectionAttempt, EventOf, FlowEvent, FlowStats, Limits, Outcome};
+use super::{
+    AheadOf, ConnectionAttempt, EndSide, Ending, EventOf, FlowEvent, FlowStats, Limits, Outcome,
+};
 use crate::capture::{Frame, TimestampNs};
 use crate::decode::{TcpSegment, flags};
 use rustc_hash::FxHasher;
@@ -25,6 +27,8 @@ pub(super) struct Half {
     pub(super) fin: bool,
     pub(super) last_sig: u64,
     pub(super) last_sig_ts: TimestampNs,
+    /// What it did last, for an [`Ending`](super::Ending).
+    pub(super) end: EndSide,
 }
 
 impl Half {
@@ -37,6 +41,7 @@ impl Half {
             fin: false,
             last_sig: 0,
             last_sig_ts: i64::MIN,
+            end: EndSide::default(),
         }
     }
 }
@@ -159,6 +164,15 @@ impl<C: StreamConsumer> Flow<C> {
             });
         }
         self.drain(out);
+        if let App::Active(h) = &self.app
+            && h.cut_short()
+        {
+            out.push(FlowEvent::CutShort(Box::new(Ending {
+                stream: self.stream,
+                ends: self.ends,
+                sides: [self.half[0].end, self.half[1].end],
+            })));
+        }
         self.retire_app(apps);
         self.close_attempt(out);
         for half in &self.half {
@@ -306,6 +320,23 @@ pub(super) fn process<A: Consumers>(
         }
         if fin {
             half.fin = true;
+        }
+        let end = &mut half.end;
+        if seg.payload_len > 0 {
+            end.last_data_ts = Some(ts);
+        }
+        if fin && end.fin.is_none() {
+            end.fin = Some((n, ts));
+        }
+        if rst && end.rst.is_none() {
+            end.rst = Some((n, ts));
+        }
+        if !syn && !rst {
+            if seg.window != 0 {
+                end.zero_window_since = None;
+            } else if end.zero_window_since.is_none() {
+                end.zero_window_since = Some(ts);
+            }
         }
     }
     // Connection attempts.

@@ -40,6 +40,9 @@ pub trait StreamConsumer {
     fn fin(&mut self, dir: usize, o: Origin);
     /// The connection is over: report what is still pending.
     fn close(&mut self, o: Origin);
+    /// Whether a message it was given ended before its framing said it would (a body cut
+    /// short); asked when the connection ends, to tell how it ended.
+    fn cut_short(&self) -> bool;
     /// Work done ahead for the segment whose payload (`bytes`, direction `dir`) is about to be
     /// delivered; what is not used by then is withdrawn ([`StreamConsumer::withdraw`]).
     fn offer(&mut self, dir: usize, bytes: &[u8], ahead: Self::Ahead);

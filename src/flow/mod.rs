@@ -11,6 +11,7 @@
 pub mod attempt;
 mod conn;
 pub mod consumer;
+pub mod ending;
 mod key;
 pub mod reassembly;
 pub mod record;
@@ -20,6 +21,7 @@ use crate::decode::{IcmpUnreachable, TcpSegment, flags};
 pub use attempt::{ConnectionAttempt, Outcome};
 use conn::{Dormant, Flow, Slot, process, starts_new_connection};
 pub use consumer::{Consumers, Origin, StreamConsumer};
+pub use ending::{EndSide, Ending};
 pub use key::FlowKey;
 pub use record::{ConnRecord, ConnState};
 use record::{IcmpNote, Recorder};
@@ -70,6 +72,8 @@ pub enum FlowEvent<E> {
     AttemptProgress(ConnectionAttempt),
     /// A connection ended (closed, reset, idle, or the capture ended).
     ConnEnd(Box<ConnRecord>),
+    /// A connection ended while its consumer was in the middle of a message.
+    CutShort(Box<Ending>),
 }
 
 /// Counters over all flows.
@@ -497,6 +501,9 @@ mod tests {
         fn gap(&mut self, _: usize, _: u64, _: Origin) {}
         fn fin(&mut self, _: usize, _: Origin) {}
         fn close(&mut self, _: Origin) {}
+        fn cut_short(&self) -> bool {
+            false
+        }
         fn offer(&mut self, _: usize, _: &[u8], _: ()) {}
         fn withdraw(&mut self) {}
         fn is_done(&self) -> bool {

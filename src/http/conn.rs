@@ -102,6 +102,7 @@ impl HttpConn {
                 out: Vec::new(),
                 stats: PairingStats::default(),
                 now: 0,
+                cut_short: false,
             },
         }
     }
@@ -205,6 +206,11 @@ impl HttpConn {
         while let Some(s) = self.pairing.queue.pop_front() {
             self.pairing.emit(s);
         }
+    }
+
+    /// Whether an exchange was emitted with a message cut short.
+    pub fn cut_short(&self) -> bool {
+        self.pairing.cut_short
     }
 
     /// Neither direction is (or can become) HTTP.

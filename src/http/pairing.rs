@@ -84,6 +84,8 @@ pub(crate) struct Pairing {
     pub(crate) stats: PairingStats,
     /// Capture time of the latest event.
     pub(crate) now: i64,
+    /// An exchange was emitted with a message cut short.
+    pub(crate) cut_short: bool,
 }
 
 /// The message sink of one direction.
@@ -189,6 +191,8 @@ impl Pairing {
     pub(crate) fn emit(&mut self, s: Slot) {
         let [a, b] = self.endpoints;
         let (client, server) = if s.client_dir == 0 { (a, b) } else { (b, a) };
+        self.cut_short |= s.request.as_ref().is_some_and(|m| !m.complete)
+            || s.response.as_ref().is_some_and(|m| !m.complete);
         self.out.push(Exchange {
             stream: self.stream,
             client,

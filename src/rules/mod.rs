@@ -16,12 +16,13 @@ pub mod s3_error;
 pub mod s3_error_not_xml;
 pub mod tcp_connect_refused;
 pub mod tcp_connect_unanswered;
+pub mod transfer_reset;
 pub mod upload_location_unreachable;
 
 use crate::capture::TimestampNs;
 use crate::engine::{Event, Sink};
 use crate::finding::{Finding, Severity};
-use crate::flow::{ConnRecord, ConnectionAttempt};
+use crate::flow::{ConnRecord, ConnectionAttempt, Ending};
 use crate::http::Exchange;
 
 /// Most items a rule keeps in any one table; beyond it the oldest is dropped (and counted).
@@ -38,6 +39,8 @@ pub trait Rule {
     /// A connection ended. Records are kept only when some rule asks for them
     /// ([`Rule::wants_conn_records`]).
     fn on_conn_end(&mut self, _c: &ConnRecord, _out: &mut Vec<Finding>) {}
+    /// A connection ended with a message cut short (its exchange came first).
+    fn on_cut_short(&mut self, _e: &Ending, _out: &mut Vec<Finding>) {}
     /// Whether this rule reads connection records ([`Rule::on_conn_end`]).
     fn wants_conn_records(&self) -> bool {
         false
@@ -124,6 +127,10 @@ pub static RULES: &[Entry] = &[
     Entry {
         info: &registry_api_version_missing::INFO,
         new: || Box::new(registry_api_version_missing::RegistryApiVersionMissing::default()),
+    },
+    Entry {
+        info: &transfer_reset::INFO,
+        new: || Box::new(transfer_reset::TransferReset::default()),
     },
     Entry {
         info: &tcp_connect_refused::INFO,
@@ -279,6 +286,7 @@ impl Sink for RuleSet<'_> {
                 Event::Attempt(a) => r.on_attempt(a, out),
                 Event::AttemptProgress(a) => r.on_attempt_progress(a, out),
                 Event::ConnEnd(c) => r.on_conn_end(c, out),
+                Event::CutShort(e) => r.on_cut_short(e, out),
                 Event::Tick(now) => r.on_tick(now, out),
                 Event::Finish => r.finish(out),
             }
