@@ -97,6 +97,10 @@ http {{
       return 401 '{{"errors":[{{"code":"UNAUTHORIZED"}}]}}';
     }}
     location = /big {{ default_type application/octet-stream; alias {d}/big; }}
+    location = /v2/lab/small/blobs/sha256:big {{
+      default_type application/octet-stream; alias {d}/big;
+      send_timeout 2s; reset_timedout_connection on;
+    }}
     location / {{ return 404; }}
   }}
 }}
@@ -565,4 +569,81 @@ fn connection_failures_are_reported_live_within_seconds() {
         .map(key)
         .collect();
     assert_eq!(offline, [key(&refused), key(&unanswered)]);
+}
+
+/// A download whose reader stops (SIGSTOP) is reset by nginx's `send_timeout` (2 s, with
+/// `reset_timedout_connection`): reported live at the reset.
+#[test]
+#[ignore = "needs root, iproute2, nginx and curl; run by .ci/run"]
+fn a_transfer_reset_is_reported_live_at_the_reset() {
+    assert!(
+        is_root(),
+        "this test must run as root (it creates network namespaces)"
+    );
+    let lab = Lab::new();
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &lab.client,
+        "sysctl",
+        "-qw",
+        "net.ipv4.tcp_rmem=4096 16384 16384",
+    ]);
+    let Watch {
+        child: mut watch,
+        lines: rx,
+        reader,
+    } = Watch::start(
+        &lab,
+        &[
+            "-i".as_ref(),
+            "eth0".as_ref(),
+            "--format".as_ref(),
+            "ndjson".as_ref(),
+        ],
+    );
+    let mut curl = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.client,
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+        ])
+        .args([
+            "--limit-rate",
+            "100k",
+            "http://10.79.0.2/v2/lab/small/blobs/sha256:big",
+        ])
+        .spawn()
+        .expect("curl");
+    std::thread::sleep(Duration::from_millis(300));
+    sh(&["kill", "-STOP", &curl.id().to_string()]);
+    let stopped = Instant::now();
+    let (f, after) = next_finding(&rx, Duration::from_secs(10)).expect("transfer-reset finding");
+    eprintln!(
+        "transfer-reset: {:.2} s after the reader stopped",
+        after.as_secs_f64()
+    );
+    assert_eq!(f["rule"], "transfer-reset", "{f}");
+    assert!(
+        f["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("zero window")),
+        "{f}"
+    );
+    // nginx resets 2 s after its writes stall; the finding follows the reset at once.
+    assert!(
+        stopped.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        stopped.elapsed()
+    );
+    sh(&["kill", "-CONT", &curl.id().to_string()]);
+    let _ = curl.wait();
+    sh(&["kill", "-INT", &watch.id().to_string()]);
+    let _ = watch.wait().expect("wait");
+    let _ = reader.join();
 }
