@@ -5,6 +5,7 @@
 //! registry's own 500) does so until a deadline in capture time, never until the end.
 
 pub mod auth_realm_unreachable;
+pub mod blob_upload_unknown;
 pub mod kit;
 pub mod presigned_url_403;
 pub mod proxy_body_too_large;
@@ -127,6 +128,10 @@ pub static RULES: &[Entry] = &[
     Entry {
         info: &registry_api_version_missing::INFO,
         new: || Box::new(registry_api_version_missing::RegistryApiVersionMissing::default()),
+    },
+    Entry {
+        info: &blob_upload_unknown::INFO,
+        new: || Box::new(blob_upload_unknown::BlobUploadUnknown::default()),
     },
     Entry {
         info: &transfer_reset::INFO,
