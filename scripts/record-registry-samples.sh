@@ -4,7 +4,7 @@
 #   sudo scripts/record-registry-samples.sh [OUTDIR]     (default: samples/registry)
 #   SCENARIOS="s3_credentials" sudo scripts/record-registry-samples.sh /tmp/out
 #                                  only these scenarios (default: all of them, in order:
-#                                  s3_errors presigned auth s3_credentials)
+#                                  s3_errors presigned auth s3_credentials s3_clock_skew)
 #
 # Builds a private lab of network namespaces (10.77.0.0/24, reachable only
 # inside those namespaces), runs a real distribution registry with its s3
@@ -70,6 +70,7 @@ ensure_tools() {
     command -v openssl >/dev/null || pkgs+=(openssl)
     command -v ip >/dev/null || pkgs+=(iproute2)
     command -v jq >/dev/null || pkgs+=(jq)
+    command -v faketime >/dev/null || pkgs+=(faketime)
     if [ ${#pkgs[@]} -gt 0 ]; then
         log "installing ${pkgs[*]}"
         apt-get update -qq
@@ -189,9 +190,11 @@ EOF
 }
 
 # ------------------------------------------------------------ components --
-start_s3() {
+start_s3() { # [faketime offset: the S3 server's clock set off, e.g. +20m]
+    local clock=()
+    [ -n "${1:-}" ] && clock=(faketime -f "$1")
     mkdir -p "$WORK/s3data/$BUCKET"
-    start s3s s3 env RUST_LOG=info NO_COLOR=1 "$S3S_BIN" --host "$IP_S3" --port 9000 \
+    start s3s s3 env RUST_LOG=info NO_COLOR=1 "${clock[@]}" "$S3S_BIN" --host "$IP_S3" --port 9000 \
         --access-key "$ACCESS_KEY" --secret-key "$SECRET_KEY" "$WORK/s3data"
     wait_tcp s3 "$IP_S3" 9000
 }
@@ -493,6 +496,22 @@ scenario_s3_credentials() {
     stop gateway
 }
 
+scenario_s3_clock_skew() {
+    # failing: the S3 server's clock runs 20 minutes ahead (libfaketime): it answers the
+    # registry's SigV4 requests 403 RequestTimeTooSkewed, its Date header 20 minutes off
+    stop s3s
+    start_s3 +20m
+    start_gateway pass
+    start_registry
+    cap_start s3-clock-skew registry any
+    ccurl clock-skew -H "$ACCEPT_MANIFEST" "http://$REGISTRY/v2/$REPO_NAME/manifests/$TAG"
+    cap_stop s3-clock-skew
+    stop registry
+    stop gateway
+    stop s3s
+    start_s3
+}
+
 scenario_presigned() {
     start_gateway pass
     start_registry
@@ -591,7 +610,7 @@ main() {
     push_image
     stop registry
     local sc
-    for sc in ${SCENARIOS:-s3_errors presigned auth s3_credentials}; do
+    for sc in ${SCENARIOS:-s3_errors presigned auth s3_credentials s3_clock_skew}; do
         "scenario_$sc"
     done
     summary

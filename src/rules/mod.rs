@@ -13,6 +13,7 @@ pub mod proxy_error_page;
 pub mod rate_limited;
 pub mod registry_api_version_missing;
 pub mod s3;
+pub mod s3_clock_skew;
 pub mod s3_error;
 pub mod s3_error_not_xml;
 pub mod tcp_connect_refused;
@@ -96,6 +97,10 @@ pub static RULES: &[Entry] = &[
     Entry {
         info: &s3_error_not_xml::INFO,
         new: || Box::new(s3_error_not_xml::S3ErrorNotXml::default()),
+    },
+    Entry {
+        info: &s3_clock_skew::INFO,
+        new: || Box::new(s3_clock_skew::S3ClockSkew::default()),
     },
     Entry {
         info: &s3_error::INFO,

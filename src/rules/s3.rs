@@ -139,6 +139,44 @@ pub fn parse_amz_date(s: &str) -> Option<i64> {
     )
 }
 
+/// S3 refuses a SigV4 request signed more than this far from its own clock (seconds).
+pub const MAX_SKEW_SECS: i64 = 900;
+
+/// The clocks an S3 exchange shows, in seconds since the epoch: the signer's (`X-Amz-Date`,
+/// header or presigned query) and the answer's `Date`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Clocks {
+    pub signed: Option<i64>,
+    pub date: Option<i64>,
+}
+
+impl Clocks {
+    pub fn of(req: &Message, resp: &Message) -> Clocks {
+        let signed = req
+            .header_str("x-amz-date")
+            .and_then(|d| parse_amz_date(d.trim()))
+            .or_else(|| {
+                let uri = String::from_utf8_lossy(req.uri().unwrap_or_default()).into_owned();
+                let q = uri.split_once('?')?.1;
+                query_param(q, "X-Amz-Date").and_then(|d| parse_amz_date(&d))
+            });
+        let date = resp
+            .header_str("date")
+            .and_then(|d| super::kit::parse_http_date(&d));
+        Clocks { signed, date }
+    }
+
+    /// `X-Amz-Date` minus the answer's `Date`, when both are there.
+    pub fn skew(&self) -> Option<i64> {
+        Some(self.signed? - self.date?)
+    }
+
+    /// Whether the two clocks differ by more than S3 accepts.
+    pub fn too_skewed(&self) -> bool {
+        self.skew().is_some_and(|s| s.abs() > MAX_SKEW_SECS)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,15 +2,15 @@
 //! operation: a signature that does not match, an unknown access key, access denied, a missing
 //! bucket, a wrong region, expired credentials, throttling, S3's own failures. `NoSuchKey`
 //! and `NoSuchUpload` are normal (registries probe for what is not there) and not reported, nor
-//! is `RequestTimeTooSkewed` (`s3-clock-skew`'s), nor a presigned URL's error
-//! (`presigned-url-403`'s).
+//! is `RequestTimeTooSkewed` or any error to a request signed more than 15 minutes from the
+//! answer's `Date` (`s3-clock-skew`'s), nor a presigned URL's error (`presigned-url-403`'s).
 //!
 //! Grouped per S3 client, endpoint and error code (an SDK's retries, and every request that
 //! fails for the same reason, make one finding), with the 5xx the S3 client (the registry)
 //! answered its own client around them, as `s3-error-not-xml` does.
 
 use super::kit::{S3Group, S3Groups, body_of, exchange_evidence, request_line, secs};
-use super::s3::{S3Error, is_s3_request, parse_s3_error};
+use super::s3::{Clocks, S3Error, is_s3_request, parse_s3_error};
 use super::{Rule, RuleInfo};
 use crate::capture::TimestampNs;
 use crate::finding::{Evidence, Finding, FindingDraft, Severity};
@@ -224,6 +224,8 @@ impl Rule for S3ErrorRule {
                 && !error.code.is_empty()
                 && !NOT_REPORTED.contains(&error.code.as_str())
                 && !is_presigned
+                // A request signed too far from the answer's clock is `s3-clock-skew`'s.
+                && !Clocks::of(req, resp).too_skewed()
             {
                 let answer = Answer {
                     evidence: exchange_evidence(ex, "S3 request", "S3 error"),
