@@ -4,7 +4,8 @@
 #   sudo scripts/record-registry-samples.sh [OUTDIR]     (default: samples/registry)
 #   SCENARIOS="s3_credentials" sudo scripts/record-registry-samples.sh /tmp/out
 #                                  only these scenarios (default: all of them, in order:
-#                                  s3_errors presigned auth s3_credentials s3_clock_skew)
+#                                  s3_errors presigned auth s3_credentials s3_clock_skew
+#                                  token_expired)
 #
 # Builds a private lab of network namespaces (10.77.0.0/24, reachable only
 # inside those namespaces), runs a real distribution registry with its s3
@@ -282,8 +283,9 @@ make_token_material() {
     x5c=$(openssl x509 -in "$d/root.crt" -outform DER | openssl base64 -A)
     now=$(date +%s)
     hdr=$(printf '{"alg":"RS256","typ":"JWT","x5c":["%s"]}' "$x5c" | b64url)
-    claims=$(printf '{"iss":"%s","sub":"capdiag","aud":"%s","exp":%d,"nbf":%d,"iat":%d,"jti":"capdiag-%d","access":[{"type":"repository","name":"%s","actions":["pull"]}]}' \
-        "$TOKEN_ISSUER" "$TOKEN_SERVICE" $((now + 86400)) $((now - 60)) "$now" "$now" "$REPO_NAME" | b64url)
+    claims=$(printf '{"iss":"%s","sub":"capdiag","aud":"%s","exp":%d,"nbf":%d,"iat":%d,"jti":"capdiag-%d","access":[{"type":"repository","name":"%s","actions":[%s]}]}' \
+        "$TOKEN_ISSUER" "$TOKEN_SERVICE" $((now + ${TOKEN_LIFETIME:-86400})) $((now - 60)) "$now" "$now" "$REPO_NAME" \
+        "${TOKEN_ACTIONS:-\"pull\"}" | b64url)
     sig=$(printf '%s.%s' "$hdr" "$claims" | openssl dgst -sha256 -sign "$d/key.pem" | b64url)
     TOKEN="$hdr.$claims.$sig"
 }
@@ -294,7 +296,7 @@ make_token_material() {
 start_realm() {
     local d=$WORK/nginx-realm
     mkdir -p "$d"
-    printf '{"token":"%s","access_token":"%s","expires_in":3600}' "$TOKEN" "$TOKEN" >"$d/token.json"
+    printf '{"token":"%s","access_token":"%s","expires_in":%d}' "$TOKEN" "$TOKEN" "${TOKEN_LIFETIME:-3600}" >"$d/token.json"
     chmod 644 "$d/token.json"
     {
         nginx_common "$d"
@@ -586,6 +588,29 @@ scenario_auth() {
     stop gateway
 }
 
+scenario_token_expired() {
+    # failing: the token service issues tokens valid for 6 s; the client gets one, starts a
+    # blob upload with it, and PATCHes 70 s later (distribution accepts a token up to 60 s past
+    # its exp, for clock skew): the registry answers 401 invalid_token. Filesystem storage: the
+    # S3 leg plays no part.
+    TOKEN_LIFETIME=6 TOKEN_ACTIONS='"pull","push"' make_token_material
+    TOKEN_LIFETIME=6 start_realm
+    REGISTRY_STORAGE=filesystem start_registry "$REALM_REACHABLE"
+    cap_start token-expired client any
+    local hdrs tok loc
+    hdrs=$(nsx client curl -sS -D - -o /dev/null -X POST "http://$REGISTRY/v2/$REPO_NAME/blobs/uploads/" | tr -d '\r')
+    tok=$(nsx client curl -sS "$REALM_REACHABLE?service=$TOKEN_SERVICE&scope=repository:$REPO_NAME:pull,push" | jq -r .token)
+    loc=$(nsx client curl -sS -D - -o /dev/null -X POST -H "Authorization: Bearer $tok" \
+        "http://$REGISTRY/v2/$REPO_NAME/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+    [ -n "$loc" ] || die "token-expired: no upload Location"
+    sleep 70
+    ccurl token-expired -X PATCH -H "Authorization: Bearer $tok" -H 'Content-Type: application/octet-stream' \
+        --data-binary 'capdiag' -o /dev/null "$loc"
+    cap_stop token-expired
+    stop registry
+    stop realm
+}
+
 summary() {
     local f
     for f in "$OUT"/*.pcap; do
@@ -610,7 +635,7 @@ main() {
     push_image
     stop registry
     local sc
-    for sc in ${SCENARIOS:-s3_errors presigned auth s3_credentials s3_clock_skew}; do
+    for sc in ${SCENARIOS:-s3_errors presigned auth s3_credentials s3_clock_skew token_expired}; do
         "scenario_$sc"
     done
     summary

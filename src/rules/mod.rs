@@ -18,6 +18,7 @@ pub mod s3_error;
 pub mod s3_error_not_xml;
 pub mod tcp_connect_refused;
 pub mod tcp_connect_unanswered;
+pub mod token_expired;
 pub mod transfer_reset;
 pub mod upload_location_unreachable;
 
@@ -133,6 +134,10 @@ pub static RULES: &[Entry] = &[
     Entry {
         info: &registry_api_version_missing::INFO,
         new: || Box::new(registry_api_version_missing::RegistryApiVersionMissing::default()),
+    },
+    Entry {
+        info: &token_expired::INFO,
+        new: || Box::new(token_expired::TokenExpired::default()),
     },
     Entry {
         info: &blob_upload_unknown::INFO,

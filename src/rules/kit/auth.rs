@@ -33,31 +33,41 @@ pub fn auth_param(value: &str, name: &str) -> Option<String> {
             j += 1;
         }
         let (v, next) = if b.get(j) == Some(&b'"') {
-            // A quoted string; `\"` escapes a quote.
-            let mut out = String::new();
-            let mut k = j + 1;
-            let mut chars = value.get(k..)?.chars();
-            loop {
-                match chars.next() {
-                    None => break,
-                    Some('"') => {
-                        k += 1;
-                        break;
-                    }
-                    Some('\\') => {
-                        k += 1;
-                        if let Some(c) = chars.next() {
-                            out.push(c);
-                            k += c.len_utf8();
+            let from = j + 1;
+            let rest = b.get(from..)?;
+            match memchr::memchr2(b'"', b'\\', rest) {
+                // No escape before the closing quote: the value as it stands.
+                Some(q) if rest.get(q) == Some(&b'"') => {
+                    (value.get(from..from + q)?.to_string(), from + q + 1)
+                }
+                _ => {
+                    // A quoted string with `\` escapes.
+                    let mut out = String::new();
+                    let mut k = from;
+                    let mut chars = value.get(k..)?.chars();
+                    loop {
+                        match chars.next() {
+                            None => break,
+                            Some('"') => {
+                                k += 1;
+                                break;
+                            }
+                            Some('\\') => {
+                                k += 1;
+                                if let Some(c) = chars.next() {
+                                    out.push(c);
+                                    k += c.len_utf8();
+                                }
+                            }
+                            Some(c) => {
+                                out.push(c);
+                                k += c.len_utf8();
+                            }
                         }
                     }
-                    Some(c) => {
-                        out.push(c);
-                        k += c.len_utf8();
-                    }
+                    (out, k)
                 }
             }
-            (out, k)
         } else {
             let mut k = j;
             while b.get(k).is_some_and(|c| !matches!(c, b' ' | b'\t' | b',')) {
