@@ -31,6 +31,10 @@ const GATHER_NS: TimestampNs = 1_000_000_000;
 /// Requests kept per upload for evidence (the count goes on).
 const MAX_STEPS: usize = 16;
 const UPLOADS: &[u8] = b"/blobs/uploads/";
+/// Searches every request path for [`UPLOADS`]: built once (building a searcher costs more than
+/// running it on a short path).
+static FIND_UPLOADS: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(UPLOADS));
 
 /// A request of an upload and who answered it.
 #[derive(Debug, Clone)]
@@ -64,7 +68,7 @@ pub struct BlobUploadUnknown {
 /// (`/v2/<name>/blobs/uploads/<uuid>?_state=...`); the id is empty for the `POST` that starts
 /// one.
 fn upload_path(path: &[u8]) -> Option<(String, String)> {
-    let at = memchr::memmem::find(path, UPLOADS)?;
+    let at = FIND_UPLOADS.find(path)?;
     let name = path.get(..at)?.strip_prefix(b"/v2/")?;
     let rest = path.get(at + UPLOADS.len()..)?;
     let end = rest

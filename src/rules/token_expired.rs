@@ -24,7 +24,7 @@ use std::net::{IpAddr, SocketAddr};
 pub static INFO: RuleInfo = RuleInfo {
     id: "token-expired",
     severity: Severity::Error,
-    title: "A registry refused a token the capture saw issued (invalid_token): its lifetime against the push",
+    title: "A registry refused (invalid_token) a token the client had been using: its lifetime against the push",
     doc: include_str!("../../docs/rules/token-expired.md"),
     suppress_for_ns: Some(60_000_000_000),
     explained_by_others: false,
@@ -376,10 +376,6 @@ mod tests {
         assert!(f[0].remediation.starts_with("Lengthen the token lifetime"));
         assert!(!f[0].detail.contains(&jwt()), "the token is never printed");
         let f = run(2);
-        assert!(
-            f[0].detail.contains("had not expired"),
-            "{}",
-            f[0].detail
-        );
+        assert!(f[0].detail.contains("had not expired"), "{}", f[0].detail);
     }
 }
