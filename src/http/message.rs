@@ -264,7 +264,16 @@ impl Message {
     /// The request method (a token, so ASCII; `None` for a response).
     pub fn method(&self) -> Option<&str> {
         match self.start {
-            StartLine::Request { method, .. } => std::str::from_utf8(self.slice(method)).ok(),
+            // The common methods without a UTF-8 check (rules ask on every exchange).
+            StartLine::Request { method, .. } => match self.slice(method) {
+                b"GET" => Some("GET"),
+                b"HEAD" => Some("HEAD"),
+                b"POST" => Some("POST"),
+                b"PUT" => Some("PUT"),
+                b"PATCH" => Some("PATCH"),
+                b"DELETE" => Some("DELETE"),
+                other => std::str::from_utf8(other).ok(),
+            },
             StartLine::Response { .. } => None,
         }
     }
