@@ -9,7 +9,7 @@
 //! there too, and the finding names the backends each request of the upload reached. The copies
 //! of one error (the replica's answer to the proxy, the proxy's to the client) make one finding.
 
-use super::kit::{Bounded, body_of, secs, target_path};
+use super::kit::{Bounded, Waiting, body_of, secs, target_path};
 use super::{Rule, RuleInfo};
 use crate::capture::TimestampNs;
 use crate::finding::{Evidence, Finding, FindingDraft, Severity};
@@ -59,9 +59,19 @@ struct Upload {
     reported: bool,
 }
 
-#[derive(Default)]
 pub struct BlobUploadUnknown {
     uploads: Bounded<Upload>,
+    /// Uploads whose error is being gathered, and when the finding is due.
+    due: Waiting<(String, TimestampNs)>,
+}
+
+impl Default for BlobUploadUnknown {
+    fn default() -> Self {
+        BlobUploadUnknown {
+            uploads: Bounded::default(),
+            due: Waiting::new(|(_, at)| *at),
+        }
+    }
 }
 
 /// The repository name and upload id of an upload path
@@ -79,6 +89,16 @@ fn upload_path(path: &[u8]) -> Option<(String, String)> {
 }
 
 impl BlobUploadUnknown {
+    fn report_upload(&mut self, uuid: &str, out: &mut Vec<Finding>) {
+        if let Some(u) = self
+            .uploads
+            .iter_mut()
+            .find(|u| u.uuid == uuid && !u.reported)
+        {
+            Self::report(u, out);
+        }
+    }
+
     fn report(u: &mut Upload, out: &mut Vec<Finding>) {
         u.reported = true;
         let Some((first_err, code)) = u.errors.first().cloned() else {
@@ -206,7 +226,7 @@ impl Rule for BlobUploadUnknown {
         &INFO
     }
 
-    fn on_exchange(&mut self, ex: &Exchange, _out: &mut Vec<Finding>) {
+    fn on_exchange(&mut self, ex: &Exchange, out: &mut Vec<Finding>) {
         let (Some(req), Some(resp)) = (&ex.request, &ex.response) else {
             return;
         };
@@ -269,40 +289,40 @@ impl Rule for BlobUploadUnknown {
         else {
             return;
         };
-        if u.errors.is_empty() {
+        let first = u.errors.is_empty();
+        if first {
             u.error_ts = resp.end_ts;
         }
         if u.errors.len() < MAX_STEPS {
             u.errors.push((step, code));
         }
+        if first {
+            let due = (path_uuid, resp.end_ts.saturating_add(GATHER_NS));
+            if let Some((uuid, _)) = self.due.push(due) {
+                // The queue was full: the oldest is reported now.
+                self.report_upload(&uuid, out);
+            }
+        }
     }
 
     fn next_deadline(&self) -> Option<TimestampNs> {
-        self.uploads
-            .iter()
-            .filter(|u| !u.errors.is_empty() && !u.reported)
-            .map(|u| u.error_ts.saturating_add(GATHER_NS))
-            .min()
+        self.due.next()
     }
 
     fn on_tick(&mut self, now: TimestampNs, out: &mut Vec<Finding>) {
-        for u in self.uploads.iter_mut() {
-            if !u.reported && !u.errors.is_empty() && now >= u.error_ts.saturating_add(GATHER_NS) {
-                Self::report(u, out);
-            }
+        for (uuid, _) in self.due.take_due(now) {
+            self.report_upload(&uuid, out);
         }
     }
 
     fn finish(&mut self, out: &mut Vec<Finding>) {
-        for u in self.uploads.iter_mut() {
-            if !u.reported && !u.errors.is_empty() {
-                Self::report(u, out);
-            }
+        for (uuid, _) in self.due.drain() {
+            self.report_upload(&uuid, out);
         }
     }
 
     fn state_dropped(&self) -> u64 {
-        self.uploads.dropped
+        self.uploads.dropped + self.due.dropped()
     }
 }
 

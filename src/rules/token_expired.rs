@@ -19,6 +19,7 @@ use crate::finding::{Evidence, Finding, FindingDraft, Severity};
 use crate::http::{Exchange, Message};
 use crate::text::lossless;
 use base64::Engine;
+use rustc_hash::FxHashMap;
 use std::net::{IpAddr, SocketAddr};
 
 pub static INFO: RuleInfo = RuleInfo {
@@ -34,8 +35,7 @@ pub static INFO: RuleInfo = RuleInfo {
 #[derive(Debug)]
 struct Used {
     /// The last characters of the token: how requests carrying it are known.
-    tail: String,
-    client: IpAddr,
+    tail: Tail,
     jwt_iat: Option<i64>,
     jwt_exp: Option<i64>,
     /// The first request that carried it: frame, time, what, stream.
@@ -56,7 +56,10 @@ struct Realm {
 
 #[derive(Default)]
 pub struct TokenExpired {
-    tokens: Bounded<Used>,
+    /// Tokens by client and tail (looked up on every request that carries one), at most
+    /// [`crate::rules::MAX_RULE_STATE`]: `order` says which goes first.
+    tokens: FxHashMap<(IpAddr, Tail), Used>,
+    order: Bounded<(IpAddr, Tail)>,
     realms: Bounded<Realm>,
     /// The last challenge read (a registry sends the same one to every unauthenticated
     /// request): read once.
@@ -65,18 +68,36 @@ pub struct TokenExpired {
 
 const TAIL: usize = 16;
 
-/// The token of `Authorization: Bearer <token>`.
-fn bearer(req: &Message) -> Option<String> {
-    let v = lossless(req.header("authorization")?);
-    let (scheme, tok) = v.trim().split_once(' ')?;
+/// The token of `Authorization: Bearer <token>`, as sent (read on every request: nothing is
+/// copied).
+fn bearer(req: &Message) -> Option<&[u8]> {
+    let v = req.header("authorization")?.trim_ascii();
+    let at = v.iter().position(|&c| c == b' ')?;
+    let (scheme, tok) = (v.get(..at)?, v.get(at..)?);
     scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| tok.trim().to_string())
+        .eq_ignore_ascii_case(b"bearer")
+        .then(|| tok.trim_ascii())
 }
 
-fn tail(token: &str) -> String {
-    let start = token.len().saturating_sub(TAIL);
-    token.get(start..).unwrap_or(token).to_string()
+/// The last [`TAIL`] bytes of a token: what is kept of it, and how it is known again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Tail([u8; TAIL], usize);
+
+impl Tail {
+    fn of(token: &[u8]) -> Tail {
+        let t = token
+            .get(token.len().saturating_sub(TAIL)..)
+            .unwrap_or(token);
+        let mut b = [0; TAIL];
+        if let Some(dst) = b.get_mut(..t.len()) {
+            dst.copy_from_slice(t);
+        }
+        Tail(b, t.len())
+    }
+
+    fn text(&self) -> String {
+        lossless(self.0.get(..self.1).unwrap_or(&self.0))
+    }
 }
 
 /// The `iat` and `exp` of a JWT's claims, decoded without verifying.
@@ -215,7 +236,7 @@ impl TokenExpired {
                 detail,
                 remediation,
                 time: secs(resp.end_ts),
-                identifier: Some(format!("{} {}", ex.client.ip(), u.tail)),
+                identifier: Some(format!("{} {}", ex.client.ip(), u.tail.text())),
             }
             .build(),
         );
@@ -263,19 +284,15 @@ impl Rule for TokenExpired {
             }
         }
         // Registry requests carrying a token.
-        let Some(token) = req.header("authorization").and_then(|_| bearer(req)) else {
+        let Some(token) = bearer(req) else {
             return;
         };
-        let t = tail(&token);
-        if !self
-            .tokens
-            .iter()
-            .any(|u| u.client == client && u.tail == t)
-        {
+        let key = (client, Tail::of(token));
+        let Some(u) = self.tokens.get(&key) else {
             if status == 401 {
                 return; // refused at its first use: not a token that expired in use
             }
-            let (jwt_iat, jwt_exp) = jwt_times(&token);
+            let (jwt_iat, jwt_exp) = jwt_times(&lossless(token));
             let issued = self
                 .realms
                 .iter()
@@ -283,34 +300,34 @@ impl Rule for TokenExpired {
                 .filter_map(|r| r.last)
                 .filter(|(_, a, _, _)| *a < req.frame)
                 .max_by_key(|(_, a, _, _)| *a);
-            self.tokens.push(Used {
-                tail: t,
-                client,
-                jwt_iat,
-                jwt_exp,
-                first: (req.frame, req.first_ts, request_line(req, 60), ex.stream),
-                issued,
-            });
+            if let Some(old) = self.order.push(key) {
+                self.tokens.remove(&old);
+            }
+            self.tokens.insert(
+                key,
+                Used {
+                    tail: key.1,
+                    jwt_iat,
+                    jwt_exp,
+                    first: (req.frame, req.first_ts, request_line(req, 60), ex.stream),
+                    issued,
+                },
+            );
             return;
-        }
+        };
         if status != 401 {
             return;
         }
         let invalid = resp
             .headers_named("www-authenticate")
             .any(|v| auth_param(&lossless(v), "error").as_deref() == Some("invalid_token"));
-        if invalid
-            && let Some(u) = self
-                .tokens
-                .iter()
-                .find(|u| u.client == client && u.tail == t)
-        {
+        if invalid {
             Self::report(u, ex, out);
         }
     }
 
     fn state_dropped(&self) -> u64 {
-        self.tokens.dropped + self.realms.dropped
+        self.order.dropped + self.realms.dropped
     }
 }
 
