@@ -177,26 +177,12 @@ impl S3ClockSkew {
             )
         };
         detail.push_str(&verdict);
-        match g
-            .caused
-            .as_ref()
-            .and_then(|c| Some((c, c.request.as_ref()?, c.response.as_ref()?)))
-        {
-            Some((c, req, resp)) => {
-                detail.push_str(&format!(
-                    " The S3 client, {} (the registry), answered its own client {} {} for {} (frame {}).",
-                    c.server,
-                    c.client.ip(),
-                    resp.status().unwrap_or(0),
-                    request_line(req, 80),
-                    resp.frame
-                ));
-                evidence.extend(exchange_evidence(c, "registry request", "registry answer"));
-            }
-            None => detail.push_str(
-                " No 5xx from the S3 client to its own client was seen in the capture around that time.",
-            ),
-        }
+        g.tell_caused(
+            "answered",
+            " No 5xx from the S3 client to its own client was seen in the capture around that time.",
+            &mut detail,
+            &mut evidence,
+        );
         out.push(
             FindingDraft {
                 rule: INFO.id,

@@ -164,27 +164,13 @@ impl S3ErrorRule {
             first.request,
             first.resp_frame,
         );
-        match g
-            .caused
-            .as_ref()
-            .and_then(|c| Some((c, c.request.as_ref()?, c.response.as_ref()?)))
-        {
-            Some((c, req, resp)) => {
-                detail.push_str(&format!(
-                    " The S3 client, {} (the registry), answered its own client {} {} for {} (frame {}).",
-                    c.server,
-                    c.client.ip(),
-                    resp.status().unwrap_or(0),
-                    request_line(req, 80),
-                    resp.frame
-                ));
-                evidence.extend(exchange_evidence(c, "registry request", "registry answer"));
-            }
-            None => detail.push_str(
-                " No 5xx from the S3 client to its own client was seen in the capture around that time (a capture of the \
-                 registry's clients alone does not show its S3 traffic: capture on the registry's host, `-i any`).",
-            ),
-        }
+        g.tell_caused(
+            "answered",
+            " No 5xx from the S3 client to its own client was seen in the capture around that time (a capture of the \
+             registry's clients alone does not show its S3 traffic: capture on the registry's host, `-i any`).",
+            &mut detail,
+            &mut evidence,
+        );
         out.push(
             FindingDraft {
                 rule: INFO.id,

@@ -94,21 +94,12 @@ impl S3ErrorNotXml {
             g.endpoint,
             statuses.join("/"),
         );
-        if let Some(c) = &g.caused {
-            if let (Some(req), Some(resp)) = (&c.request, &c.response) {
-                detail.push_str(&format!(
-                    " The S3 client, {} (the registry), then answered its own client {} {} for {} (frame {}).",
-                    c.server,
-                    c.client.ip(),
-                    resp.status().unwrap_or(0),
-                    request_line(req, 80),
-                    resp.frame
-                ));
-            }
-            evidence.extend(exchange_evidence(c, "registry request", "registry answer"));
-        } else {
-            detail.push_str(" No 5xx from the S3 client to its own client was seen in the capture around that time.");
-        }
+        g.tell_caused(
+            "then answered",
+            " No 5xx from the S3 client to its own client was seen in the capture around that time.",
+            &mut detail,
+            &mut evidence,
+        );
         let remediation = format!(
             "Make the gateway at {gw} pass S3's own XML error responses through instead of replacing them with HTML pages \
              (nginx: no `proxy_intercept_errors on` or `error_page` for the S3 location; and fix the failure the {st} stands for, \

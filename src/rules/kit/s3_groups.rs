@@ -3,8 +3,10 @@
 //! the 5xx the S3 client (the registry) answered its own client around them: what the S3
 //! error did to the registry's client.
 
+use super::evidence::{exchange_evidence, request_line};
 use super::waiting::Waiting;
 use crate::capture::TimestampNs;
+use crate::finding::Evidence;
 use crate::http::Exchange;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -37,6 +39,36 @@ pub struct S3Group<K, A> {
 }
 
 impl<K, A> S3Group<K, A> {
+    /// Says in `detail` what the errors did to the S3 client's own client: the 5xx it answered
+    /// (with `answered`, "answered" or "then answered"; its exchange joins `evidence`), or
+    /// `none` when the capture shows none.
+    pub fn tell_caused(
+        &self,
+        answered: &str,
+        none: &str,
+        detail: &mut String,
+        evidence: &mut Vec<Evidence>,
+    ) {
+        match self
+            .caused
+            .as_ref()
+            .and_then(|c| Some((c, c.request.as_ref()?, c.response.as_ref()?)))
+        {
+            Some((c, req, resp)) => {
+                detail.push_str(&format!(
+                    " The S3 client, {} (the registry), {answered} its own client {} {} for {} (frame {}).",
+                    c.server,
+                    c.client.ip(),
+                    resp.status().unwrap_or(0),
+                    request_line(req, 80),
+                    resp.frame
+                ));
+                evidence.extend(exchange_evidence(c, "registry request", "registry answer"));
+            }
+            None => detail.push_str(none),
+        }
+    }
+
     /// Whether `ex` is a 5xx sent by the group's S3 client around the time of its errors.
     fn caused_by(&self, ex: &Exchange) -> bool {
         let (Some(req), Some(resp)) = (&ex.request, &ex.response) else {
