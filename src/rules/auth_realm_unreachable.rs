@@ -3,11 +3,12 @@
 //! answered by a reset or an ICMP unreachable, or it connects but the token request is never
 //! answered.
 
+use super::kit::attempts::attempt_evidence;
 use super::kit::referral::{Referral, Referrals, failure_words};
 use super::kit::{Url, exchange_evidence, is_internal, realm_of, request_line, secs};
 use super::{Rule, RuleInfo};
 use crate::capture::TimestampNs;
-use crate::finding::{Evidence, Finding, FindingDraft, Severity};
+use crate::finding::{Finding, FindingDraft, Severity};
 use crate::flow::ConnectionAttempt;
 use crate::http::Exchange;
 use crate::text::lossless;
@@ -61,29 +62,11 @@ impl AuthRealmUnreachable {
             return;
         };
         let mut evidence = exchange_evidence(&c.ex, "registry request", "401 naming the realm");
-        for (i, f) in a.syn_frames.iter().enumerate() {
-            evidence.push(Evidence {
-                frame: *f,
-                stream: Some(a.stream),
-                what: if i == 0 {
-                    format!("SYN to the realm {} from {}", a.server, a.client)
-                } else {
-                    format!("SYN retransmitted (#{})", i + 1)
-                },
-            });
-        }
-        for (frame, what) in [
-            (a.rst_frame, "reset: nothing listens on the realm's port"),
-            (a.icmp_frame, "ICMP destination unreachable"),
-        ] {
-            if let Some(frame) = frame {
-                evidence.push(Evidence {
-                    frame,
-                    stream: Some(a.stream),
-                    what: what.to_string(),
-                });
-            }
-        }
+        evidence.extend(attempt_evidence(
+            a,
+            format!("SYN to the realm {} from {}", a.server, a.client),
+            "reset: nothing listens on the realm's port",
+        ));
         let mut detail = format!(
             "{} answered {} from {} with 401 and `WWW-Authenticate` realm \"{}\". The client then tried to reach the realm at {}: {how}.",
             c.ex.server,

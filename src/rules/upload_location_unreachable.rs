@@ -5,11 +5,12 @@
 //! proxy that passes `Host` without the port (`proxy_set_header Host $host`), a wrong
 //! `X-Forwarded-Proto`, or a registry `http.host` that names an internal address.
 
+use super::kit::attempts::attempt_evidence;
 use super::kit::referral::{Referral, Referrals, failure_words};
 use super::kit::{Url, exchange_evidence, request_line, secs, target_path};
 use super::{Rule, RuleInfo};
 use crate::capture::TimestampNs;
-use crate::finding::{Evidence, Finding, FindingDraft, Severity};
+use crate::finding::{Finding, FindingDraft, Severity};
 use crate::flow::ConnectionAttempt;
 use crate::http::Exchange;
 use crate::text::{lossless, shorten};
@@ -93,29 +94,11 @@ impl UploadLocationUnreachable {
         let location = format!("{}://{}{}", u.url.scheme, u.url.authority(), u.url.path());
         let location = shorten(&location, 120);
         let mut evidence = exchange_evidence(&u.ex, "upload request", "answer with the Location");
-        for (i, f) in a.syn_frames.iter().enumerate() {
-            evidence.push(Evidence {
-                frame: *f,
-                stream: Some(a.stream),
-                what: if i == 0 {
-                    format!("SYN to the Location's {} from {}", a.server, a.client)
-                } else {
-                    format!("SYN retransmitted (#{})", i + 1)
-                },
-            });
-        }
-        for (frame, what) in [
-            (a.rst_frame, "reset: nothing listens there"),
-            (a.icmp_frame, "ICMP destination unreachable"),
-        ] {
-            if let Some(frame) = frame {
-                evidence.push(Evidence {
-                    frame,
-                    stream: Some(a.stream),
-                    what: what.to_string(),
-                });
-            }
-        }
+        evidence.extend(attempt_evidence(
+            a,
+            format!("SYN to the Location's {} from {}", a.server, a.client),
+            "reset: nothing listens there",
+        ));
         let used = &u.data.authority;
         let why = match u.data.mismatch {
             Mismatch::PortDropped => format!(

@@ -47,35 +47,48 @@ impl Group {
     pub fn evidence(&self, target: &str) -> Vec<Evidence> {
         let mut v = Vec::new();
         for (n, a) in self.attempts.iter().enumerate() {
-            for (i, f) in a.syn_frames.iter().enumerate() {
-                let what = match (i, n) {
-                    (0, 0) => format!("SYN to {target} {} from {}", a.server, a.client),
-                    (0, _) => format!("SYN again, attempt #{} (port {})", n + 1, a.client.port()),
-                    _ => format!("SYN retransmitted (#{})", i + 1),
-                };
-                v.push(Evidence {
-                    frame: *f,
-                    stream: Some(a.stream),
-                    what,
-                });
-            }
-            if let Some(f) = a.rst_frame {
-                v.push(Evidence {
-                    frame: f,
-                    stream: Some(a.stream),
-                    what: format!("reset from {}: nothing accepts the connection", a.server),
-                });
-            }
-            if let Some(f) = a.icmp_frame {
-                v.push(Evidence {
-                    frame: f,
-                    stream: Some(a.stream),
-                    what: "ICMP destination unreachable".to_string(),
-                });
-            }
+            let first = if n == 0 {
+                format!("SYN to {target} {} from {}", a.server, a.client)
+            } else {
+                format!("SYN again, attempt #{} (port {})", n + 1, a.client.port())
+            };
+            let reset = format!("reset from {}: nothing accepts the connection", a.server);
+            v.extend(attempt_evidence(a, first, &reset));
         }
         v
     }
+}
+
+/// One attempt's frames as evidence: its SYNs (the first said `first_syn`, the others
+/// retransmissions), its reset (said `reset`) and its ICMP error.
+pub fn attempt_evidence(a: &ConnectionAttempt, first_syn: String, reset: &str) -> Vec<Evidence> {
+    let mut v: Vec<Evidence> = a
+        .syn_frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| Evidence {
+            frame: *f,
+            stream: Some(a.stream),
+            what: if i == 0 {
+                first_syn.clone()
+            } else {
+                format!("SYN retransmitted (#{})", i + 1)
+            },
+        })
+        .collect();
+    for (frame, what) in [
+        (a.rst_frame, reset),
+        (a.icmp_frame, "ICMP destination unreachable"),
+    ] {
+        if let Some(frame) = frame {
+            v.push(Evidence {
+                frame,
+                stream: Some(a.stream),
+                what: what.to_string(),
+            });
+        }
+    }
+    v
 }
 
 /// Recent attempts remembered, answered or not: a sliding window (older ones age out by design,
