@@ -63,30 +63,11 @@ impl TcpConnectRefused {
             g.server.ip(),
             g.server.port(),
         );
-        match named {
-            Some(n) => detail.push_str(&format!(" The client was trying to reach {}.", n.what)),
-            None => detail.push_str(
-                " The capture does not show what the client meant to reach there (no earlier request to this address, no Location or realm naming it).",
-            ),
-        }
-        if g.count as usize > g.attempts.len() {
-            detail.push_str(&format!(
-                " The evidence shows the first {} attempts.",
-                g.attempts.len()
-            ));
-        }
-        detail.push_str(
-            " Further refused attempts from this client to this service within a minute are counted, not repeated.",
-        );
+        detail.push_str(&g.context(named, "refused"));
         let server = g.server;
-        let mut remediation = String::new();
-        if let Some(n) = named.filter(|n| n.from_url) {
-            remediation.push_str(&format!(
-                "The address came from {}: if the service does not live there, correct the setting that produced frame {} \
-                 (a registry's `http.host` or `auth.token.realm`, Harbor's `external_url`) so that it names the address clients use. ",
-                n.what, n.frame
-            ));
-        }
+        let mut remediation = named
+            .and_then(|n| n.came_from("if the service does not live there"))
+            .unwrap_or_default();
         remediation.push_str(&format!(
             "Make the service listen on {server}: on {} check `ss -ltnp 'sport = :{}'` (a service bound to 127.0.0.1 refuses other clients); \
              for a Kubernetes Service, check that it has ready endpoints (`kubectl get endpoints`) and that `targetPort` is the port the \

@@ -123,29 +123,10 @@ impl TcpConnectUnanswered {
                 last.saturating_sub(first.first_syn_ts) as f64 / 1e9
             )),
         }
-        match named {
-            Some(n) => detail.push_str(&format!(" The client was trying to reach {}.", n.what)),
-            None => detail.push_str(
-                " The capture does not show what the client meant to reach there (no earlier request to this address, no Location or realm naming it).",
-            ),
-        }
-        if g.count as usize > g.attempts.len() {
-            detail.push_str(&format!(
-                " The evidence shows the first {} attempts.",
-                g.attempts.len()
-            ));
-        }
-        detail.push_str(
-            " Further unanswered attempts from this client to this service within a minute are counted, not repeated.",
-        );
-        let mut remediation = String::new();
-        if let Some(n) = named.filter(|n| n.from_url) {
-            remediation.push_str(&format!(
-                "The address came from {}: if clients cannot reach it, correct the setting that produced frame {} (a registry's \
-                 `http.host` or `auth.token.realm`, Harbor's `external_url`) so that it names the address clients use. ",
-                n.what, n.frame
-            ));
-        }
+        detail.push_str(&g.context(named, "unanswered"));
+        let mut remediation = named
+            .and_then(|n| n.came_from("if clients cannot reach it"))
+            .unwrap_or_default();
         let rejected = g
             .attempts
             .iter()

@@ -44,6 +44,28 @@ impl Group {
     }
 
     /// Every SYN, reset and ICMP frame of the attempts kept, with what each is.
+    /// What a finding about the group says after its cause: what the client was trying to
+    /// reach (when the capture says), how many attempts the evidence shows, and that further
+    /// `outcome` ("refused", "unanswered") attempts are counted.
+    pub fn context(&self, named: Option<&Named>, outcome: &str) -> String {
+        let mut s = match named {
+            Some(n) => format!(" The client was trying to reach {}.", n.what),
+            None => " The capture does not show what the client meant to reach there (no earlier request to this address, \
+                      no Location or realm naming it)."
+                .to_string(),
+        };
+        if self.count as usize > self.attempts.len() {
+            s.push_str(&format!(
+                " The evidence shows the first {} attempts.",
+                self.attempts.len()
+            ));
+        }
+        s.push_str(&format!(
+            " Further {outcome} attempts from this client to this service within a minute are counted, not repeated."
+        ));
+        s
+    }
+
     pub fn evidence(&self, target: &str) -> Vec<Evidence> {
         let mut v = Vec::new();
         for (n, a) in self.attempts.iter().enumerate() {
@@ -250,6 +272,20 @@ pub struct Named {
     pub frame: u64,
     /// Named by a URL an answer gave (Location, realm), not by the client's own `Host`.
     pub from_url: bool,
+}
+
+impl Named {
+    /// The first step of a remediation when a URL an answer gave named the address: correct
+    /// the setting behind it, `unless` ("if clients cannot reach it") it is right.
+    pub fn came_from(&self, unless: &str) -> Option<String> {
+        self.from_url.then(|| {
+            format!(
+                "The address came from {}: {unless}, correct the setting that produced frame {} (a registry's `http.host` or \
+                 `auth.token.realm`, Harbor's `external_url`) so that it names the address clients use. ",
+                self.what, self.frame
+            )
+        })
+    }
 }
 
 /// What the capture says a client was trying to reach at an address, and the frame that says
