@@ -58,14 +58,37 @@ lab_image() {
 }
 
 # lab_capture_start NS IFACE FILTER OUT LOG: tcpdump in namespace NS, once it listens (its pid
-# in $LAB_TCPDUMP); lab_capture_stop LOG: stops it half a second later.
+# in $LAB_TCPDUMP, and in LOG's name with .pid for lab_cleanup); lab_capture_stop LOG: stops it
+# half a second later.
 lab_capture_start() {
   ip netns exec "$1" tcpdump -i "$2" -s 0 -B 65536 -U --immediate-mode -w "$4" "$3" 2>"$5" &
   LAB_TCPDUMP=$!
+  echo "$LAB_TCPDUMP" > "${5%.log}.pid"
   for _ in $(seq 50); do grep -q "listening on" "$5" && break; sleep 0.1; done
 }
 lab_capture_stop() {
   sleep 0.5
   kill -INT "$LAB_TCPDUMP"; wait "$LAB_TCPDUMP" 2>/dev/null || true
+  rm -f "${1%.log}.pid"
   cat "$1" >&2
+}
+
+# lab_offloads_off NS...: segmentation offloads off on eth0 of each namespace, so that a capture
+# holds wire-size segments as on a real link.
+lab_offloads_off() {
+  local ns
+  for ns in "$@"; do ip netns exec "$ns" ethtool -K eth0 tso off gso off gro off >/dev/null 2>&1 || true; done
+}
+
+# lab_cleanup DIR NS...: stops every process whose pid is in DIR/*pid (a stopped one is woken
+# first), removes the namespaces and DIR. For `trap ... EXIT`.
+lab_cleanup() {
+  local dir=$1 f; shift
+  for f in "$dir"/*pid; do
+    [[ -f $f ]] || continue
+    kill -CONT "$(cat "$f")" 2>/dev/null || true
+    kill "$(cat "$f")" 2>/dev/null || true
+  done
+  for f in "$@"; do ip netns del "$f" 2>/dev/null || true; done
+  rm -rf "$dir"
 }

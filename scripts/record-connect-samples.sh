@@ -29,19 +29,13 @@ mkdir -p "$DIR"
 lab_install tcpdump curl ip nginx docker-registry skopeo nft ethtool
 C=capcon-c; S=capcon-s
 WORK=$(mktemp -d)
-cleanup() {
-  [[ -f $WORK/nginx.pid ]] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-  for f in "$WORK"/*.pid; do [[ -f $f ]] && kill "$(cat "$f")" 2>/dev/null || true; done
-  ip netns del $C 2>/dev/null || true
-  ip netns del $S 2>/dev/null || true
-  rm -rf "$WORK"
-}
+cleanup() { lab_cleanup "$WORK" $C $S; }
 trap cleanup EXIT
 lab_pair $C $S 10.84.0
 for ns in $C $S; do
   ip netns exec $ns sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.eth0.disable_ipv6=0
-  ip netns exec $ns ethtool -K eth0 tso off gso off gro off >/dev/null 2>&1 || true
 done
+lab_offloads_off $C $S
 ip -n $C addr add fd84::1/64 dev eth0 nodad
 ip -n $S addr add fd84::2/64 dev eth0 nodad
 # The registry's internal address, which clients cannot reach.

@@ -31,17 +31,10 @@ mkdir -p "$DIR"
 lab_install tcpdump curl ip nginx docker-registry
 C=capprx-c; S=capprx-s
 WORK=$(mktemp -d)
-cleanup() {
-  for f in "$WORK"/*.pid; do [[ -f $f ]] && kill "$(cat "$f")" 2>/dev/null || true; done
-  ip netns del $C 2>/dev/null || true
-  ip netns del $S 2>/dev/null || true
-  rm -rf "$WORK"
-}
+cleanup() { lab_cleanup "$WORK" $C $S; }
 trap cleanup EXIT
 lab_pair $C $S 10.83.0
-# Offloads off, so that the capture holds wire-size segments as on a real link.
-ip netns exec $C ethtool -K eth0 tso off gso off gro off >/dev/null 2>&1 || true
-ip netns exec $S ethtool -K eth0 tso off gso off gro off >/dev/null 2>&1 || true
+lab_offloads_off $C $S
 
 mkdir -p "$WORK/registry" "$WORK/nginx"
 # nginx's workers (www-data) write request bodies they buffer under $WORK/nginx.
@@ -117,18 +110,8 @@ for _ in $(seq 100); do ip netns exec $C curl -s -o /dev/null http://10.83.0.2:5
 head -c $((128 * 1024)) /dev/urandom > "$WORK/blob"
 
 # capture_start PORT OUT: tcpdump on the client's interface, once it listens; capture_stop.
-capture_start() {
-  ip netns exec $C tcpdump -i eth0 -s 0 -B 65536 -U --immediate-mode -w "$2" "tcp port $1" \
-    2>"$WORK/tcpdump.log" &
-  echo $! > "$WORK/tcpdump.pid"
-  for _ in $(seq 50); do grep -q "listening on" "$WORK/tcpdump.log" && break; sleep 0.1; done
-}
-capture_stop() {
-  sleep 0.5
-  kill -INT "$(cat "$WORK/tcpdump.pid")"; wait "$(cat "$WORK/tcpdump.pid")" 2>/dev/null || true
-  rm -f "$WORK/tcpdump.pid"
-  cat "$WORK/tcpdump.log" >&2
-}
+capture_start() { lab_capture_start $C eth0 "tcp port $1" "$2" "$WORK/tcpdump.log"; }
+capture_stop() { lab_capture_stop "$WORK/tcpdump.log"; }
 
 # upload PORT OUT: start an upload and PATCH the blob to it, captured.
 upload() {

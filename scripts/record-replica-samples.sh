@@ -21,16 +21,10 @@ mkdir -p "$DIR"
 lab_install tcpdump curl ip nginx docker-registry ethtool
 C=caprep-c; S=caprep-s
 WORK=$(mktemp -d)
-cleanup() {
-  [[ -f $WORK/nginx.pid ]] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-  for f in "$WORK"/*.rpid; do [[ -f $f ]] && kill "$(cat "$f")" 2>/dev/null || true; done
-  ip netns del $C 2>/dev/null || true
-  ip netns del $S 2>/dev/null || true
-  rm -rf "$WORK"
-}
+cleanup() { lab_cleanup "$WORK" $C $S; }
 trap cleanup EXIT
 lab_pair $C $S 10.86.0
-for ns in $C $S; do ip netns exec $ns ethtool -K eth0 tso off gso off gro off >/dev/null 2>&1 || true; done
+lab_offloads_off $C $S
 mkdir -p "$WORK/nginx"
 chmod 755 "$WORK"; chmod 777 "$WORK/nginx"
 cat > "$WORK/nginx.conf" <<NGX

@@ -19,17 +19,10 @@ mkdir -p "$DIR"
 lab_install tcpdump curl ip nginx nft ethtool
 C=captr-c; S=captr-s
 WORK=$(mktemp -d)
-cleanup() {
-  [[ -f $WORK/nginx.pid ]] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-  [[ -f $WORK/curl.pid ]] && kill -CONT "$(cat "$WORK/curl.pid")" 2>/dev/null || true
-  [[ -f $WORK/curl.pid ]] && kill "$(cat "$WORK/curl.pid")" 2>/dev/null || true
-  ip netns del $C 2>/dev/null || true
-  ip netns del $S 2>/dev/null || true
-  rm -rf "$WORK"
-}
+cleanup() { lab_cleanup "$WORK" $C $S; }
 trap cleanup EXIT
 lab_pair $C $S 10.85.0
-for ns in $C $S; do ip netns exec $ns ethtool -K eth0 tso off gso off gro off >/dev/null 2>&1 || true; done
+lab_offloads_off $C $S
 ip netns exec $C sysctl -qw net.ipv4.tcp_rmem="4096 16384 16384"
 mkdir -p "$WORK/nginx" "$WORK/blobs"
 chmod 755 "$WORK"; chmod 777 "$WORK/nginx"
