@@ -122,13 +122,26 @@ http {{
         lab
     }
 
+    /// `curl -s ARGS` in the client namespace, not yet run.
+    fn curl_command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.client, "curl", "-s"])
+            .args(args);
+        c
+    }
+
+    /// `curl -s ARGS` in the client namespace: what it printed.
     fn curl(&self, args: &[&str]) -> String {
-        let o = Command::new("ip")
-            .args(["netns", "exec", &self.client, "curl", "-s"])
-            .args(args)
-            .output()
-            .expect("curl");
+        let o = self.curl_command(args).output().expect("curl");
         String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// `curl -s ARGS` in the client namespace, started, its output dropped.
+    fn spawn_curl(&self, args: &[&str]) -> Child {
+        self.curl_command(args)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("curl")
     }
 }
 
@@ -232,20 +245,11 @@ fn watch_reports_findings_live_and_its_file_gives_the_same_ones() {
     // finding is conclusive 2.5 s after the first SYN; it must be printed within about a
     // second of that.
     let realm_started = Instant::now();
-    let mut realm_curl = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.client,
-            "curl",
-            "-s",
-            "--connect-timeout",
-            "4",
-        ])
-        .arg("http://10.79.1.5/token?service=lab-registry")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("curl");
+    let mut realm_curl = lab.spawn_curl(&[
+        "--connect-timeout",
+        "4",
+        "http://10.79.1.5/token?service=lab-registry",
+    ]);
     let mut realm_finding_after = None;
     while realm_finding_after.is_none() && realm_started.elapsed() < Duration::from_secs(10) {
         if let Ok(l) = rx.recv_timeout(Duration::from_millis(50)) {
@@ -530,12 +534,7 @@ fn connection_failures_are_reported_live_within_seconds() {
     assert!(after < Duration::from_millis(3500), "{after:?}");
     // Unanswered: SYNs 1 s apart (a new namespace's `tcp_syn_linear_timeouts`), conclusive 1 s
     // after the third (3 s), reported 2 s later.
-    let mut curl = Command::new("ip")
-        .args(["netns", "exec", &lab.client, "curl", "-s"])
-        .args(["--connect-timeout", "7", "http://10.79.1.5/v2/"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("curl");
+    let mut curl = lab.spawn_curl(&["--connect-timeout", "7", "http://10.79.1.5/v2/"]);
     let (unanswered, after) =
         next_finding(&rx, Duration::from_secs(12)).expect("unanswered finding");
     eprintln!(
@@ -603,23 +602,13 @@ fn a_transfer_reset_is_reported_live_at_the_reset() {
             "ndjson".as_ref(),
         ],
     );
-    let mut curl = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.client,
-            "curl",
-            "-s",
-            "-o",
-            "/dev/null",
-        ])
-        .args([
-            "--limit-rate",
-            "100k",
-            "http://10.79.0.2/v2/lab/small/blobs/sha256:big",
-        ])
-        .spawn()
-        .expect("curl");
+    let mut curl = lab.spawn_curl(&[
+        "-o",
+        "/dev/null",
+        "--limit-rate",
+        "100k",
+        "http://10.79.0.2/v2/lab/small/blobs/sha256:big",
+    ]);
     std::thread::sleep(Duration::from_millis(300));
     sh(&["kill", "-STOP", &curl.id().to_string()]);
     let stopped = Instant::now();
