@@ -45,6 +45,12 @@ pub trait Sink {
     fn wants_more(&self) -> bool {
         true
     }
+    /// The earliest capture time at which a [`Event::Tick`] has something to do (`None`:
+    /// none will); ticks before it are not sent. Asked after every event. Every tick by
+    /// default.
+    fn wakes_at(&self) -> Option<TimestampNs> {
+        Some(TimestampNs::MIN)
+    }
 }
 
 /// How often (capture time) idle flows are looked for.
@@ -229,6 +235,8 @@ pub struct Engine {
     /// The time of the last tick, while no event has been delivered since: a tick at the same
     /// time would tell the sink nothing new.
     ticked: Option<TimestampNs>,
+    /// The sink's [`Sink::wakes_at`] after the last event it was given.
+    sink_wakes: Option<TimestampNs>,
 }
 
 impl Engine {
@@ -240,6 +248,7 @@ impl Engine {
             last_sweep: None,
             max_ts: i64::MIN,
             ticked: None,
+            sink_wakes: Some(TimestampNs::MIN),
             last_frame: 0,
         }
     }
@@ -306,8 +315,7 @@ impl Engine {
         // Deadlines that passed before this frame was captured act first, so a finding holds
         // the evidence that existed at its deadline, in a file as in a live watch.
         if frame.ts > self.max_ts {
-            sink.event(Event::Tick(frame.ts));
-            self.ticked = Some(frame.ts);
+            self.tick(frame.ts, sink);
         }
         let s = &mut self.stats;
         s.frames += 1;
@@ -357,10 +365,18 @@ impl Engine {
         }
         self.deliver(sink);
         if self.ticked != Some(self.max_ts) {
-            sink.event(Event::Tick(self.max_ts));
-            self.ticked = Some(self.max_ts);
+            self.tick(self.max_ts, sink);
         }
         stream
+    }
+
+    /// Capture time is `now`: the sink is told when it has something to do then.
+    fn tick(&mut self, now: TimestampNs, sink: &mut dyn Sink) {
+        if self.sink_wakes.is_some_and(|w| now >= w) {
+            sink.event(Event::Tick(now));
+            self.sink_wakes = sink.wakes_at();
+        }
+        self.ticked = Some(now);
     }
 
     fn deliver(&mut self, sink: &mut dyn Sink) {
@@ -395,6 +411,7 @@ impl Engine {
                 FlowEvent::CutShort(e) => sink.event(Event::CutShort(&e)),
             }
         }
+        self.sink_wakes = sink.wakes_at();
     }
 
     /// No frame arrived for a while (live capture): let time move on, so idle flows are
@@ -412,8 +429,7 @@ impl Engine {
             self.last_sweep = Some(self.max_ts);
         }
         self.deliver(sink);
-        sink.event(Event::Tick(self.max_ts));
-        self.ticked = Some(self.max_ts);
+        self.tick(self.max_ts, sink);
     }
 
     /// End of input: every open flow is finished and its results delivered.

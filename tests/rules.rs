@@ -691,3 +691,65 @@ fn watch_reading_a_file_finds_what_analyze_finds() {
     let o = capdiag(&["watch", "-r", "x.pcap", "-i", "lo"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// The findings (and the counts of what was suppressed or dropped) of every rule over `path`,
+/// with the rules called as their interests say, or each for every event.
+fn findings_over(path: &Path, every_rule: bool) -> (Vec<String>, u64, u64) {
+    use capdiag::capture::file::CaptureReader;
+    use capdiag::engine::{Engine, Limits};
+    use capdiag::rules::{RuleSet, instantiate};
+    let file = std::fs::File::open(path).expect("open sample");
+    let mut reader = CaptureReader::new(std::io::BufReader::new(file)).expect("read sample");
+    let mut found = Vec::new();
+    let mut on_finding = |f: capdiag::finding::Finding| {
+        found.push(serde_json::to_string(&f).expect("finding as JSON"));
+    };
+    let mut set = RuleSet::new(instantiate(&[]).expect("rules"), &mut on_finding);
+    if every_rule {
+        set = set.calling_every_rule();
+    }
+    let mut engine = Engine::new(set.configure(Limits::default()));
+    reader.for_each_frame(|f| {
+        engine.frame(f, &mut set);
+    });
+    engine.finish(&mut set);
+    let counts = (set.suppressed(), set.state_dropped());
+    drop(set);
+    (found, counts.0, counts.1)
+}
+
+/// Every rule is called only for the events its `Rule::interest` names: on every sample and
+/// public capture, that finds exactly what calling every rule for every event finds (a rule
+/// whose interest leaves out what it reads fails here).
+#[test]
+fn interests_leave_out_nothing_a_rule_reads() {
+    let mut files = Vec::new();
+    let mut dirs = vec![root().join("samples"), root().join("tests/corpus")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p
+                .extension()
+                .is_some_and(|x| x == "pcap" || x == "pcapng" || x == "cap")
+            {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    assert!(files.len() > 100, "samples missing: {}", files.len());
+    let mut with_findings = 0;
+    for p in &files {
+        let filtered = findings_over(p, false);
+        let every = findings_over(p, true);
+        assert_eq!(filtered, every, "{}", p.display());
+        with_findings += usize::from(!filtered.0.is_empty());
+    }
+    // Not vacuous: most failure samples make findings.
+    assert!(
+        with_findings >= 25,
+        "only {with_findings} captures with findings"
+    );
+}

@@ -12,6 +12,8 @@ pub use super::pairing::{MAX_INTERIM, PairingStats};
 pub struct Exchange {
     /// Wireshark's `tcp.stream`.
     pub stream: u64,
+    /// Its place among the exchanges of its connection: 0 for the first one captured.
+    pub index: u64,
     pub client: SocketAddr,
     pub server: SocketAddr,
     pub request: Option<Box<Message>>,

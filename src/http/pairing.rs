@@ -195,6 +195,7 @@ impl Pairing {
             || s.response.as_ref().is_some_and(|m| !m.complete);
         self.out.push(Exchange {
             stream: self.stream,
+            index: s.id,
             client,
             server,
             request: s.request,

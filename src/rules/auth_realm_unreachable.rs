@@ -6,7 +6,7 @@
 use super::kit::attempts::attempt_evidence;
 use super::kit::referral::{Referral, Referrals, failure_words};
 use super::kit::{Url, exchange_evidence, is_internal, realm_of, request_line, secs};
-use super::{Rule, RuleInfo};
+use super::{Interest, Rule, RuleInfo};
 use crate::capture::TimestampNs;
 use crate::finding::{Finding, FindingDraft, Severity};
 use crate::flow::ConnectionAttempt;
@@ -116,15 +116,18 @@ impl Rule for AuthRealmUnreachable {
         &INFO
     }
 
+    fn interest(&self) -> Interest {
+        Interest::STATUS_401
+            | Interest::ATTEMPT
+            | Interest::ATTEMPT_PROGRESS
+            | Interest::EXCHANGE.when(!self.challenges.is_empty())
+    }
+
     fn on_exchange(&mut self, ex: &Exchange, out: &mut Vec<Finding>) {
         // A request to a realm: answered means reachable; unanswered means the token service
         // accepted the connection but never replied.
         if let Some(req) = ex.request.as_ref().filter(|_| !self.challenges.is_empty()) {
-            for c in self
-                .challenges
-                .iter_mut()
-                .filter(|c| c.open() && c.is_request_to(ex))
-            {
+            for c in self.challenges.requested(ex) {
                 if ex.response.is_some() {
                     c.reached = true;
                 } else if req.first_ts >= c.ts

@@ -10,7 +10,7 @@
 //! of one error (the replica's answer to the proxy, the proxy's to the client) make one finding.
 
 use super::kit::{Bounded, Waiting, body_of, secs, target_path};
-use super::{Rule, RuleInfo};
+use super::{Interest, Rule, RuleInfo};
 use crate::capture::TimestampNs;
 use crate::finding::{Evidence, Finding, FindingDraft, Severity};
 use crate::http::Exchange;
@@ -224,6 +224,10 @@ impl BlobUploadUnknown {
 impl Rule for BlobUploadUnknown {
     fn info(&self) -> &'static RuleInfo {
         &INFO
+    }
+
+    fn interest(&self) -> Interest {
+        Interest::UPLOAD_PATH
     }
 
     fn on_exchange(&mut self, ex: &Exchange, out: &mut Vec<Finding>) {

@@ -6,6 +6,7 @@
 
 pub mod auth_realm_unreachable;
 pub mod blob_upload_unknown;
+pub mod interest;
 pub mod kit;
 pub mod presigned_url_403;
 pub mod proxy_body_too_large;
@@ -27,6 +28,7 @@ use crate::engine::{Event, Sink};
 use crate::finding::{Finding, Severity};
 use crate::flow::{ConnRecord, ConnectionAttempt, Ending};
 use crate::http::Exchange;
+pub use interest::Interest;
 
 /// Most items a rule keeps in any one table; beyond it the oldest is dropped (and counted).
 pub const MAX_RULE_STATE: usize = 512;
@@ -55,6 +57,12 @@ pub trait Rule {
         None
     }
     fn finish(&mut self, _out: &mut Vec<Finding>) {}
+    /// The events the rule is called for from now on (ticks and the end of input reach every
+    /// rule): asked after each call to the rule, so it may change with the rule's state. Every
+    /// event by default.
+    fn interest(&self) -> Interest {
+        Interest::ALL
+    }
     /// Items dropped because a table was full.
     fn state_dropped(&self) -> u64 {
         0
@@ -89,7 +97,8 @@ pub struct RuleInfo {
 /// A rule in the registry: what it is, and how to make a fresh one.
 pub struct Entry {
     pub info: &'static RuleInfo,
-    pub new: fn() -> Box<dyn Rule>,
+    /// A fresh rule, made with what the rules of its set share.
+    pub new: fn(&kit::Shared) -> Box<dyn Rule>,
 }
 
 /// Every rule, in the order they run and are listed. Adding a rule is one line here (and its
@@ -97,63 +106,63 @@ pub struct Entry {
 pub static RULES: &[Entry] = &[
     Entry {
         info: &s3_error_not_xml::INFO,
-        new: || Box::new(s3_error_not_xml::S3ErrorNotXml::default()),
+        new: |_| Box::new(s3_error_not_xml::S3ErrorNotXml::default()),
     },
     Entry {
         info: &s3_clock_skew::INFO,
-        new: || Box::new(s3_clock_skew::S3ClockSkew::default()),
+        new: |_| Box::new(s3_clock_skew::S3ClockSkew::default()),
     },
     Entry {
         info: &s3_error::INFO,
-        new: || Box::new(s3_error::S3ErrorRule::default()),
+        new: |_| Box::new(s3_error::S3ErrorRule::default()),
     },
     Entry {
         info: &presigned_url_403::INFO,
-        new: || Box::new(presigned_url_403::PresignedUrl403::default()),
+        new: |_| Box::new(presigned_url_403::PresignedUrl403::default()),
     },
     Entry {
         info: &auth_realm_unreachable::INFO,
-        new: || Box::new(auth_realm_unreachable::AuthRealmUnreachable::default()),
+        new: |_| Box::new(auth_realm_unreachable::AuthRealmUnreachable::default()),
     },
     Entry {
         info: &upload_location_unreachable::INFO,
-        new: || Box::new(upload_location_unreachable::UploadLocationUnreachable::default()),
+        new: |_| Box::new(upload_location_unreachable::UploadLocationUnreachable::default()),
     },
     Entry {
         info: &proxy_body_too_large::INFO,
-        new: || Box::new(proxy_body_too_large::ProxyBodyTooLarge),
+        new: |_| Box::new(proxy_body_too_large::ProxyBodyTooLarge),
     },
     Entry {
         info: &proxy_error_page::INFO,
-        new: || Box::new(proxy_error_page::ProxyErrorPage::default()),
+        new: |_| Box::new(proxy_error_page::ProxyErrorPage::default()),
     },
     Entry {
         info: &rate_limited::INFO,
-        new: || Box::new(rate_limited::RateLimited),
+        new: |_| Box::new(rate_limited::RateLimited),
     },
     Entry {
         info: &registry_api_version_missing::INFO,
-        new: || Box::new(registry_api_version_missing::RegistryApiVersionMissing::default()),
+        new: |_| Box::new(registry_api_version_missing::RegistryApiVersionMissing::default()),
     },
     Entry {
         info: &token_expired::INFO,
-        new: || Box::new(token_expired::TokenExpired::default()),
+        new: |_| Box::new(token_expired::TokenExpired::default()),
     },
     Entry {
         info: &blob_upload_unknown::INFO,
-        new: || Box::new(blob_upload_unknown::BlobUploadUnknown::default()),
+        new: |_| Box::new(blob_upload_unknown::BlobUploadUnknown::default()),
     },
     Entry {
         info: &transfer_reset::INFO,
-        new: || Box::new(transfer_reset::TransferReset::default()),
+        new: |_| Box::new(transfer_reset::TransferReset::default()),
     },
     Entry {
         info: &tcp_connect_refused::INFO,
-        new: || Box::new(tcp_connect_refused::TcpConnectRefused::default()),
+        new: |s| Box::new(tcp_connect_refused::TcpConnectRefused::with(s)),
     },
     Entry {
         info: &tcp_connect_unanswered::INFO,
-        new: || Box::new(tcp_connect_unanswered::TcpConnectUnanswered::default()),
+        new: |s| Box::new(tcp_connect_unanswered::TcpConnectUnanswered::with(s)),
     },
 ];
 
@@ -165,17 +174,26 @@ pub fn instantiate(only: &[String]) -> Result<Vec<Box<dyn Rule>>, String> {
             return Err(format!("unknown rule '{id}' (rules: {})", known.join(", ")));
         }
     }
+    let shared = kit::Shared::default();
     Ok(RULES
         .iter()
         .filter(|r| only.is_empty() || only.iter().any(|o| o == r.info.id))
-        .map(|r| (r.new)())
+        .map(|r| (r.new)(&shared))
         .collect())
+}
+
+/// A rule, with its [`Rule::interest`] and [`Rule::next_deadline`] as of the last call to it
+/// (a rule's state changes only when it is called).
+struct Slot {
+    rule: Box<dyn Rule>,
+    interest: Interest,
+    deadline: Option<TimestampNs>,
 }
 
 /// The rules behind the engine: an engine [`Sink`] that runs every rule on every event and
 /// passes findings (and exchanges) on.
 pub struct RuleSet<'a> {
-    rules: Vec<Box<dyn Rule>>,
+    rules: Vec<Slot>,
     findings: Vec<Finding>,
     /// Findings reported with an identifier: rule, identifier, capture time (seconds).
     reported: kit::Bounded<(&'static str, String, f64)>,
@@ -183,20 +201,43 @@ pub struct RuleSet<'a> {
     /// Evidence frames of the findings reported by rules that explain others.
     explaining: kit::Bounded<Vec<u64>>,
     next_deadline: Option<TimestampNs>,
+    /// What any rule is interested in: the facts of an exchange worth reading.
+    wanted: Interest,
+    /// Every rule called for every event, whatever its interest.
+    every_rule: bool,
     on_finding: &'a mut dyn FnMut(Finding),
 }
 
 impl<'a> RuleSet<'a> {
     pub fn new(rules: Vec<Box<dyn Rule>>, on_finding: &'a mut dyn FnMut(Finding)) -> RuleSet<'a> {
+        let next_deadline = rules.iter().filter_map(|r| r.next_deadline()).min();
+        let wanted = rules.iter().fold(Interest::NONE, |w, r| w | r.interest());
         RuleSet {
-            rules,
+            rules: rules
+                .into_iter()
+                .map(|rule| Slot {
+                    interest: rule.interest(),
+                    deadline: rule.next_deadline(),
+                    rule,
+                })
+                .collect(),
             findings: Vec::new(),
             reported: kit::Bounded::default(),
             suppressed: 0,
             explaining: kit::Bounded::default(),
-            next_deadline: None,
+            next_deadline,
+            wanted,
+            every_rule: false,
             on_finding,
         }
+    }
+
+    /// The same rules, each called for every event as if it were interested in all: what
+    /// the rules find must not change (a test of every rule's [`Rule::interest`]).
+    pub fn calling_every_rule(mut self) -> Self {
+        self.every_rule = true;
+        self.wanted = Interest::ALL;
+        self
     }
 
     fn flush(&mut self) {
@@ -211,7 +252,6 @@ impl<'a> RuleSet<'a> {
                 (self.on_finding)(f);
             }
         }
-        self.next_deadline = self.rules.iter().filter_map(|r| r.next_deadline()).min();
     }
 
     /// Whether `f` is of a rule [`RuleInfo::explained_by_others`] and another rule's finding
@@ -221,14 +261,14 @@ impl<'a> RuleSet<'a> {
         let yields = self
             .rules
             .iter()
-            .find(|r| r.info().id == f.rule)
-            .is_some_and(|r| r.info().explained_by_others);
+            .find(|s| s.rule.info().id == f.rule)
+            .is_some_and(|s| s.rule.info().explained_by_others);
         if yields {
             self.explaining
                 .iter()
                 .any(|frames| frames.binary_search(&f.key_frame).is_ok())
         } else {
-            if self.rules.iter().any(|r| r.info().explained_by_others) {
+            if self.rules.iter().any(|s| s.rule.info().explained_by_others) {
                 self.explaining.push(f.frames.clone());
             }
             false
@@ -244,8 +284,8 @@ impl<'a> RuleSet<'a> {
         let Some(window) = self
             .rules
             .iter()
-            .find(|r| r.info().id == f.rule)
-            .and_then(|r| r.info().suppress_for_ns)
+            .find(|s| s.rule.info().id == f.rule)
+            .and_then(|s| s.rule.info().suppress_for_ns)
         else {
             return false;
         };
@@ -270,32 +310,43 @@ impl<'a> RuleSet<'a> {
     /// Findings suppressed: repeats ([`RuleInfo::suppress_for_ns`]) and findings another
     /// explained ([`RuleInfo::explained_by_others`]).
     pub fn suppressed(&self) -> u64 {
-        self.suppressed + self.rules.iter().map(|r| r.suppressed()).sum::<u64>()
+        self.suppressed + self.rules.iter().map(|s| s.rule.suppressed()).sum::<u64>()
     }
 
     /// `limits` with what the rules need of the layers below them turned on (connection
     /// records when a rule reads them).
     pub fn configure(&self, mut limits: crate::engine::Limits) -> crate::engine::Limits {
-        limits.flow.records |= self.rules.iter().any(|r| r.wants_conn_records());
+        limits.flow.records |= self.rules.iter().any(|s| s.rule.wants_conn_records());
         limits
     }
 
     /// Rule-state items dropped because a table was full.
     pub fn state_dropped(&self) -> u64 {
-        self.rules.iter().map(|r| r.state_dropped()).sum()
+        self.rules.iter().map(|s| s.rule.state_dropped()).sum()
     }
 }
 
 impl Sink for RuleSet<'_> {
-    /// Every rule's hook for the event, then the findings made, in key-frame order.
+    /// The hook for the event of every rule it concerns ([`Rule::interest`]; a tick, of every
+    /// rule once one is due), then the findings made, in key-frame order.
     fn event(&mut self, ev: Event<'_>) {
-        if let Event::Tick(now) = ev
-            && self.next_deadline.is_none_or(|d| now < d)
-        {
-            return;
-        }
+        let concerns = match ev {
+            Event::Tick(now) if self.next_deadline.is_none_or(|d| now < d) => return,
+            Event::Exchange(ex) => Interest::of(ex, self.wanted),
+            Event::Attempt(_) => Interest::ATTEMPT,
+            Event::AttemptProgress(_) => Interest::ATTEMPT_PROGRESS,
+            Event::ConnEnd(_) => Interest::CONN_END,
+            Event::CutShort(_) => Interest::CUT_SHORT,
+            Event::Tick(_) | Event::Finish => Interest::ALL,
+        };
+        let every = self.every_rule || matches!(ev, Event::Tick(_) | Event::Finish);
         let out = &mut self.findings;
-        for r in &mut self.rules {
+        let (mut deadlines_moved, mut interests_moved) = (false, false);
+        for s in &mut self.rules {
+            if !every && !s.interest.meets(concerns) {
+                continue;
+            }
+            let r = &mut s.rule;
             match ev {
                 Event::Exchange(ex) => r.on_exchange(ex, out),
                 Event::Attempt(a) => r.on_attempt(a, out),
@@ -305,8 +356,27 @@ impl Sink for RuleSet<'_> {
                 Event::Tick(now) => r.on_tick(now, out),
                 Event::Finish => r.finish(out),
             }
+            let interest = r.interest();
+            interests_moved |= interest != s.interest;
+            s.interest = interest;
+            let deadline = r.next_deadline();
+            deadlines_moved |= deadline != s.deadline;
+            s.deadline = deadline;
+        }
+        if deadlines_moved {
+            self.next_deadline = self.rules.iter().filter_map(|s| s.deadline).min();
+        }
+        if interests_moved && !self.every_rule {
+            self.wanted = self
+                .rules
+                .iter()
+                .fold(Interest::NONE, |w, s| w | s.interest);
         }
         self.flush();
+    }
+
+    fn wakes_at(&self) -> Option<TimestampNs> {
+        self.next_deadline
     }
 }
 

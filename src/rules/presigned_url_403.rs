@@ -9,7 +9,7 @@ use super::kit::{
     target_path_query,
 };
 use super::s3::{Presigned, parse_s3_error, presigned};
-use super::{Rule, RuleInfo};
+use super::{Interest, Rule, RuleInfo};
 use crate::capture::TimestampNs;
 use crate::finding::{Finding, FindingDraft, Severity};
 use crate::http::Exchange;
@@ -360,6 +360,10 @@ time: secs(r.ts),
 impl Rule for PresignedUrl403 {
     fn info(&self) -> &'static RuleInfo {
         &INFO
+    }
+
+    fn interest(&self) -> Interest {
+        Interest::STATUS_3XX | Interest::QUERY.when(!self.redirects.is_empty())
     }
 
     fn on_exchange(&mut self, ex: &Exchange, _out: &mut Vec<Finding>) {

@@ -9,7 +9,7 @@
 //! are suppressed for a minute.
 
 use super::kit::{body_of, exchange_evidence, html_title, looks_like_html, request_line, secs};
-use super::{Rule, RuleInfo};
+use super::{Interest, Rule, RuleInfo};
 use crate::finding::{Evidence, Finding, FindingDraft, Severity};
 use crate::http::{Exchange, Message};
 
@@ -68,6 +68,10 @@ fn hop(resp: &Message) -> String {
 impl Rule for ProxyBodyTooLarge {
     fn info(&self) -> &'static RuleInfo {
         &INFO
+    }
+
+    fn interest(&self) -> Interest {
+        Interest::STATUS_413
     }
 
     fn on_exchange(&mut self, ex: &Exchange, out: &mut Vec<Finding>) {

@@ -13,7 +13,7 @@ use super::kit::{
     Repeats, body_of, exchange_evidence, html_title, looks_like_html, request_line, secs,
     target_path,
 };
-use super::{Rule, RuleInfo};
+use super::{Interest, Rule, RuleInfo};
 use crate::finding::{Finding, FindingDraft, Severity};
 use crate::http::Exchange;
 use std::net::{IpAddr, SocketAddr};
@@ -70,6 +70,10 @@ impl Rule for ProxyErrorPage {
         self.reported.dropped()
     }
 
+    fn interest(&self) -> Interest {
+        Interest::V2_PATH
+    }
+
     fn on_exchange(&mut self, ex: &Exchange, out: &mut Vec<Finding>) {
         let (Some(req), Some(resp)) = (&ex.request, &ex.response) else {
             return;
@@ -87,11 +91,13 @@ impl Rule for ProxyErrorPage {
         if resp.header("docker-distribution-api-version").is_some() {
             return;
         }
-        let ctype = resp
-            .header_str("content-type")
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        if ctype.contains("json") {
+        let json = resp.header("content-type").is_some_and(|t| {
+            memchr::memchr2_iter(b'j', b'J', t).any(|i| {
+                t.get(i..i + 4)
+                    .is_some_and(|w| w.eq_ignore_ascii_case(b"json"))
+            })
+        });
+        if json {
             return;
         }
         let key = (ex.client.ip(), ex.server, status);
@@ -99,6 +105,10 @@ impl Rule for ProxyErrorPage {
             return;
         }
         self.reported.report(key, req.first_ts);
+        let ctype = resp
+            .header_str("content-type")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let body = body_of(resp);
         let title = if looks_like_html(resp, &body) {
             html_title(&body)

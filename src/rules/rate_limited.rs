@@ -7,7 +7,7 @@
 //! suppressed (and counted in the summary), so that a retrying client makes one finding.
 
 use super::kit::{body_of, exchange_evidence, request_line, secs};
-use super::{Rule, RuleInfo};
+use super::{Interest, Rule, RuleInfo};
 use crate::finding::{Finding, FindingDraft, Severity};
 use crate::http::Exchange;
 
@@ -36,6 +36,10 @@ const LIMIT_HEADERS: [&str; 6] = [
 impl Rule for RateLimited {
     fn info(&self) -> &'static RuleInfo {
         &INFO
+    }
+
+    fn interest(&self) -> Interest {
+        Interest::STATUS_429
     }
 
     fn on_exchange(&mut self, ex: &Exchange, out: &mut Vec<Finding>) {

@@ -6,7 +6,7 @@
 //! something that is not a registry.
 
 use super::kit::{Repeats, exchange_evidence, request_line, secs, target_path};
-use super::{Rule, RuleInfo};
+use super::{Interest, Rule, RuleInfo};
 use crate::finding::{Finding, FindingDraft, Severity};
 use crate::http::Exchange;
 use std::net::SocketAddr;
@@ -96,6 +96,10 @@ impl Rule for RegistryApiVersionMissing {
 
     fn state_dropped(&self) -> u64 {
         self.reported.dropped()
+    }
+
+    fn interest(&self) -> Interest {
+        Interest::V2_PATH
     }
 
     fn on_exchange(&mut self, ex: &Exchange, out: &mut Vec<Finding>) {

@@ -105,12 +105,16 @@ pub fn presigned(url: &Url) -> Option<Presigned> {
 
 /// A request signed for S3: SigV4 or SigV2 `Authorization`, or a presigned query.
 pub fn is_s3_request(req: &Message) -> bool {
-    if let Some(a) = req.header("authorization") {
+    is_s3_signed(req.header("authorization"), req.uri().unwrap_or_default())
+}
+
+/// [`is_s3_request`] of a request with this `Authorization` (if any) and target.
+pub fn is_s3_signed(authorization: Option<&[u8]>, uri: &[u8]) -> bool {
+    if let Some(a) = authorization {
         if a.starts_with(b"AWS4-HMAC-SHA256 ") || a.starts_with(b"AWS ") {
             return true;
         }
     }
-    let uri = req.uri().unwrap_or_default();
     let Some(q) = memchr::memchr(b'?', uri).and_then(|i| uri.get(i + 1..)) else {
         return false;
     };

@@ -11,7 +11,7 @@
 
 use super::kit::{S3Group, S3Groups, body_of, exchange_evidence, request_line, secs};
 use super::s3::{Clocks, S3Error, is_s3_request, parse_s3_error};
-use super::{Rule, RuleInfo};
+use super::{Interest, Rule, RuleInfo};
 use crate::capture::TimestampNs;
 use crate::finding::{Evidence, Finding, FindingDraft, Severity};
 use crate::http::Exchange;
@@ -196,6 +196,10 @@ impl S3ErrorRule {
 impl Rule for S3ErrorRule {
     fn info(&self) -> &'static RuleInfo {
         &INFO
+    }
+
+    fn interest(&self) -> Interest {
+        Interest::S3_REFUSED | Interest::STATUS_5XX
     }
 
     fn on_exchange(&mut self, ex: &Exchange, out: &mut Vec<Finding>) {

@@ -5,8 +5,8 @@
 //! Attempts a rule about their cause already reported (`auth-realm-unreachable`,
 //! `upload-location-unreachable`) are not reported again.
 
-use super::kit::{AttemptGroups, Group, Names, secs};
-use super::{Rule, RuleInfo};
+use super::kit::{AttemptGroups, Group, Shared, SharedNames, secs};
+use super::{Interest, Rule, RuleInfo};
 use crate::capture::TimestampNs;
 use crate::finding::{Finding, FindingDraft, Severity};
 use crate::flow::{ConnectionAttempt, Outcome};
@@ -23,19 +23,27 @@ pub static INFO: RuleInfo = RuleInfo {
 
 pub struct TcpConnectRefused {
     groups: AttemptGroups,
-    names: Names,
+    names: SharedNames,
 }
 
 impl Default for TcpConnectRefused {
     fn default() -> Self {
         TcpConnectRefused {
             groups: AttemptGroups::new(INFO.suppress_for_ns),
-            names: Names::default(),
+            names: SharedNames::default(),
         }
     }
 }
 
 impl TcpConnectRefused {
+    /// The rule, with the names of server addresses shared with the other rules of its set.
+    pub fn with(shared: &Shared) -> Self {
+        TcpConnectRefused {
+            names: shared.names(),
+            ..Self::default()
+        }
+    }
+
     fn report(&self, g: &Group, out: &mut Vec<Finding>) {
         let Some(first) = g.first() else {
             return;
@@ -63,7 +71,7 @@ impl TcpConnectRefused {
             g.server.ip(),
             g.server.port(),
         );
-        detail.push_str(&g.context(named, "refused"));
+        detail.push_str(&g.context(named.as_ref(), "refused"));
         let server = g.server;
         let mut remediation = named
             .and_then(|n| n.came_from("if the service does not live there"))
@@ -99,6 +107,10 @@ impl TcpConnectRefused {
 impl Rule for TcpConnectRefused {
     fn info(&self) -> &'static RuleInfo {
         &INFO
+    }
+
+    fn interest(&self) -> Interest {
+        self.names.interest() | Interest::ATTEMPT
     }
 
     fn on_exchange(&mut self, ex: &Exchange, _out: &mut Vec<Finding>) {

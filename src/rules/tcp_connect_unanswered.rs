@@ -12,8 +12,8 @@
 //! finding follows [`COLLECT_NS`](super::kit::attempts::COLLECT_NS) later, after
 //! `auth-realm-unreachable` (2.5 s) has reported the SYNs it explains.
 
-use super::kit::{AttemptGroups, Group, Names, Waiting, secs};
-use super::{Rule, RuleInfo};
+use super::kit::{AttemptGroups, Group, Shared, SharedNames, Waiting, secs};
+use super::{Interest, Rule, RuleInfo};
 use crate::capture::TimestampNs;
 use crate::finding::{Finding, FindingDraft, Severity};
 use crate::flow::{ConnectionAttempt, Outcome};
@@ -45,7 +45,7 @@ struct Pending {
 pub struct TcpConnectUnanswered {
     pending: Waiting<Pending>,
     groups: AttemptGroups,
-    names: Names,
+    names: SharedNames,
 }
 
 impl Default for TcpConnectUnanswered {
@@ -53,7 +53,7 @@ impl Default for TcpConnectUnanswered {
         TcpConnectUnanswered {
             pending: Waiting::new(|p| p.due),
             groups: AttemptGroups::new(INFO.suppress_for_ns),
-            names: Names::default(),
+            names: SharedNames::default(),
         }
     }
 }
@@ -63,6 +63,14 @@ fn retransmitted(a: &ConnectionAttempt) -> bool {
 }
 
 impl TcpConnectUnanswered {
+    /// The rule, with the names of server addresses shared with the other rules of its set.
+    pub fn with(shared: &Shared) -> Self {
+        TcpConnectUnanswered {
+            names: shared.names(),
+            ..Self::default()
+        }
+    }
+
     fn failed(&mut self, a: &ConnectionAttempt, at: TimestampNs, out: &mut Vec<Finding>) {
         if let Some(g) = self.groups.add(a, at) {
             self.report(&g, out);
@@ -123,7 +131,7 @@ impl TcpConnectUnanswered {
                 last.saturating_sub(first.first_syn_ts) as f64 / 1e9
             )),
         }
-        detail.push_str(&g.context(named, "unanswered"));
+        detail.push_str(&g.context(named.as_ref(), "unanswered"));
         let mut remediation = named
             .and_then(|n| n.came_from("if clients cannot reach it"))
             .unwrap_or_default();
@@ -179,6 +187,10 @@ impl TcpConnectUnanswered {
 impl Rule for TcpConnectUnanswered {
     fn info(&self) -> &'static RuleInfo {
         &INFO
+    }
+
+    fn interest(&self) -> Interest {
+        self.names.interest() | Interest::ATTEMPT | Interest::ATTEMPT_PROGRESS
     }
 
     fn on_exchange(&mut self, ex: &Exchange, _out: &mut Vec<Finding>) {

@@ -13,7 +13,7 @@
 use super::kit::{
     Bounded, Url, auth_param, exchange_evidence, realm_of, request_line, secs, target_path,
 };
-use super::{Rule, RuleInfo};
+use super::{Interest, Rule, RuleInfo};
 use crate::capture::TimestampNs;
 use crate::finding::{Evidence, Finding, FindingDraft, Severity};
 use crate::http::{Exchange, Message};
@@ -248,6 +248,12 @@ impl Rule for TokenExpired {
         &INFO
     }
 
+    fn interest(&self) -> Interest {
+        Interest::STATUS_401
+            | Interest::AUTHORIZATION
+            | Interest::STATUS_2XX.when(!self.realms.is_empty())
+    }
+
     fn on_exchange(&mut self, ex: &Exchange, out: &mut Vec<Finding>) {
         let (Some(req), Some(resp)) = (&ex.request, &ex.response) else {
             return;
@@ -277,8 +283,10 @@ impl Rule for TokenExpired {
         }
         if status == 200 && !self.realms.is_empty() {
             let path = target_path(req.uri().unwrap_or_default());
-            for r in self.realms.iter_mut().filter(|r| r.client == client) {
-                if path.starts_with(r.path.as_bytes()) {
+            let to_realm = |r: &Realm| path.starts_with(r.path.as_bytes()) && r.client == client;
+            // Most answers are not to a realm: looked for before anything is written.
+            if self.realms.iter().any(to_realm) {
+                for r in self.realms.iter_mut().filter(|r| to_realm(r)) {
                     r.last = Some((req.frame, resp.frame, ex.stream, ex.server));
                 }
             }

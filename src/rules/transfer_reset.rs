@@ -14,7 +14,7 @@
 //! the flow goes idle (5 minutes) or the capture ends.
 
 use super::kit::{Waiting, request_line, secs};
-use super::{Rule, RuleInfo};
+use super::{Interest, Rule, RuleInfo};
 use crate::capture::TimestampNs;
 use crate::finding::{Evidence, Finding, FindingDraft, Severity};
 use crate::flow::Ending;
@@ -304,6 +304,10 @@ impl TransferReset {
 impl Rule for TransferReset {
     fn info(&self) -> &'static RuleInfo {
         &INFO
+    }
+
+    fn interest(&self) -> Interest {
+        Interest::CUT | Interest::CUT_SHORT
     }
 
     fn on_exchange(&mut self, ex: &Exchange, _out: &mut Vec<Finding>) {

@@ -8,7 +8,7 @@
 use super::kit::attempts::attempt_evidence;
 use super::kit::referral::{Referral, Referrals, failure_words};
 use super::kit::{Url, exchange_evidence, request_line, secs, target_path};
-use super::{Rule, RuleInfo};
+use super::{Interest, Rule, RuleInfo};
 use crate::capture::TimestampNs;
 use crate::finding::{Finding, FindingDraft, Severity};
 use crate::flow::ConnectionAttempt;
@@ -179,6 +179,10 @@ impl UploadLocationUnreachable {
 impl Rule for UploadLocationUnreachable {
     fn info(&self) -> &'static RuleInfo {
         &INFO
+    }
+
+    fn interest(&self) -> Interest {
+        Interest::UPLOAD_PATH | Interest::ATTEMPT | Interest::ATTEMPT_PROGRESS
     }
 
     fn on_exchange(&mut self, ex: &Exchange, _out: &mut Vec<Finding>) {

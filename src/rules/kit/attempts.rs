@@ -10,9 +10,12 @@ use crate::capture::TimestampNs;
 use crate::finding::Evidence;
 use crate::flow::ConnectionAttempt;
 use crate::http::Exchange;
+use crate::rules::Interest;
 use crate::text::lossless;
 use rustc_hash::FxHashMap;
+use std::cell::{Cell, RefCell};
 use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
 
 /// Attempts of one group kept for evidence (the count goes on).
 pub const MAX_GROUP_ATTEMPTS: usize = 8;
@@ -264,7 +267,7 @@ impl AttemptGroups {
 }
 
 /// A name for an address, and the frame that gives it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Named {
     /// "`registry.example:5000` (the Host of frame 4)", "`http://10.0.0.2:5000/v2/...` (the
     /// Location in the 202 answer of frame 7)".
@@ -303,7 +306,9 @@ pub struct Names {
 }
 
 impl Names {
-    /// Learns from one exchange.
+    /// Learns from one exchange: of all those that teach something, every connection's first
+    /// exchange (a server address is first seen on one) and every 201, 202, 3xx and 401 answer
+    /// ([`SharedNames::interest`]); other exchanges teach nothing.
     pub fn learn(&mut self, ex: &Exchange) {
         // One lookup per exchange: every server address gets an entry on its first exchange
         // (none when its Host is the address itself, which says nothing more).
@@ -387,6 +392,72 @@ impl Names {
     /// Addresses forgotten because the table was full.
     pub fn dropped(&self) -> u64 {
         self.order.dropped
+    }
+}
+
+/// What several rules learn from the same traffic, learned once per rule set: each rule is made
+/// with the rule set's `Shared` ([`crate::rules::Entry::new`]) and takes what it reads.
+#[derive(Debug, Default)]
+pub struct Shared {
+    names: Rc<RefCell<Names>>,
+    names_taken: Cell<bool>,
+}
+
+impl Shared {
+    /// The names of server addresses. The first rule to ask learns them from every exchange
+    /// (its interest includes every exchange); the others read what it learned.
+    pub fn names(&self) -> SharedNames {
+        SharedNames {
+            names: Rc::clone(&self.names),
+            learns: !self.names_taken.replace(true),
+        }
+    }
+}
+
+/// [`Names`] shared by the rules of a set (see [`Shared::names`]).
+#[derive(Debug)]
+pub struct SharedNames {
+    names: Rc<RefCell<Names>>,
+    learns: bool,
+}
+
+impl Default for SharedNames {
+    /// Names of its own, learned by their holder.
+    fn default() -> Self {
+        Shared::default().names()
+    }
+}
+
+impl SharedNames {
+    /// The exchanges the holder is to be called for: those names are learned from
+    /// ([`Names::learn`]), when it is the rule that learns them.
+    pub fn interest(&self) -> Interest {
+        (Interest::FIRST_ON_CONNECTION
+            | Interest::STATUS_201_202
+            | Interest::STATUS_3XX
+            | Interest::STATUS_401)
+            .when(self.learns)
+    }
+
+    /// Learns from one exchange, when the holder is the rule that learns.
+    pub fn learn(&self, ex: &Exchange) {
+        if self.learns {
+            self.names.borrow_mut().learn(ex);
+        }
+    }
+
+    /// [`Names::of`].
+    pub fn of(&self, at: SocketAddr, before: u64) -> Option<Named> {
+        self.names.borrow().of(at, before).cloned()
+    }
+
+    /// [`Names::dropped`], counted by the rule that learns.
+    pub fn dropped(&self) -> u64 {
+        if self.learns {
+            self.names.borrow().dropped()
+        } else {
+            0
+        }
     }
 }
 

@@ -14,7 +14,7 @@ pub mod time;
 pub mod url;
 pub mod waiting;
 
-pub use attempts::{AttemptGroups, Group, Named, Names};
+pub use attempts::{AttemptGroups, Group, Named, Names, Shared, SharedNames};
 pub use auth::{auth_param, realm_of};
 pub use body::{body_of, html_title, looks_like_html};
 pub use bounded::Bounded;

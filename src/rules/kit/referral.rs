@@ -8,6 +8,7 @@ use super::url::Url;
 use crate::capture::TimestampNs;
 use crate::flow::{ConnectionAttempt, Outcome};
 use crate::http::Exchange;
+use std::cell::Cell;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::{Deref, DerefMut};
 
@@ -83,17 +84,17 @@ impl<T> Referral<T> {
     /// Whether a request of `ex` goes to the URL's endpoint (checked on every exchange of the
     /// client while the referral is open: the address first, the `Host` only when it is not).
     pub fn is_request_to(&self, ex: &Exchange) -> bool {
-        ex.client.ip() == self.client
-            && match self.target {
-                Some(t) => ex.server == t,
-                None => {
-                    ex.server.port() == self.url.port
-                        && ex.request.as_ref().is_some_and(|r| {
-                            r.header("host")
-                                .is_some_and(|h| h.eq_ignore_ascii_case(self.authority.as_bytes()))
-                        })
-                }
+        match self.target {
+            Some(t) => ex.server == t && ex.client.ip() == self.client,
+            None => {
+                ex.server.port() == self.url.port
+                    && ex.client.ip() == self.client
+                    && ex.request.as_ref().is_some_and(|r| {
+                        r.header("host")
+                            .is_some_and(|h| h.eq_ignore_ascii_case(self.authority.as_bytes()))
+                    })
             }
+        }
     }
 }
 
@@ -117,12 +118,16 @@ pub fn failure_words(a: &ConnectionAttempt) -> String {
 #[derive(Debug)]
 pub struct Referrals<T> {
     items: Bounded<Referral<T>>,
+    /// [`Referrals::next_deadline`] as last computed; `None` once anything may have changed
+    /// (it is asked after every event a rule is called for, and most change nothing).
+    deadline: Cell<Option<Option<TimestampNs>>>,
 }
 
 impl<T> Default for Referrals<T> {
     fn default() -> Self {
         Referrals {
             items: Bounded::default(),
+            deadline: Cell::new(None),
         }
     }
 }
@@ -136,13 +141,28 @@ impl<T> Deref for Referrals<T> {
 
 impl<T> DerefMut for Referrals<T> {
     fn deref_mut(&mut self) -> &mut Bounded<Referral<T>> {
+        self.deadline.set(None);
         &mut self.items
     }
 }
 
 impl<T> Referrals<T> {
+    /// The open referrals `ex` is a request to (asked of every exchange while one is open:
+    /// looked for first without counting as a change).
+    pub fn requested(&mut self, ex: &Exchange) -> impl Iterator<Item = &mut Referral<T>> {
+        let any = self.items.iter().any(|r| r.open() && r.is_request_to(ex));
+        if any {
+            self.deadline.set(None);
+        }
+        self.items
+            .iter_mut()
+            .take(if any { usize::MAX } else { 0 })
+            .filter(|r| r.open() && r.is_request_to(ex))
+    }
+
     /// A SYN was retransmitted: the attempt is watched, with the SYNs sent before its deadline.
     pub fn on_attempt_progress(&mut self, a: &ConnectionAttempt) {
+        self.deadline.set(None);
         for r in self.items.iter_mut().filter(|r| r.open()) {
             if r.matches(a) && a.last_syn_ts < a.first_syn_ts.saturating_add(SYN_WAIT_NS) {
                 r.pending = Some(a.clone());
@@ -157,6 +177,7 @@ impl<T> Referrals<T> {
         a: &ConnectionAttempt,
         mut failed: impl FnMut(&mut Referral<T>, &ConnectionAttempt),
     ) {
+        self.deadline.set(None);
         for r in self.items.iter_mut().filter(|r| r.open()) {
             if !r.matches(a) {
                 continue;
@@ -172,8 +193,11 @@ impl<T> Referrals<T> {
     }
 
     pub fn next_deadline(&self) -> Option<TimestampNs> {
-        // Asked after every event: one pass, none when nothing is watched.
-        self.items
+        if let Some(d) = self.deadline.get() {
+            return d;
+        }
+        let d = self
+            .items
             .iter()
             .map(|r| {
                 let expiry = r.ts.saturating_add(FOLLOW_NS);
@@ -181,7 +205,9 @@ impl<T> Referrals<T> {
                     expiry.min(a.first_syn_ts.saturating_add(SYN_WAIT_NS))
                 })
             })
-            .min()
+            .min();
+        self.deadline.set(Some(d));
+        d
     }
 
     /// Unanswered attempts whose deadline has come are failures; referrals the client never
@@ -191,6 +217,7 @@ impl<T> Referrals<T> {
         now: TimestampNs,
         mut failed: impl FnMut(&mut Referral<T>, &ConnectionAttempt),
     ) {
+        self.deadline.set(None);
         for r in self.items.iter_mut().filter(|r| r.open()) {
             if let Some(a) = r.pending.take() {
                 if now >= a.first_syn_ts.saturating_add(SYN_WAIT_NS) && a.syn_count >= 2 {
@@ -206,6 +233,7 @@ impl<T> Referrals<T> {
 
     /// The end of the input: attempts with a retransmitted SYN still unanswered are failures.
     pub fn finish(&mut self, mut failed: impl FnMut(&mut Referral<T>, &ConnectionAttempt)) {
+        self.deadline.set(None);
         for r in self.items.iter_mut() {
             if let Some(a) = r.pending.take()
                 && r.open()
