@@ -1,7 +1,7 @@
 //! One direction of a TCP connection, put back in order.
 //!
 //! Bytes are addressed by a 64-bit *stream offset* rather than by the 32-bit sequence number, so
-//! wrap-around (RFC 9293 §3.4) is handled once, in [`Reassembler::offset_of`], and the rest of
+//! wrap-around (RFC 9293 §3.4) is handled once, in `Reassembler::offset_of`, and the rest of
 //! the code compares plain integers.
 //!
 //! In-order data is passed on borrowed, straight from the packet; only segments that arrive ahead

@@ -147,7 +147,7 @@ pub enum Anomaly {
     MalformedStartLine,
 }
 
-/// Where a header's name and value lie in [`Message::head`].
+/// Where a header's name and value lie in `Message::head`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeaderPos {
     name: Span,

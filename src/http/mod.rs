@@ -1,5 +1,5 @@
 //! HTTP/1.x: incremental parsing of each direction ([`parser`]), the messages it yields
-//! ([`message`], built in spent ones kept for reuse: [`spare`]), and request/response pairing per connection ([`exchange`]).
+//! ([`message`], built in spent ones kept for reuse: `spare`), and request/response pairing per connection ([`exchange`]).
 
 mod conn;
 pub mod exchange;

@@ -1,7 +1,7 @@
 //! Rules: small modules on one engine. Each receives completed HTTP exchanges and connection
 //! attempts as they happen, keeps its own bounded state, and emits a [`Finding`] as soon as its
 //! evidence is conclusive, so the same rules serve files and live capture. Time is capture
-//! time, passed by [`Rule::tick`]; a rule that waits for more evidence (retries, the
+//! time, passed by [`Rule::on_tick`]; a rule that waits for more evidence (retries, the
 //! registry's own 500) does so until a deadline in capture time, never until the end.
 
 pub mod auth_realm_unreachable;
