@@ -23,6 +23,9 @@ pub enum Command {
     Watch(WatchArgs),
     /// List the HTTP/1.x exchanges in captures, with the frames Wireshark shows them at
     Http(HttpArgs),
+    /// List the TCP connections of captures (Wireshark's stream numbers, Zeek's states), with
+    /// what each carried: HTTP, or TLS and how its handshake went
+    Conns(ConnsArgs),
     /// Write some frames of a capture (a range, a stream, a finding's evidence) to a new capture
     Extract(ExtractArgs),
     /// List the rules
@@ -203,6 +206,26 @@ pub struct HttpArgs {
     pub limits: LimitArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct ConnsArgs {
+    /// Capture files (.pcap or .pcapng, recognised by content); `-` reads standard input
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+
+    /// Threads: 2 reads the capture, decodes it and parses its HTTP header blocks on a second
+    /// thread while the first analyses it, 1 does it all on one (the results are the same)
+    #[arg(short = 'j', long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub threads: u8,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
 /// Resource limits; each has a safe default and is counted in the report when hit.
 #[derive(Debug, Args, Clone)]
 pub struct LimitArgs {
@@ -254,6 +277,7 @@ impl LimitArgs {
                     bodies: crate::http::BodyPolicy::ErrorResponses,
                 },
                 max_pending_exchanges: self.max_pending.max(1),
+                tls: crate::tls::Limits::default(),
             },
         }
     }
@@ -301,6 +325,7 @@ impl Command {
                 rules_known(&a.rule_args.rules)
             }
             Command::Http(a) => stdin_once(&a.files),
+            Command::Conns(a) => stdin_once(&a.files),
             Command::Watch(a) => rules_known(&a.rule_args.rules),
             Command::Extract(a) => {
                 if a.file.as_os_str() == "-" && a.finding.is_some() {

@@ -5,7 +5,7 @@
 //! results to a [`Sink`] as soon as they are complete, so memory depends on the flows that are
 //! open, not on the size of the capture.
 
-use crate::app::Apps;
+use crate::app::{AppEvent, Apps};
 use crate::capture::prefetch::BatchStore;
 use crate::capture::{Frame, LinkType, TimestampNs};
 use crate::decode::{self, Decoded, Detached, Malformed};
@@ -14,6 +14,7 @@ use crate::http::HttpStats;
 use crate::http::message::HeaderPos;
 use crate::http::parser::{HeadAhead, HeadParsed, parse_ahead_into};
 use crate::http::{Exchange, spare};
+use crate::tls::{TlsStats, TlsSummary};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -31,6 +32,8 @@ pub enum Event<'a> {
     ConnEnd(&'a ConnRecord),
     /// A connection ended with a message cut short: how each side ended it.
     CutShort(&'a Ending),
+    /// A TLS connection ended: what its handshake showed, and how it went.
+    Tls(&'a TlsSummary),
     /// Capture time moved on (after every frame): time to act on deadlines.
     Tick(TimestampNs),
     /// End of the input: nothing more will come.
@@ -93,6 +96,7 @@ pub struct Stats {
     pub connection_attempts: u64,
     pub flow: FlowStats,
     pub http: HttpStats,
+    pub tls: TlsStats,
     not_ip: BTreeMap<u16, Tally>,
     other_ip: Tally,
     fragments: Tally,
@@ -228,7 +232,7 @@ pub struct Limits {
 pub struct Engine {
     table: FlowTable<Apps>,
     stats: Stats,
-    events: Vec<FlowEvent<Exchange>>,
+    events: Vec<FlowEvent<AppEvent>>,
     last_sweep: Option<TimestampNs>,
     max_ts: TimestampNs,
     last_frame: u64,
@@ -387,7 +391,8 @@ impl Engine {
         self.ticked = None;
         for ev in self.events.drain(..) {
             match ev {
-                FlowEvent::App(ex) => {
+                FlowEvent::App(AppEvent::Tls(t)) => sink.event(Event::Tls(&t)),
+                FlowEvent::App(AppEvent::Http(ex)) => {
                     self.stats.exchanges += 1;
                     self.stats.http_messages += u64::from(ex.request.is_some())
                         + u64::from(ex.response.is_some())
@@ -439,5 +444,6 @@ impl Engine {
         sink.event(Event::Finish);
         self.stats.flow = self.table.stats;
         self.stats.http = self.table.apps.http;
+        self.stats.tls = self.table.apps.tls;
     }
 }

@@ -47,3 +47,4 @@ pub mod http;
 pub mod output;
 pub mod rules;
 pub mod text;
+pub mod tls;

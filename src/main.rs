@@ -20,6 +20,7 @@ fn main() -> ExitCode {
     }
     let code = match &cli.command {
         capdiag::cli::Command::Http(args) => capdiag::commands::http(args),
+        capdiag::cli::Command::Conns(args) => capdiag::commands::conns(args),
         capdiag::cli::Command::Analyze(args) => capdiag::commands::analyze(args),
         capdiag::cli::Command::Watch(args) => capdiag::commands::watch(args),
         capdiag::cli::Command::Extract(args) => capdiag::commands::extract(args),

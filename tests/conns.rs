@@ -60,12 +60,13 @@ fn briefs(rel: &str) -> Vec<String> {
 
 #[test]
 fn an_exchange_and_an_unanswered_realm() {
-    // tshark: stream 0, 10.77.0.10 sent 152 payload bytes, 10.77.0.20 485; stream 1, four
+    // tshark: stream 0, 10.77.0.10 sent 6 frames (the final ACK too) and 152 payload bytes,
+    // 10.77.0.20 4 and 485; stream 1, four
     // SYNs to 10.77.0.60:80 (frames 11-14), nothing back.
     assert_eq!(
         briefs("samples/registry/auth-realm-unreachable.pcap"),
         [
-            "0 SF ShADadFf http 10.77.0.10:50646>10.77.0.20:5000 pkts 5/4 bytes 152/485 mss 1460/1460",
+            "0 SF ShADadFf http 10.77.0.10:50646>10.77.0.20:5000 pkts 6/4 bytes 152/485 mss 1460/1460",
             "1 S0 S - 10.77.0.10:39888>10.77.0.60:80 pkts 4/0 bytes 0/0 mss 1460/-",
         ]
     );
@@ -87,9 +88,9 @@ fn three_connections_through_a_proxy() {
     assert_eq!(
         briefs("samples/registry/presigned-403.pcap"),
         [
-            "0 SF ShADadFf http 10.77.0.10:50628>10.77.0.20:5000 pkts 5/4 bytes 169/625 mss 1460/1460",
-            "1 SF ShADadFf http 127.0.0.1:37596>127.0.0.1:3128 pkts 5/4 bytes 510/247 mss 65495/65495",
-            "2 SF ShADadFf http 10.77.0.10:59112>10.77.0.30:9000 pkts 5/4 bytes 488/247 mss 1460/1460",
+            "0 SF ShADadFf http 10.77.0.10:50628>10.77.0.20:5000 pkts 6/4 bytes 169/625 mss 1460/1460",
+            "1 SF ShADadFf http 127.0.0.1:37596>127.0.0.1:3128 pkts 6/4 bytes 510/247 mss 65495/65495",
+            "2 SF ShADadFf http 10.77.0.10:59112>10.77.0.30:9000 pkts 6/4 bytes 488/247 mss 1460/1460",
         ]
     );
 }

@@ -361,3 +361,40 @@ fn a_small_read_buffer_and_the_reading_thread_read_the_same_frames() {
     let lens: Vec<usize> = frames.iter().map(|f| f.3.len()).collect();
     assert_eq!((lens, end.as_str()), (vec![60, 200_000, 100], "complete"));
 }
+
+/// Damaged TLS: never a panic; what could not be read is counted (`tls` in the summary) and the
+/// connection listed by `capdiag conns` with what could be.
+#[test]
+fn damaged_tls_is_counted_and_listed() {
+    let conns = |name: &str| -> Value {
+        let o = run(&["conns", "--format", "json", &path(name)]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        assert_eq!(o.status.code(), Some(0), "{name}: {err}");
+        serde_json::from_slice(&o.stdout).unwrap_or(Value::Null)
+    };
+    let v = conns("tls-record-too-long.pcap");
+    assert_eq!(v["files"][0]["tls"]["not_records"], 1);
+    assert_eq!(v["connections"][0]["tls"]["outcome"], "cut");
+    let v = conns("tls-handshake-over-limit.pcap");
+    assert_eq!(v["files"][0]["tls"]["handshake_limit_hits"], 1);
+    let a = run(&["analyze", &path("tls-handshake-over-limit.pcap")]);
+    assert!(
+        String::from_utf8_lossy(&a.stdout).contains("TLS handshakes not read"),
+        "{}",
+        String::from_utf8_lossy(&a.stdout)
+    );
+    // Extensions that run past the message are not read; the hello itself is.
+    let v = conns("tls-client-hello-bad-extensions.pcap");
+    let t = &v["connections"][0]["tls"];
+    assert_eq!(
+        (t["client_hello_frame"].as_u64(), t["sni"].is_null()),
+        (Some(4), true)
+    );
+    let v = conns("tls-certificate-not-der.pcap");
+    let t = &v["connections"][0]["tls"];
+    assert_eq!(t["sni"], "registry.example");
+    assert_eq!(t["certificate_frame"], 5);
+    assert_eq!(t["certificates"].as_array().map(Vec::len), Some(0));
+    assert_eq!(t["certificates_not_read"], 1);
+}

@@ -233,3 +233,272 @@ fn every_message_tshark_shows_is_at_the_same_frame_and_stream() {
         failures.join("\n")
     );
 }
+
+/// Connection records and TLS summaries of a capture, as `capdiag conns` lists them.
+#[derive(Default)]
+struct Conns {
+    records: Vec<capdiag::flow::ConnRecord>,
+    tls: Vec<capdiag::tls::TlsSummary>,
+}
+
+impl Sink for Conns {
+    fn event(&mut self, ev: capdiag::engine::Event<'_>) {
+        match ev {
+            capdiag::engine::Event::ConnEnd(c) => self.records.push(c.clone()),
+            capdiag::engine::Event::Tls(t) => self.tls.push(t.clone()),
+            _ => {}
+        }
+    }
+}
+
+fn conns(path: &Path) -> Conns {
+    let file = fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut reader = CaptureReader::new(file).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut limits = Limits::default();
+    limits.flow.records = true;
+    let mut engine = Engine::new(limits);
+    let mut c = Conns::default();
+    reader.for_each_frame(|f| {
+        engine.frame(f, &mut c);
+    });
+    engine.finish(&mut c);
+    c
+}
+
+/// `a:port` as tshark's conversation table writes an endpoint (IPv6 without brackets).
+fn endpoint(a: &std::net::SocketAddr) -> String {
+    format!("{}:{}", a.ip(), a.port())
+}
+
+/// Where tshark's conversation statistics are knowingly not capdiag's: (capture, why).
+/// (None today: every capture of the manifest agrees.)
+const CONV_DIFFERENCES: &[(&str, &str)] = &[];
+
+/// Where tshark's TLS dissection is knowingly not capdiag's: (capture, tshark's stream, why).
+const TLS_DIFFERENCES: &[(&str, u64, &str)] = &[
+    (
+        "tests/corpus/arkime/arkime_synthetic.pcap",
+        97,
+        "a synthetic ServerHello carrying one empty extension of every type: tshark reads 0x002c \
+         from its malformed supported_versions, capdiag keeps the hello's own version (the \
+         extension list does not parse)",
+    ),
+    (
+        "tests/corpus/ndpi/KakaoTalk_chat.pcap",
+        2,
+        "the server answered the SYN twice with different sequence numbers; tshark takes the \
+         server's first data (frame 91: ServerHello, Certificate) for a retransmission and does \
+         not dissect it, capdiag reads it",
+    ),
+    (
+        "tests/corpus/ndpi/tls_heur__vmess-websocket.pcapng",
+        0,
+        "TLS after a SOCKS handshake on port 1080: tshark's SOCKS dissector hands the rest of the \
+         stream to TLS; capdiag recognises TLS by a connection's first bytes only",
+    ),
+];
+
+/// `capdiag conns` counts the packets of each connection as tshark's conversation statistics
+/// (`-z conv,tcp`) do, each direction: every frame of the connection, from its first to the
+/// final ACK and what else follows its close, duplicates included.
+#[test]
+fn connections_agree_with_tshark_conversations() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for file in manifest(root) {
+        let golden = fs::read_to_string(root.join("tests/oracle/conv").join(golden_name(&file)))
+            .unwrap_or_else(|e| panic!("conversation golden for {file}: {e}"));
+        // Frames sent by each endpoint of each endpoint pair.
+        let mut want: BTreeMap<(String, String), u64> = BTreeMap::new();
+        for l in golden.lines() {
+            let p: Vec<&str> = l.split('\t').collect();
+            let (Some(a), Some(b), Some(ba), Some(ab)) = (p.first(), p.get(1), p.get(2), p.get(3))
+            else {
+                continue;
+            };
+            *want.entry((a.to_string(), b.to_string())).or_default() +=
+                ab.parse::<u64>().unwrap_or(0);
+            *want.entry((b.to_string(), a.to_string())).or_default() +=
+                ba.parse::<u64>().unwrap_or(0);
+        }
+        let mut got: BTreeMap<(String, String), u64> = BTreeMap::new();
+        for r in conns(&root.join(&file)).records {
+            let (o, s) = (endpoint(&r.orig), endpoint(&r.resp));
+            *got.entry((o.clone(), s.clone())).or_default() += r.orig_side.packets;
+            *got.entry((s, o)).or_default() += r.resp_side.packets;
+        }
+        got.retain(|_, n| *n > 0);
+        want.retain(|_, n| *n > 0);
+        checked += want.len();
+        let known = CONV_DIFFERENCES.iter().any(|(f, _)| *f == file);
+        if (got != want) != known {
+            failures.push(if known {
+                format!("{file}: listed as different from tshark, but agrees now")
+            } else {
+                let diff: Vec<String> = want
+                    .iter()
+                    .filter(|(k, v)| got.get(*k) != Some(v))
+                    .map(|((a, b), v)| {
+                        format!(
+                            "{a} -> {b}: tshark {v}, capdiag {:?}",
+                            got.get(&(a.clone(), b.clone()))
+                        )
+                    })
+                    .chain(
+                        got.iter()
+                            .filter(|(k, _)| !want.contains_key(*k))
+                            .map(|((a, b), v)| format!("{a} -> {b}: capdiag {v}, tshark none")),
+                    )
+                    .take(5)
+                    .collect();
+                format!("{file}: {}", diff.join("; "))
+            });
+        }
+    }
+    assert!(checked > 500, "only {checked} directions checked");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Every TLS handshake tshark shows (`tests/oracle/tls/*.tsv`) is in capdiag's summary of its
+/// connection, at the same frames: the ClientHello and its SNI, the ServerHello and the
+/// version it chose, a TLS ≤ 1.2 Certificate, and every alert record.
+#[test]
+fn tls_handshakes_are_where_tshark_shows_them() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for file in manifest(root) {
+        let Ok(golden) = fs::read_to_string(root.join("tests/oracle/tls").join(golden_name(&file)))
+        else {
+            continue;
+        };
+        // By stream: (frame, content types, handshake types, SNI, versions, alerts).
+        let mut by_stream: BTreeMap<u64, Vec<[String; 6]>> = BTreeMap::new();
+        for l in golden.lines() {
+            let p: Vec<&str> = l.split('\t').collect();
+            let (Some(f), Some(s)) = (p.first(), p.get(1)) else {
+                continue;
+            };
+            let Some(s) = s.split(',').next().and_then(|s| s.parse::<u64>().ok()) else {
+                continue;
+            };
+            let col = |i: usize| p.get(i).copied().unwrap_or("").to_string();
+            by_stream.entry(adjust(&file, s)).or_default().push([
+                f.to_string(),
+                col(2),
+                col(3),
+                col(4),
+                col(5),
+                col(6),
+            ]);
+        }
+        let got = conns(&root.join(&file));
+        for (stream, frames) in &by_stream {
+            let before = failures.len();
+            let known = TLS_DIFFERENCES
+                .iter()
+                .any(|(f, s, _)| *f == file && s == stream);
+            check_tls_stream(&file, *stream, frames, &got, &mut failures, &mut checked);
+            if known {
+                if failures.len() == before {
+                    failures.push(format!(
+                        "{file}: stream {stream}: listed as different from tshark, but agrees now"
+                    ));
+                } else {
+                    failures.truncate(before);
+                }
+            }
+        }
+    }
+    assert!(checked >= 60, "only {checked} TLS connections checked");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// One stream of [`tls_handshakes_are_where_tshark_shows_them`].
+fn check_tls_stream(
+    file: &str,
+    stream: u64,
+    frames: &[[String; 6]],
+    got: &Conns,
+    failures: &mut Vec<String>,
+    checked: &mut usize,
+) {
+    let stream = &stream;
+    {
+        let has = |row: &[String; 6], i: usize, v: &str| row[i].split(',').any(|x| x == v);
+        let first = |i: usize, v: &str| {
+            frames
+                .iter()
+                .find(|r| has(r, i, v))
+                .and_then(|r| r[0].parse::<u64>().ok())
+        };
+        let Some(t) = got.tls.iter().find(|t| t.stream == *stream) else {
+            if first(2, "1").is_some() {
+                failures.push(format!(
+                    "{file}: stream {stream}: tshark shows a ClientHello, capdiag no TLS"
+                ));
+            }
+            return;
+        };
+        *checked += 1;
+        let ch_frame = first(2, "1");
+        if t.client_hello.as_ref().map(|h| h.frame) != ch_frame {
+            failures.push(format!(
+                "{file}: stream {stream}: ClientHello at {:?}, tshark {ch_frame:?}",
+                t.client_hello.as_ref().map(|h| h.frame)
+            ));
+        }
+        if let Some(f) = ch_frame {
+            let row = frames.iter().find(|r| r[0] == f.to_string());
+            let sni = row.map(|r| r[3].clone()).filter(|s| !s.is_empty());
+            let mine = t.client_hello.as_ref().and_then(|h| h.sni.clone());
+            if sni != mine {
+                failures.push(format!(
+                    "{file}: stream {stream}: SNI {mine:?}, tshark {sni:?}"
+                ));
+            }
+        }
+        let sh_frame = first(2, "2");
+        if t.server_hello.as_ref().map(|h| h.frame) != sh_frame {
+            failures.push(format!(
+                "{file}: stream {stream}: ServerHello at {:?}, tshark {sh_frame:?}",
+                t.server_hello.as_ref().map(|h| h.frame)
+            ));
+        }
+        if let (Some(f), Some(h)) = (sh_frame, &t.server_hello) {
+            let row = frames.iter().find(|r| r[0] == f.to_string());
+            // A frame with both hellos lists both sets of versions: the ServerHello's last.
+            if let Some(v) = row.and_then(|r| {
+                r[4].split(',')
+                    .next_back()
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string)
+            }) && u16::from_str_radix(v.trim_start_matches("0x"), 16).ok() != Some(h.version)
+            {
+                failures.push(format!(
+                    "{file}: stream {stream}: version 0x{:04x}, tshark {v}",
+                    h.version
+                ));
+            }
+        }
+        let cert = first(2, "11");
+        if t.certificate_frame.is_some() && t.certificate_frame != cert {
+            failures.push(format!(
+                "{file}: stream {stream}: Certificate at {:?}, tshark {cert:?}",
+                t.certificate_frame
+            ));
+        }
+        let alerts: Vec<u64> = frames
+            .iter()
+            .filter(|r| has(r, 1, "21"))
+            .filter_map(|r| r[0].parse().ok())
+            .collect();
+        let mine: Vec<u64> = t.alerts.iter().map(|a| a.frame).collect();
+        if mine != alerts {
+            failures.push(format!(
+                "{file}: stream {stream}: alerts at {mine:?}, tshark {alerts:?}"
+            ));
+        }
+    }
+}

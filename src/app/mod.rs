@@ -4,14 +4,15 @@
 //! consumer when a connection's first payload byte arrives, and gives the consumer back when
 //! the connection ends. The first bytes of each direction are probed ([`Probe`]: a TLS record
 //! header or not); with what the HTTP parser recognised, the connection record names the
-//! service (`http`, `tls`, `tls,http`). Today every direction's bytes go on to HTTP/1.x, whose
-//! parser gives up on a direction that is not HTTP (a TLS direction among them); a TLS layer
-//! beside it will be chosen here by the same probe. Each layer keeps its own counters, folded in as its
-//! connections are retired.
+//! service (`http`, `tls`, `tls,http`). A direction's bytes go on to HTTP/1.x, whose parser
+//! gives up on a direction that is not HTTP; the TLS layer beside it is chosen here by the same probe: a connection whose first bytes are a TLS
+//! handshake record goes to `crate::tls` instead. Each layer keeps its own counters, folded
+//! in as its connections are retired.
 
 use crate::flow::{Consumers, Origin, StreamConsumer};
 use crate::http::parser::HeadParsed;
 use crate::http::{Exchange, HttpConn, HttpStats};
+use crate::tls::{TlsConn, TlsStats, TlsSummary};
 use std::net::SocketAddr;
 
 /// Bounds of the application layers.
@@ -20,6 +21,7 @@ pub struct Limits {
     pub http: crate::http::Limits,
     /// Exchanges waiting for a response per connection.
     pub max_pending_exchanges: usize,
+    pub tls: crate::tls::Limits,
 }
 
 impl Default for Limits {
@@ -27,6 +29,7 @@ impl Default for Limits {
         Limits {
             http: crate::http::Limits::default(),
             max_pending_exchanges: 1024,
+            tls: crate::tls::Limits::default(),
         }
     }
 }
@@ -36,6 +39,7 @@ impl Default for Limits {
 pub struct Apps {
     pub limits: Limits,
     pub http: HttpStats,
+    pub tls: TlsStats,
 }
 
 impl Apps {
@@ -43,6 +47,7 @@ impl Apps {
         Apps {
             limits,
             http: HttpStats::default(),
+            tls: TlsStats::default(),
         }
     }
 }
@@ -66,128 +71,154 @@ impl Probe {
     }
 }
 
-/// One connection's consumer.
-pub enum Conn {
-    /// Handed to HTTP; what each direction's first bytes were.
-    Http(Box<HttpConn>, [Option<Probe>; 2]),
+/// What the application layers report upward.
+#[derive(Debug)]
+pub enum AppEvent {
+    /// An HTTP/1.x exchange.
+    Http(Exchange),
+    /// A TLS connection ended: what it showed.
+    Tls(Box<TlsSummary>),
+}
+
+/// One connection's consumer: HTTP/1.x always, and TLS when a direction's first bytes are a
+/// TLS handshake record (before HTTP has read anything). HTTP reads a TLS connection as
+/// before: it gives up on the TLS side as on any side that is not HTTP, and a side that
+/// answers a ClientHello in plain HTTP (a registry without TLS) is an HTTP message, as
+/// Wireshark shows it.
+pub struct Conn {
+    http: Box<HttpConn>,
+    /// What each direction's first bytes were.
+    probes: [Option<Probe>; 2],
+    stream: u64,
+    ends: [SocketAddr; 2],
+    tls_limits: crate::tls::Limits,
+    tls: Option<Box<TlsConn>>,
 }
 
 impl Consumers for Apps {
     type Conn = Conn;
 
     fn open(&mut self, stream: u64, ends: [SocketAddr; 2]) -> Conn {
-        Conn::Http(
-            Box::new(HttpConn::new(
+        Conn {
+            http: Box::new(HttpConn::new(
                 stream,
                 ends,
                 self.limits.http,
                 self.limits.max_pending_exchanges,
             )),
-            [None, None],
-        )
+            probes: [None, None],
+            stream,
+            ends,
+            tls_limits: self.limits.tls,
+            tls: None,
+        }
     }
 
     fn retire(&mut self, conn: Conn, counted: bool) -> bool {
-        match conn {
-            Conn::Http(h, _) => {
-                self.http.add(&h.stats());
-                if h.is_http() && !counted {
-                    self.http.streams += 1;
-                    return true;
-                }
-                counted
-            }
+        if let Some(t) = &conn.tls {
+            self.tls.add(&t.stats);
         }
+        let h = &conn.http;
+        self.http.add(&h.stats());
+        if h.is_http() && !counted {
+            self.http.streams += 1;
+            return true;
+        }
+        counted
     }
 }
 
 impl StreamConsumer for Conn {
-    type Event = Exchange;
+    type Event = AppEvent;
     type Ahead = HeadParsed;
 
     fn start_midstream(&mut self, dir: usize) {
-        match self {
-            Conn::Http(h, _) => h.start_midstream(dir),
+        self.http.start_midstream(dir);
+        if let Some(t) = &mut self.tls {
+            t.start_midstream(dir);
         }
     }
 
     #[inline]
     fn data(&mut self, dir: usize, bytes: &[u8], o: Origin) {
-        match self {
-            Conn::Http(h, probes) => {
-                if let Some(p @ None) = probes.get_mut(dir) {
-                    *p = Some(Probe::of(bytes));
-                }
-                h.data(dir, bytes, o)
+        if let Some(p @ None) = self.probes.get_mut(dir) {
+            let probe = Probe::of(bytes);
+            *p = Some(probe);
+            if probe == Probe::Tls && self.tls.is_none() && !self.http.is_http() {
+                self.tls = Some(Box::new(TlsConn::new(
+                    self.stream,
+                    self.ends,
+                    self.tls_limits,
+                )));
             }
         }
+        if let Some(t) = &mut self.tls {
+            t.data(dir, bytes, o);
+        }
+        self.http.data(dir, bytes, o)
     }
 
     fn gap(&mut self, dir: usize, len: u64, o: Origin) {
-        match self {
-            Conn::Http(h, _) => h.gap(dir, len, o),
+        if let Some(t) = &mut self.tls {
+            t.gap(dir, len, o);
         }
+        self.http.gap(dir, len, o)
     }
 
     fn fin(&mut self, dir: usize, o: Origin) {
-        match self {
-            Conn::Http(h, _) => h.fin(dir, o),
+        if let Some(t) = &mut self.tls {
+            t.fin(dir, o);
         }
+        self.http.fin(dir, o)
     }
 
     fn close(&mut self, o: Origin) {
-        match self {
-            Conn::Http(h, _) => h.close(o),
+        if let Some(t) = &mut self.tls {
+            t.close(o);
         }
+        self.http.close(o)
     }
 
     fn cut_short(&self) -> bool {
-        match self {
-            Conn::Http(h, _) => h.cut_short(),
-        }
+        self.http.cut_short()
     }
 
     fn offer(&mut self, dir: usize, bytes: &[u8], ahead: HeadParsed) {
-        match self {
-            Conn::Http(h, _) => h.offer(dir, bytes, ahead),
-        }
+        self.http.offer(dir, bytes, ahead)
     }
 
     fn withdraw(&mut self) {
-        match self {
-            Conn::Http(h, _) => h.withdraw(),
-        }
+        self.http.withdraw()
     }
 
     fn is_done(&self) -> bool {
-        match self {
-            Conn::Http(h, _) => h.is_dead(),
+        match &self.tls {
+            // Read to the end: how the connection ends is part of the handshake's outcome.
+            Some(t) => t.is_done(),
+            None => self.http.is_dead(),
         }
     }
 
     fn service(&self) -> Option<&'static str> {
-        match self {
-            Conn::Http(h, probes) => {
-                let tls = probes.contains(&Some(Probe::Tls));
-                match (tls, h.is_http()) {
-                    (true, true) => Some("tls,http"),
-                    (true, false) => Some("tls"),
-                    (false, true) => Some("http"),
-                    (false, false) => None,
-                }
-            }
+        let tls = self.probes.contains(&Some(Probe::Tls));
+        match (tls, self.http.is_http()) {
+            (true, true) => Some("tls,http"),
+            (true, false) => Some("tls"),
+            (false, true) => Some("http"),
+            (false, false) => None,
         }
     }
 
     fn has_events(&self) -> bool {
-        match self {
-            Conn::Http(h, _) => h.has_exchanges(),
-        }
+        self.http.has_exchanges() || self.tls.as_ref().is_some_and(|t| t.has_events())
     }
 
-    fn take_events(&mut self, out: &mut dyn FnMut(Exchange)) {
-        match self {
-            Conn::Http(h, _) => h.take_exchanges().for_each(out),
+    fn take_events(&mut self, out: &mut dyn FnMut(AppEvent)) {
+        self.http
+            .take_exchanges()
+            .for_each(|e| out(AppEvent::Http(e)));
+        if let Some(s) = self.tls.as_mut().and_then(|t| t.take_summary()) {
+            out(AppEvent::Tls(Box::new(s)));
         }
     }
 }

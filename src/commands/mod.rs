@@ -20,12 +20,14 @@ macro_rules! say {
 }
 
 mod analyze;
+mod conns;
 mod extract;
 mod http;
 mod rule_docs;
 mod watch;
 
 pub use analyze::analyze;
+pub use conns::conns;
 pub use extract::extract;
 pub use http::http;
 pub use rule_docs::{explain, rules};

@@ -293,6 +293,9 @@ pub(super) fn process<A: Consumers>(
             && ts >= half.last_sig_ts
         {
             stats.duplicate_frames += 1;
+            if f.records {
+                f.rec.duplicate(dir, n, ts);
+            }
             return false;
         }
         half.last_sig = sig;

@@ -130,7 +130,23 @@ pub struct FlowTable<A: Consumers> {
     pub stats: FlowStats,
     /// The application layer: makes and retires the consumers, keeps their counters.
     pub apps: A,
+    /// Records of connections that closed (FINs or a reset), held a while for the packets
+    /// that follow a close (the final ACK, a second reset), which Wireshark counts in the
+    /// conversation: by stream, with when they closed.
+    held: FxHashMap<u64, (Box<ConnRecord>, TimestampNs)>,
+    /// Allocations of flows that closed, for the next ones (a flow is large, and most
+    /// connections are short).
+    spare: Vec<Box<Flow<A::Conn>>>,
 }
+
+/// Flow allocations kept for reuse.
+const MAX_SPARE_FLOWS: usize = 64;
+
+/// Records held at most; past it, they are handed on at once.
+const MAX_HELD: usize = 4096;
+/// A closed connection's record is handed on this long (capture time) after its close, at the
+/// next sweep, or when its addresses and ports carry a connection again.
+const HELD_NS: TimestampNs = 1_000_000_000;
 
 /// What a consumer reports upward, and the work done ahead it takes.
 pub(crate) type EventOf<A> = <<A as Consumers>::Conn as StreamConsumer>::Event;
@@ -146,6 +162,60 @@ impl<A: Consumers> FlowTable<A> {
             limits,
             stats: FlowStats::default(),
             apps,
+            held: FxHashMap::default(),
+            spare: Vec::new(),
+        }
+    }
+
+    /// A flow in a kept allocation when there is one.
+    fn boxed(&mut self, flow: Flow<A::Conn>) -> Box<Flow<A::Conn>> {
+        match self.spare.pop() {
+            Some(mut b) => {
+                *b = flow;
+                b
+            }
+            None => Box::new(flow),
+        }
+    }
+
+    /// Hands on the held records that closed before `before`, in stream order.
+    fn release_held(&mut self, before: TimestampNs, out: &mut Vec<FlowEvent<EventOf<A>>>) {
+        if self.held.is_empty() {
+            return;
+        }
+        let mut due: Vec<u64> = self
+            .held
+            .iter()
+            .filter(|(_, (_, ts))| *ts < before)
+            .map(|(s, _)| *s)
+            .collect();
+        due.sort_unstable();
+        for s in due {
+            if let Some((r, _)) = self.held.remove(&s) {
+                out.push(FlowEvent::ConnEnd(r));
+            }
+        }
+    }
+
+    /// Hands on the record held for `stream`, if any.
+    fn release_one(&mut self, stream: u64, out: &mut Vec<FlowEvent<EventOf<A>>>) {
+        if let Some((r, _)) = self.held.remove(&stream) {
+            out.push(FlowEvent::ConnEnd(r));
+        }
+    }
+
+    /// Counts a packet that came after its connection closed (from the endpoint `from`) in
+    /// the record held for `stream`.
+    fn count_late(&mut self, stream: u64, from: std::net::SocketAddr, frame: &Frame<'_>) {
+        if let Some((r, _)) = self.held.get_mut(&stream) {
+            let side = if from == r.orig {
+                &mut r.orig_side
+            } else {
+                &mut r.resp_side
+            };
+            side.packets += 1;
+            r.last_frame = frame.number;
+            r.last_ts = frame.ts;
         }
     }
 
@@ -186,8 +256,20 @@ impl<A: Consumers> FlowTable<A> {
                 let reused = starts_new_connection(seg, d.base_seq.get(dir).copied().flatten());
                 if !reused && !carries {
                     d.last_ts = ts;
-                    return Some(d.stream);
+                    let stream = d.stream;
+                    if !self.held.is_empty() {
+                        let from = std::net::SocketAddr::new(seg.src, seg.sport);
+                        self.count_late(stream, from, frame);
+                    }
+                    return Some(stream);
                 }
+                let stream = d.stream;
+                if !self.held.is_empty() {
+                    self.release_one(stream, out);
+                }
+                let Some(Slot::Dormant(d)) = self.flows.get_mut(&key) else {
+                    return None;
+                };
                 if !reused {
                     let (stream, base, counted) = (d.stream, d.base_seq, d.app_counted);
                     let resume = d.resume;
@@ -198,7 +280,8 @@ impl<A: Consumers> FlowTable<A> {
                     if let Some(r) = resume {
                         flow.rec = Recorder::resume(stream, key.endpoints(), r);
                     }
-                    self.flows.insert(key, Slot::Active(Box::new(flow)));
+                    let flow = self.boxed(flow);
+                    self.flows.insert(key, Slot::Active(flow));
                     self.active += 1;
                 } else {
                     self.flows.remove(&key);
@@ -223,7 +306,8 @@ impl<A: Consumers> FlowTable<A> {
             self.room_for_one(ts, frame.number, out);
             let stream = self.new_stream();
             let flow = Flow::new(stream, key.endpoints(), ts, &self.limits, [None, None]);
-            self.flows.insert(key, Slot::Active(Box::new(flow)));
+            let flow = self.boxed(flow);
+            self.flows.insert(key, Slot::Active(flow));
             self.active += 1;
         }
         self.continue_active(&key, dir, frame, seg, &mut ahead, out)
@@ -253,8 +337,21 @@ impl<A: Consumers> FlowTable<A> {
             active: &mut self.active,
             buffered_total: &mut self.buffered_total,
             apps: &mut self.apps,
+            spare: &mut self.spare,
         };
-        let stream = advance(slot, dir, frame, seg, ahead, &mut totals, &self.limits, out);
+        let (stream, closed) =
+            advance(slot, dir, frame, seg, ahead, &mut totals, &self.limits, out);
+        if closed
+            && let Some(FlowEvent::ConnEnd(r)) = out.last()
+            && Some(r.stream) == stream
+            && let Some(FlowEvent::ConnEnd(r)) = out.pop()
+        {
+            // Closed just now: held for the packets that follow a close.
+            if self.held.len() >= MAX_HELD {
+                self.release_held(TimestampNs::MAX, out);
+            }
+            self.held.insert(r.stream, (r, frame.ts));
+        }
         if self.flows.len() - self.active > self.limits.max_dormant {
             self.limit_dormant();
         }
@@ -340,6 +437,7 @@ impl<A: Consumers> FlowTable<A> {
     /// Finishes flows idle longer than the timeout and forgets old dormant entries. Call it
     /// now and then with the capture's current time.
     pub fn sweep(&mut self, now: TimestampNs, frame: u64, out: &mut Vec<FlowEvent<EventOf<A>>>) {
+        self.release_held(now.saturating_sub(HELD_NS), out);
         self.finish_idle(now.saturating_sub(self.limits.idle_timeout_ns), frame, out);
         let dormant_before = now.saturating_sub(self.limits.dormant_timeout_ns);
         let before = self.flows.len();
@@ -436,6 +534,7 @@ impl<A: Consumers> FlowTable<A> {
 
     /// End of input: finish every flow, in stream order.
     pub fn finish(&mut self, frame: u64, out: &mut Vec<FlowEvent<EventOf<A>>>) {
+        self.release_held(TimestampNs::MAX, out);
         let before = self.stats.idle_flows_finished;
         self.finish_idle(i64::MAX, frame, out);
         // Flows still open at the end of the input are not idle ones.
@@ -444,15 +543,17 @@ impl<A: Consumers> FlowTable<A> {
 }
 
 /// The table's running totals that a flow's progress changes, and its application layer.
-struct Totals<'a, A> {
+struct Totals<'a, A: Consumers> {
     stats: &'a mut FlowStats,
     active: &'a mut usize,
     buffered_total: &'a mut usize,
     apps: &'a mut A,
+    spare: &'a mut Vec<Box<Flow<<A as Consumers>::Conn>>>,
 }
 
 /// Runs a segment through the active flow in `slot`, enforcing the total buffer limit, and
-/// turns the slot dormant when the flow closed. Returns the stream number.
+/// turns the slot dormant when the flow closed. Returns the stream number, and whether the
+/// flow closed.
 #[allow(clippy::too_many_arguments)] // the segment, its flow, and where its results go
 fn advance<A: Consumers>(
     slot: &mut Slot<A::Conn>,
@@ -463,9 +564,9 @@ fn advance<A: Consumers>(
     t: &mut Totals<'_, A>,
     limits: &Limits,
     out: &mut Vec<FlowEvent<EventOf<A>>>,
-) -> Option<u64> {
+) -> (Option<u64>, bool) {
     let Slot::Active(f) = slot else {
-        return None;
+        return (None, false);
     };
     let stream = f.stream;
     let before = f.buffered();
@@ -479,10 +580,14 @@ fn advance<A: Consumers>(
     }
     if closed {
         let d = f.dormant();
-        *slot = Slot::Dormant(d);
+        if let Slot::Active(f) = std::mem::replace(slot, Slot::Dormant(d))
+            && t.spare.len() < MAX_SPARE_FLOWS
+        {
+            t.spare.push(f);
+        }
         *t.active -= 1;
     }
-    Some(stream)
+    (Some(stream), closed)
 }
 
 #[cfg(test)]
@@ -643,6 +748,9 @@ mod tests {
         };
         t.icmp(&frame(4), &icmp, &mut out);
         t.segment(&frame(5), &c(flags::RST, 101), None, &mut out);
+        // Held for what follows the close until the end of the input.
+        assert!(!out.iter().any(|e| matches!(e, FlowEvent::ConnEnd(_))));
+        t.finish(5, &mut out);
         let records: Vec<&ConnRecord> = out
             .iter()
             .filter_map(|e| match e {

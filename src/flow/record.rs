@@ -23,8 +23,10 @@
 //!
 //! Zeek's `C` (bad checksum), `G` (content gap, see `missed_bytes`) and `X` are not written.
 //! The originator is the sender of the first SYN, else the receiver of a first SYN-ACK, else
-//! the sender of the first packet. Packets are counted until the connection closes (a final
-//! ACK after both FINs belongs to the closed connection and is not counted).
+//! the sender of the first packet. Every packet of the connection is counted, as Zeek and
+//! Wireshark's conversation statistics count them: duplicates, and the packets that follow its
+//! close (the final ACK, a second reset), which the flow table counts in the record while it
+//! holds it for them (a second or so after the close).
 
 use crate::capture::TimestampNs;
 use crate::decode::{TcpSegment, flags};
@@ -439,6 +441,16 @@ impl Recorder {
     }
 
     /// An ICMP error about the packets of direction `dir`.
+    /// A packet of direction `dir` that repeated the one before it exactly (a copy the
+    /// capture took twice, or a duplicate ACK): counted as a packet, nothing else.
+    pub fn duplicate(&mut self, dir: usize, frame: u64, ts: TimestampNs) {
+        if let Some(d) = self.dirs.get_mut(dir) {
+            d.side.packets += 1;
+            self.last_frame = frame;
+            self.last_ts = ts;
+        }
+    }
+
     pub fn icmp(&mut self, dir: usize, note: IcmpNote) {
         if self.icmp.len() < MAX_ICMP {
             self.icmp.push(IcmpNote {

@@ -102,25 +102,35 @@ impl<'a> JsonExchange<'a> {
     }
 }
 
-/// Writes `{"version": 1, "exchanges": [...], "files": [...]}` as results arrive, so nothing
-/// is held in memory.
+/// Writes `{"version": 1, "exchanges": [...], "files": [...]}` (or another list than
+/// `exchanges`: `connections`) as results arrive, so nothing is held in memory.
 pub struct JsonHttpWriter {
     first: bool,
 }
 
 impl JsonHttpWriter {
     pub fn start(out: &mut dyn Write) -> io::Result<JsonHttpWriter> {
-        write!(out, "{{\"version\":{SCHEMA_VERSION},\"exchanges\":[")?;
+        Self::start_list(out, "exchanges")
+    }
+
+    /// A document whose list is named `key`.
+    pub fn start_list(out: &mut dyn Write, key: &str) -> io::Result<JsonHttpWriter> {
+        write!(out, "{{\"version\":{SCHEMA_VERSION},\"{key}\":[")?;
         Ok(JsonHttpWriter { first: true })
     }
 
     pub fn exchange(&mut self, out: &mut dyn Write, ex: &JsonExchange<'_>) -> io::Result<()> {
+        self.item(out, ex)
+    }
+
+    /// One item of the list.
+    pub fn item(&mut self, out: &mut dyn Write, item: &impl Serialize) -> io::Result<()> {
         if !self.first {
             out.write_all(b",")?;
         }
         self.first = false;
         out.write_all(b"\n")?;
-        serde_json::to_writer(&mut *out, ex)?;
+        serde_json::to_writer(&mut *out, item)?;
         Ok(())
     }
 

@@ -81,6 +81,9 @@ pub struct FileSummary {
     pub snaplen_truncated_frames: u64,
     pub skipped: Vec<Skipped>,
     pub tcp: TcpCounters,
+    /// TLS connections (their first bytes a TLS handshake record) and how their handshakes
+    /// went.
+    pub tls: crate::tls::TlsStats,
     /// The layers' counters, for the report (the JSON has them in `tcp`).
     #[serde(skip)]
     pub flow: FlowStats,
@@ -132,6 +135,7 @@ impl FileSummary {
             tcp: TcpCounters::of(&stats.flow, &stats.http),
             flow: stats.flow,
             http: stats.http,
+            tls: stats.tls,
         }
     }
 
@@ -145,6 +149,10 @@ impl FileSummary {
             .iter()
             .copied()
             .chain(self.http.limits_hit())
+            .chain([(
+                "TLS handshakes not read (a message over the limit)",
+                self.tls.handshake_limit_hits,
+            )])
             .chain(dormant.iter().copied())
             .filter(|(_, n)| *n > 0)
             .collect()
@@ -206,9 +214,13 @@ mod tests {
             tcp: t,
             flow: f,
             http: h,
+            tls: crate::tls::TlsStats {
+                handshake_limit_hits: 9,
+                ..Default::default()
+            },
         };
         let mut counts: Vec<u64> = summary.limits_hit().iter().map(|(_, n)| *n).collect();
         counts.sort_unstable();
-        assert_eq!(counts, (1..=8).collect::<Vec<_>>());
+        assert_eq!(counts, (1..=9).collect::<Vec<_>>());
     }
 }

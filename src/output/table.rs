@@ -150,6 +150,20 @@ pub fn summary_details(s: &FileSummary) -> String {
             t.retransmitted_segments, t.out_of_order_segments, t.duplicate_frames, t.gap_bytes
         );
     }
+    let tls = &s.tls;
+    if tls.connections > 0 {
+        let _ = writeln!(
+            out,
+            "  tls: {}: {} established, {} rejected by the client, {} by the server, {} handshake only (no data), {} answered in plaintext, {} cut short",
+            plural(tls.connections, "connection"),
+            tls.established,
+            tls.rejected_by_client,
+            tls.rejected_by_server,
+            tls.handshake_only,
+            tls.not_tls,
+            tls.cut
+        );
+    }
     if s.snaplen_truncated_frames > 0 {
         let _ = writeln!(
             out,

@@ -59,6 +59,8 @@ impl Interest {
     pub const CONN_END: Interest = Interest(1 << 26);
     /// Connections ended with a message cut short ([`super::Rule::on_cut_short`]).
     pub const CUT_SHORT: Interest = Interest(1 << 27);
+    /// TLS connections ended ([`super::Rule::on_tls`]).
+    pub const TLS: Interest = Interest(1 << 28);
 
     /// Whether the two sets share anything.
     pub fn meets(self, other: Interest) -> bool {

@@ -46,6 +46,8 @@ pub trait Rule {
     fn on_conn_end(&mut self, _c: &ConnRecord, _out: &mut Vec<Finding>) {}
     /// A connection ended with a message cut short (its exchange came first).
     fn on_cut_short(&mut self, _e: &Ending, _out: &mut Vec<Finding>) {}
+    /// A TLS connection ended: what its handshake showed without keys, and how it went.
+    fn on_tls(&mut self, _t: &crate::tls::TlsSummary, _out: &mut Vec<Finding>) {}
     /// Whether this rule reads connection records ([`Rule::on_conn_end`]).
     fn wants_conn_records(&self) -> bool {
         false
@@ -337,6 +339,7 @@ impl Sink for RuleSet<'_> {
             Event::AttemptProgress(_) => Interest::ATTEMPT_PROGRESS,
             Event::ConnEnd(_) => Interest::CONN_END,
             Event::CutShort(_) => Interest::CUT_SHORT,
+            Event::Tls(_) => Interest::TLS,
             Event::Tick(_) | Event::Finish => Interest::ALL,
         };
         let every = self.every_rule || matches!(ev, Event::Tick(_) | Event::Finish);
@@ -353,6 +356,7 @@ impl Sink for RuleSet<'_> {
                 Event::AttemptProgress(a) => r.on_attempt_progress(a, out),
                 Event::ConnEnd(c) => r.on_conn_end(c, out),
                 Event::CutShort(e) => r.on_cut_short(e, out),
+                Event::Tls(t) => r.on_tls(t, out),
                 Event::Tick(now) => r.on_tick(now, out),
                 Event::Finish => r.finish(out),
             }

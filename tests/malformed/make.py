@@ -143,3 +143,33 @@ for i, (p, ts) in enumerate(conversation(GET, OK)):
 write("pcapng-non-packet-records.pcapng", out)
 # A systemd journal export block too short to be one (Wireshark stops there too).
 write("pcapng-short-journal-block.pcapng", shb + idb + epb + block(9, b"") + epb)
+
+
+# TLS, recognised by content on port 80 (a record header starting the client's bytes).
+def tls_record(ctype, body, version=b"\x03\x01"):
+    return bytes([ctype]) + version + struct.pack("!H", len(body)) + body
+
+
+def handshake(htype, body):
+    return bytes([htype]) + struct.pack("!I", len(body))[1:] + body
+
+
+def client_hello(sni=b"registry.example"):
+    name = struct.pack("!HBH", len(sni) + 3, 0, len(sni)) + sni
+    exts = struct.pack("!HH", 0, len(name)) + name
+    body = (b"\x03\x03" + b"\x11" * 32 + b"\x00" + struct.pack("!H", 2) + b"\x13\x01" + b"\x01\x00"
+            + struct.pack("!H", len(exts)) + exts)
+    return tls_record(22, handshake(1, body))
+
+
+SERVER_HELLO_12 = handshake(2, b"\x03\x03" + b"\x22" * 32 + b"\x00" + b"\xc0\x2f" + b"\x00")
+write("tls-record-too-long.pcap", capture(conversation(b"\x16\x03\x01\xff\xff" + b"\x01" * 64, b"")))
+write("tls-handshake-over-limit.pcap", capture(conversation(tls_record(22, b"\x01\xff\xff\xff" + b"\x03\x03" * 8), b"")))
+# A ClientHello whose extensions' length runs past the message.
+bad_ch = b"\x03\x03" + b"\x11" * 32 + b"\x00" + b"\x00\x02\x13\x01" + b"\x01\x00" + b"\x40\x00" + b"\x00\x00\x00\x05ab"
+write("tls-client-hello-bad-extensions.pcap", capture(conversation(tls_record(22, handshake(1, bad_ch)), b"")))
+# A TLS 1.2 server flight whose certificate is not DER.
+garbage_cert = b"\x30\x03\x02\x01"
+certs = struct.pack("!I", len(garbage_cert))[1:] + garbage_cert
+write("tls-certificate-not-der.pcap", capture(conversation(
+    client_hello(), tls_record(22, SERVER_HELLO_12 + handshake(11, struct.pack("!I", len(certs))[1:] + certs), b"\x03\x03"))))

@@ -9,7 +9,12 @@
 #  - golden/NAME.tsv: one line per frame that shows at least one HTTP message: frame,
 #    tcp.stream, request methods, response codes (several messages in one frame are
 #    comma-joined, as tshark prints them);
-#  - streams/NAME.tsv: frame and tcp.stream of every frame that has one.
+#  - streams/NAME.tsv: frame and tcp.stream of every frame that has one;
+#  - conv/NAME.tsv: tshark's TCP conversation statistics (-z conv,tcp): endpoint A, endpoint
+#    B, frames B->A, frames A->B, one line per conversation;
+#  - tls/NAME.tsv (captures with TLS only): frame, tcp.stream, the TLS record content types,
+#    handshake types, SNI, supported versions (a ServerHello's is the one chosen) and alert
+#    descriptions tshark shows in the frame.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 check=0
@@ -17,7 +22,9 @@ check=0
 command -v tshark >/dev/null || { echo "regen.sh: tshark is not installed (apt-get install -y tshark)" >&2; exit 2; }
 out=tests/oracle/golden
 streams=tests/oracle/streams
-mkdir -p "$out" "$streams"
+conv=tests/oracle/conv
+tls=tests/oracle/tls
+mkdir -p "$out" "$streams" "$conv" "$tls"
 fail=0
 while IFS=$'\t' read -r file ports; do
   [[ -z $file || $file == \#* ]] && continue
@@ -34,7 +41,23 @@ while IFS=$'\t' read -r file ports; do
   streams_golden="$streams/$(basename "$golden")"
   streams_got=$(tshark -n -r "$file" "${args[@]}" -T fields -e frame.number -e tcp.stream 2>/dev/null \
         | awk -F'\t' '$2!=""' || true)
+  conv_golden="$conv/$(basename "$golden")"
+  conv_got=$(tshark -n -r "$file" -q -z conv,tcp 2>/dev/null \
+        | awk '$2=="<->" {print $1 "\t" $3 "\t" $4 "\t" $7}' || true)
+  tls_golden="$tls/$(basename "$golden")"
+  tls_got=$(tshark -n -2 -r "$file" -Y tls -T fields -E separator=/t \
+          -e frame.number -e tcp.stream -e tls.record.content_type -e tls.handshake.type \
+          -e tls.handshake.extensions_server_name -e tls.handshake.extensions.supported_version \
+          -e tls.alert_message.desc 2>/dev/null || true)
   if ((check)); then
+    if [[ "$conv_got" != "$(cat "$conv_golden" 2>/dev/null)" ]]; then
+      echo "differs from tshark: $conv_golden" >&2
+      fail=1
+    fi
+    if [[ "$tls_got" != "$(cat "$tls_golden" 2>/dev/null)" ]]; then
+      echo "differs from tshark: $tls_golden" >&2
+      fail=1
+    fi
     if [[ "$streams_got" != "$(cat "$streams_golden" 2>/dev/null)" ]]; then
       echo "differs from tshark: $streams_golden" >&2
       fail=1
@@ -47,6 +70,12 @@ while IFS=$'\t' read -r file ports; do
   else
     printf '%s\n' "$got" | sed '/^$/d' > "$golden"
     printf '%s\n' "$streams_got" | sed '/^$/d' > "$streams_golden"
+    printf '%s\n' "$conv_got" | sed '/^$/d' > "$conv_golden"
+    if [[ -n $tls_got ]]; then
+      printf '%s\n' "$tls_got" > "$tls_golden"
+    else
+      rm -f "$tls_golden"
+    fi
   fi
 done < tests/oracle/manifest.tsv
 if ((check)); then
