@@ -19,6 +19,8 @@ pub mod s3_error;
 pub mod s3_error_not_xml;
 pub mod tcp_connect_refused;
 pub mod tcp_connect_unanswered;
+pub mod tls_handshake_rejected;
+pub mod tls_protocol_mismatch;
 pub mod token_expired;
 pub mod transfer_reset;
 pub mod upload_location_unreachable;
@@ -161,6 +163,14 @@ pub static RULES: &[Entry] = &[
     Entry {
         info: &tcp_connect_refused::INFO,
         new: |s| Box::new(tcp_connect_refused::TcpConnectRefused::with(s)),
+    },
+    Entry {
+        info: &tls_handshake_rejected::INFO,
+        new: |_| Box::new(tls_handshake_rejected::TlsHandshakeRejected),
+    },
+    Entry {
+        info: &tls_protocol_mismatch::INFO,
+        new: |_| Box::new(tls_protocol_mismatch::TlsProtocolMismatch::default()),
     },
     Entry {
         info: &tcp_connect_unanswered::INFO,

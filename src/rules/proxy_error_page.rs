@@ -11,7 +11,7 @@
 
 use super::kit::{
     Repeats, body_of, exchange_evidence, html_title, looks_like_html, request_line, secs,
-    target_path,
+    target_path, tls_port_answer,
 };
 use super::{Interest, Rule, RuleInfo};
 use crate::finding::{Finding, FindingDraft, Severity};
@@ -88,7 +88,10 @@ impl Rule for ProxyErrorPage {
         if !(path.starts_with(b"/v2/") || path == b"/v2") {
             return;
         }
-        if resp.header("docker-distribution-api-version").is_some() {
+        // A TLS port's answer to plain HTTP is `tls-protocol-mismatch`'s.
+        if resp.header("docker-distribution-api-version").is_some()
+            || tls_port_answer(resp).is_some()
+        {
             return;
         }
         let json = resp.header("content-type").is_some_and(|t| {

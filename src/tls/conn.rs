@@ -85,10 +85,14 @@ pub struct Side {
     /// Frames of its first encrypted record and of its ChangeCipherSpec.
     pub first_encrypted_frame: Option<u64>,
     pub change_cipher_spec_frame: Option<u64>,
-    /// Body sizes of its first encrypted records.
+    /// Body sizes of its first encrypted records, and their frames.
     pub first_encrypted_sizes: Vec<usize>,
-    /// Its FIN.
+    pub first_encrypted_frames: Vec<u64>,
+    /// Its FIN, and when.
     pub fin_frame: Option<u64>,
+    pub fin_ts: Option<i64>,
+    /// When its last record completed.
+    pub last_record_ts: Option<i64>,
     /// Why its bytes stopped being read as TLS, if they did.
     pub broken: Option<&'static str>,
 }
@@ -235,6 +239,7 @@ impl TlsConn {
             return;
         };
         d.side.records += 1;
+        d.side.last_record_ts = Some(r.ts);
         match r.content_type {
             record::CHANGE_CIPHER_SPEC => {
                 d.side.change_cipher_spec_frame.get_or_insert(r.frame);
@@ -266,7 +271,7 @@ impl TlsConn {
             record::HANDSHAKE => {
                 let mut messages = std::mem::take(&mut d.messages);
                 let mut parsed = Vec::new();
-                messages.feed(r.body, r.first_frame, r.frame, limit, &mut |m| {
+                messages.feed(r.body, r.first_frame, r.frame, r.ts, limit, &mut |m| {
                     parsed.push((m.kind, m.frame, handshake::parse(&m)));
                 });
                 if messages.overflowed {
@@ -294,6 +299,7 @@ impl TlsConn {
         s.first_encrypted_frame.get_or_insert(r.frame);
         if s.first_encrypted_sizes.len() < SIZES_KEPT {
             s.first_encrypted_sizes.push(r.len);
+            s.first_encrypted_frames.push(r.frame);
         }
     }
 
@@ -348,6 +354,7 @@ impl TlsConn {
     pub fn fin(&mut self, dir: usize, o: Origin) {
         if let Some(d) = self.dirs.get_mut(dir) {
             d.side.fin_frame.get_or_insert(o.frame);
+            d.side.fin_ts.get_or_insert(o.ts);
         }
     }
 

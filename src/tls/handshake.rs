@@ -39,6 +39,8 @@ pub struct Message<'a> {
     pub bytes: &'a [u8],
     pub first_frame: u64,
     pub frame: u64,
+    /// Capture time of `frame`.
+    pub ts: i64,
 }
 
 impl Messages {
@@ -49,6 +51,7 @@ impl Messages {
         body: &[u8],
         first_frame: u64,
         frame: u64,
+        ts: i64,
         limit: usize,
         on: &mut dyn FnMut(Message<'_>),
     ) {
@@ -75,6 +78,7 @@ impl Messages {
                 bytes,
                 first_frame: self.first_frame,
                 frame,
+                ts,
             });
             at += 4 + len;
             // The next message starts in this record.
@@ -97,6 +101,8 @@ impl Messages {
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct ClientHello {
     pub frame: u64,
+    /// Capture time (ns since the epoch) of its frame.
+    pub ts: i64,
     /// Server Name Indication, as sent (escaped where shown).
     pub sni: Option<String>,
     /// ALPN protocols offered.
@@ -111,6 +117,8 @@ pub struct ClientHello {
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct ServerHello {
     pub frame: u64,
+    /// Capture time (ns since the epoch) of its frame.
+    pub ts: i64,
     /// The version chosen: `supported_versions` when present (TLS 1.3), else the hello's own.
     pub version: u16,
     pub cipher_suite: u16,
@@ -165,6 +173,7 @@ pub fn parse(m: &Message<'_>) -> Parsed {
         TlsMessageHandshake::ClientHello(ch) => {
             let mut hello = ClientHello {
                 frame: m.frame,
+                ts: m.ts,
                 cipher_suites: ch.ciphers.len(),
                 ..ClientHello::default()
             };
@@ -199,6 +208,7 @@ pub fn parse(m: &Message<'_>) -> Parsed {
             }
             let mut hello = ServerHello {
                 frame: m.frame,
+                ts: m.ts,
                 version: sh.version.0,
                 cipher_suite: sh.cipher.0,
                 alpn: None,
@@ -324,7 +334,7 @@ mod tests {
         let mut out = Vec::new();
         for (i, r) in records.iter().enumerate() {
             let f = i as u64 + 1;
-            m.feed(r, f, f, limit, &mut |msg| {
+            m.feed(r, f, f, 0, limit, &mut |msg| {
                 out.push((msg.kind, msg.bytes.len(), msg.first_frame, msg.frame))
             });
         }

@@ -12,7 +12,8 @@
 #  - streams/NAME.tsv: frame and tcp.stream of every frame that has one;
 #  - conv/NAME.tsv: tshark's TCP conversation statistics (-z conv,tcp): endpoint A, endpoint
 #    B, frames B->A, frames A->B, one line per conversation;
-#  - tls/NAME.tsv (captures with TLS only): frame, tcp.stream, the TLS record content types,
+#  - tls/NAME.tsv (captures with TLS only; their HTTP ports decoded as TLS for it): frame,
+#    tcp.stream, the TLS record content types,
 #    handshake types, SNI, supported versions (a ServerHello's is the one chosen) and alert
 #    descriptions tshark shows in the frame.
 set -euo pipefail
@@ -28,10 +29,10 @@ mkdir -p "$out" "$streams" "$conv" "$tls"
 fail=0
 while IFS=$'\t' read -r file ports; do
   [[ -z $file || $file == \#* ]] && continue
-  args=()
+  args=(); tls_args=()
   if [[ $ports != - ]]; then
     IFS=, read -ra ps <<<"$ports"
-    for p in "${ps[@]}"; do args+=(-d "tcp.port==$p,http"); done
+    for p in "${ps[@]}"; do args+=(-d "tcp.port==$p,http"); tls_args+=(-d "tcp.port==$p,tls"); done
   fi
   golden="$out/$(echo "$file" | sed 's#^tests/corpus/##; s#^samples/#samples-#; s#/#__#g').tsv"
   got=$(tshark -n -2 -r "$file" -o tcp.desegment_tcp_streams:TRUE -o http.desegment_body:TRUE \
@@ -45,7 +46,9 @@ while IFS=$'\t' read -r file ports; do
   conv_got=$(tshark -n -r "$file" -q -z conv,tcp 2>/dev/null \
         | awk '$2=="<->" {print $1 "\t" $3 "\t" $4 "\t" $7}' || true)
   tls_golden="$tls/$(basename "$golden")"
-  tls_got=$(tshark -n -2 -r "$file" -Y tls -T fields -E separator=/t \
+  # The TLS pass decodes the capture's own ports as TLS (a ClientHello sent to a plain-HTTP
+  # port is TLS there).
+  tls_got=$(tshark -n -2 -r "$file" "${tls_args[@]}" -Y tls -T fields -E separator=/t \
           -e frame.number -e tcp.stream -e tls.record.content_type -e tls.handshake.type \
           -e tls.handshake.extensions_server_name -e tls.handshake.extensions.supported_version \
           -e tls.alert_message.desc 2>/dev/null || true)

@@ -34,3 +34,22 @@ pub fn looks_like_html(msg: &Message, body: &[u8]) -> bool {
     let t = head.trim_ascii_start();
     t.starts_with(b"<!doctype html") || t.starts_with(b"<html")
 }
+
+/// What a TLS server answers a plaintext HTTP request sent to its port, if `m` is that answer:
+/// nginx's 400 page ("The plain HTTP request was sent to HTTPS port", its 497 sent as 400) or
+/// Go's plain 400 ("Client sent an HTTP request to an HTTPS server.").
+pub fn tls_port_answer(m: &Message) -> Option<&'static str> {
+    if m.status() != Some(400) {
+        return None;
+    }
+    let body = &m.body.prefix;
+    if memchr::memmem::find(body, b"The plain HTTP request was sent to HTTPS port").is_some() {
+        Some("nginx")
+    } else if memchr::memmem::find(body, b"Client sent an HTTP request to an HTTPS server")
+        .is_some()
+    {
+        Some("a Go server (such as the registry itself)")
+    } else {
+        None
+    }
+}

@@ -16,7 +16,7 @@ pub mod waiting;
 
 pub use attempts::{AttemptGroups, Group, Named, Names, Shared, SharedNames};
 pub use auth::{auth_param, realm_of};
-pub use body::{body_of, html_title, looks_like_html};
+pub use body::{body_of, html_title, looks_like_html, tls_port_answer};
 pub use bounded::Bounded;
 pub use evidence::{exchange_evidence, request_line, secs};
 pub use net::is_internal;
