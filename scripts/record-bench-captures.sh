@@ -2,16 +2,19 @@
 # Records two large, realistic HTTP captures for benchmarking, from real traffic (nginx serving,
 # wrk requesting) on the loopback of a private network namespace. Nothing leaves the machine.
 #
-#   usage: sudo scripts/record-bench-captures.sh OUTDIR [MIX_BYTES] [SMALL_BYTES]     (defaults: 1 GB each)
+#   usage: sudo scripts/record-bench-captures.sh OUTDIR [MIX_BYTES] [SMALL_BYTES] [TLS_BYTES]     (defaults: 1 GB each)
 #
 #   OUTDIR/http-mix.pcap    bulk: 16 keep-alive connections, objects 200 B..4 MiB, some 404/401
 #   OUTDIR/http-small.pcap  small packets: many short connections (4 requests each), bodies <= 1 KiB,
 #                           25% 4xx (HTML 404s, 401s with a Bearer realm)
+#   OUTDIR/https-small.pcap the same requests over TLS (TLS 1.3, a self-signed EC certificate made
+#                           here), 4 per connection: a handshake every few exchanges
 # Needs Debian packages: tcpdump nginx wrk iproute2 ethtool (installed when missing).
 set -euo pipefail
 OUT=$(realpath -m "${1:?usage: record-bench-captures.sh OUTDIR [MIX_BYTES] [SMALL_BYTES]}")
 MIX=${2:-1000000000}
 SMALL=${3:-1000000000}
+TLS=${4:-1000000000}
 NS=capbench$$
 WORK=$(mktemp -d /tmp/capbench.XXXXXX)
 # nginx's workers run as an unprivileged user: without this they cannot enter the 0700 directory
@@ -20,7 +23,7 @@ chmod 755 "$WORK"
 mkdir -p "$OUT" "$WORK/www/s" "$WORK/logs" "$WORK/tmp"
 
 need=()
-for c in tcpdump nginx wrk ip ethtool; do command -v $c >/dev/null || need+=($c); done
+for c in tcpdump nginx wrk ip ethtool openssl; do command -v $c >/dev/null || need+=($c); done
 if ((${#need[@]})); then
   pk=(); for c in "${need[@]}"; do case $c in ip) pk+=(iproute2);; *) pk+=($c);; esac; done
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pk[@]}" >/dev/null
@@ -58,6 +61,10 @@ open(os.path.join(d, "manifest.json"), "w").write(
     + "0" * 64 + '"},"layers":[]}\n')
 PY
 
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+  -subj "/CN=bench.lab" -addext "subjectAltName=DNS:bench.lab,IP:127.0.0.1" \
+  -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
+chmod 644 "$WORK/tls.key"
 cat > "$WORK/nginx.conf" <<NGX
 worker_processes 1;
 daemon on;
@@ -90,6 +97,17 @@ http {
         root $WORK/www;
         location /s/ { }
         location = /v2/ { add_header Www-Authenticate 'Bearer realm="http://127.0.0.1:8200/service/token",service="harbor-registry"' always; return 401 '{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}'; }
+    }
+    server {
+        listen 127.0.0.1:8443 ssl;
+        ssl_certificate $WORK/tls.crt;
+        ssl_certificate_key $WORK/tls.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        keepalive_timeout 5;
+        keepalive_requests 4;
+        root $WORK/www;
+        location /s/ { }
+        location = /v2/ { return 401 '{"errors":[{"code":"UNAUTHORIZED"}]}'; }
     }
 }
 NGX
@@ -160,3 +178,4 @@ record() {   # record FILE BYTES -- wrk args
 }
 record "$OUT/http-mix.pcap" "$MIX" -- -t1 -c16 -d300s -s "$WORK/mix.lua" http://127.0.0.1:80/
 record "$OUT/http-small.pcap" "$SMALL" -- -t1 -c64 -d600s -s "$WORK/small.lua" http://127.0.0.1:8080/
+record "$OUT/https-small.pcap" "$TLS" -- -t1 -c64 -d600s -s "$WORK/small.lua" https://127.0.0.1:8443/
