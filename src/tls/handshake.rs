@@ -160,6 +160,25 @@ fn is_grease(v: u16) -> bool {
     v & 0x0f0f == 0x0a0a && (v >> 8) == (v & 0xff)
 }
 
+/// The extensions of a hello the summary reads (server_name 0, ALPN 16, supported_versions 43),
+/// each whole (type, length, data) for tls-parser; the others are passed over unparsed, and an
+/// extension that runs past the list ends it.
+fn kept_extensions(mut rest: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        loop {
+            let &[t0, t1, l0, l1, ..] = rest else {
+                return None;
+            };
+            let len = 4 + usize::from(u16::from_be_bytes([l0, l1]));
+            let whole = rest.get(..len)?;
+            rest = rest.get(len..).unwrap_or_default();
+            if matches!(u16::from_be_bytes([t0, t1]), 0 | 16 | 43) {
+                return Some(whole);
+            }
+        }
+    })
+}
+
 /// Parses a complete handshake message (its header included).
 pub fn parse(m: &Message<'_>) -> Parsed {
     if !matches!(m.kind, CLIENT_HELLO | SERVER_HELLO | CERTIFICATE) {
@@ -177,12 +196,10 @@ pub fn parse(m: &Message<'_>) -> Parsed {
                 cipher_suites: ch.ciphers.len(),
                 ..ClientHello::default()
             };
-            let exts = ch
-                .ext
-                .and_then(|e| tls_parser::parse_tls_client_hello_extensions(e).ok())
-                .map(|(_, v)| v)
-                .unwrap_or_default();
-            for e in &exts {
+            let exts = kept_extensions(ch.ext.unwrap_or_default())
+                .filter_map(|e| tls_parser::parse_tls_client_hello_extension(e).ok())
+                .map(|(_, e)| e);
+            for e in exts {
                 match e {
                     TlsExtension::SNI(names) => {
                         hello.sni = names.first().map(|(_, n)| text(n));
@@ -190,7 +207,7 @@ pub fn parse(m: &Message<'_>) -> Parsed {
                     TlsExtension::ALPN(protos) => {
                         hello.alpn = protos.iter().map(|p| text(p)).collect();
                     }
-                    TlsExtension::SupportedVersions(vs) => {
+                    TlsExtension::SupportedVersions(ref vs) => {
                         hello.versions =
                             vs.iter().map(|v| v.0).filter(|v| !is_grease(*v)).collect();
                     }
@@ -213,12 +230,10 @@ pub fn parse(m: &Message<'_>) -> Parsed {
                 cipher_suite: sh.cipher.0,
                 alpn: None,
             };
-            let exts = sh
-                .ext
-                .and_then(|e| tls_parser::parse_tls_server_hello_extensions(e).ok())
-                .map(|(_, v)| v)
-                .unwrap_or_default();
-            for e in &exts {
+            let exts = kept_extensions(sh.ext.unwrap_or_default())
+                .filter_map(|e| tls_parser::parse_tls_server_hello_extension(e).ok())
+                .map(|(_, e)| e);
+            for e in exts {
                 match e {
                     TlsExtension::SupportedVersions(vs) => {
                         if let Some(v) = vs.first() {
