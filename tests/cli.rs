@@ -608,3 +608,52 @@ fn progress_bar_only_on_a_terminal_and_never_with_json() {
         stderr(&piped)
     );
 }
+
+/// `capdiag conns`: a row per connection with what it carried, the same with one thread or
+/// two, JSON that parses, and the usual messages and exit codes for what cannot be read.
+#[test]
+fn conns_lists_connections_and_what_they_carried() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/tls/untrusted-curl.pcap");
+    let s = sample.to_str().expect("path");
+    let o = run(&["conns", s]);
+    no_panic(&o);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("10.87.0.1:") && out.contains("→ 10.87.0.2:8443") && out.contains("RSTO"),
+        "{out}"
+    );
+    assert!(
+        out.contains("TLS 1.3 registry.lab: rejected by the client (unknown_ca, frame 8)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("tls: 1 connection: 0 established, 1 rejected by the client"),
+        "{out}"
+    );
+    let one = run(&["conns", "--format", "json", "-j", "1", s]);
+    let two = run(&["conns", "--format", "json", "-j", "2", s]);
+    assert_eq!(one.stdout, two.stdout);
+    let v = json(&one);
+    assert_eq!(v["connections"][0]["tls"]["outcome"], "rejected_by_client");
+    assert_eq!(
+        v["connections"][0]["tls"]["alerts"][0]["description"],
+        "unknown_ca"
+    );
+    // Nothing of TCP in it; and a file that is not a capture.
+    let udp_only = tmp("conns-empty.pcap", &{
+        let mut b = Vec::new();
+        b.extend_from_slice(&0xA1B2_C3D4u32.to_le_bytes());
+        b.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 1, 0, 0, 0]);
+        b
+    });
+    let o = run(&["conns", udp_only.to_str().expect("path")]);
+    assert!(
+        stdout(&o).contains("(no TCP connections)"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(&["conns", corpus("SOURCES.md").to_str().expect("path")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+}
