@@ -1,8 +1,8 @@
 //! `capdiag http`: the exchanges of captures, as a table or JSON.
 
 use super::{
-    EXIT_ERROR, EXIT_OK, is_broken_pipe, name_of, open_or_report, read_frames, report_error,
-    warn_if_incomplete,
+    EXIT_ERROR, EXIT_OK, finish_listing, name_of, open_or_report, read_frames, warn_if_incomplete,
+    write_failed,
 };
 use crate::cli::{HttpArgs, OutputFormat};
 use crate::engine::{Engine, Event, Sink};
@@ -139,24 +139,10 @@ pub fn http(args: &HttpArgs) -> u8 {
                 .err();
         }
         if let Some(e) = error {
-            if is_broken_pipe(&e) {
-                return code;
-            }
-            report_error("writing output", &e);
-            return EXIT_ERROR;
+            return write_failed(&e, code);
         }
         warn_if_incomplete(&name, &end);
         summaries.push(summary);
     }
-    let result = match json {
-        Some(w) => w.finish(&mut out, &summaries),
-        None => out.flush(),
-    };
-    if let Err(e) = result
-        && !is_broken_pipe(&e)
-    {
-        report_error("writing output", &e);
-        return EXIT_ERROR;
-    }
-    code
+    finish_listing(&mut out, json, &summaries, code)
 }

@@ -83,6 +83,34 @@ fn is_broken_pipe(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::BrokenPipe
 }
 
+/// What a listing command (`http`, `conns`) exits with when writing its output failed: the
+/// code so far when the reader went away (a closed pipe), an error otherwise (a full disk).
+fn write_failed(e: &io::Error, code: u8) -> u8 {
+    if is_broken_pipe(e) {
+        return code;
+    }
+    report_error("writing output", e);
+    EXIT_ERROR
+}
+
+/// The end of a listing command: the JSON document closed with the files' summaries, or the
+/// table output flushed; the exit code.
+fn finish_listing(
+    out: &mut dyn Write,
+    json: Option<crate::output::json::JsonHttpWriter>,
+    summaries: &[crate::output::FileSummary],
+    code: u8,
+) -> u8 {
+    let result = match json {
+        Some(w) => w.finish(out, summaries),
+        None => out.flush(),
+    };
+    match result {
+        Err(e) => write_failed(&e, code),
+        Ok(()) => code,
+    }
+}
+
 /// Writes `text` to standard output: a closed pipe ends quietly, another failure (a full
 /// disk) is an error.
 fn print_text(text: &str) -> u8 {
