@@ -9,7 +9,7 @@ use crate::app::{AppEvent, Apps};
 use crate::capture::prefetch::BatchStore;
 use crate::capture::{Frame, LinkType, TimestampNs};
 use crate::decode::{self, Decoded, Detached, Malformed};
-use crate::flow::{ConnRecord, ConnectionAttempt, Ending, FlowEvent, FlowStats, FlowTable};
+use crate::flow::{ConnRecord, ConnectionAttempt, Ending, FlowEvent, FlowStats, FlowTable, Stall};
 use crate::http::HttpStats;
 use crate::http::message::HeaderPos;
 use crate::http::parser::{HeadAhead, HeadParsed, parse_ahead_into};
@@ -34,6 +34,8 @@ pub enum Event<'a> {
     CutShort(&'a Ending),
     /// A TLS connection ended: what its handshake showed, and how it went.
     Tls(&'a TlsSummary),
+    /// One direction's data stopped getting through, and the stall is over.
+    Stall(&'a Stall),
     /// Capture time moved on (after every frame): time to act on deadlines.
     Tick(TimestampNs),
     /// End of the input: nothing more will come.
@@ -414,6 +416,7 @@ impl Engine {
                 FlowEvent::AttemptProgress(a) => sink.event(Event::AttemptProgress(&a)),
                 FlowEvent::ConnEnd(c) => sink.event(Event::ConnEnd(&c)),
                 FlowEvent::CutShort(e) => sink.event(Event::CutShort(&e)),
+                FlowEvent::Stall(s) => sink.event(Event::Stall(&s)),
             }
         }
         self.sink_wakes = sink.wakes_at();

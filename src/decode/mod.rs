@@ -92,6 +92,12 @@ impl IcmpUnreachable {
         (!self.v6 && self.kind == 3) || (self.v6 && self.kind == 1)
     }
 
+    /// An IPv4 "fragmentation needed" or an ICMPv6 "packet too big": the packet was larger
+    /// than the path could carry.
+    pub fn says_too_big(&self) -> bool {
+        (!self.v6 && self.kind == 3 && self.code == 4) || (self.v6 && self.kind == 2)
+    }
+
     /// What a destination unreachable says, in words (RFC 792, RFC 1122, RFC 1812, RFC 4443).
     pub fn says(&self) -> &'static str {
         match (self.v6, self.code) {

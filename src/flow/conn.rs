@@ -4,6 +4,7 @@
 use super::consumer::{Consumers, Origin, StreamConsumer};
 use super::reassembly::{Chunk, Reassembler};
 use super::record::{Recorder, Resume};
+use super::stall::{Ended, Watch};
 use super::{
     AheadOf, ConnectionAttempt, EndSide, Ending, EventOf, FlowEvent, FlowStats, Limits, Outcome,
 };
@@ -29,6 +30,8 @@ pub(super) struct Half {
     pub(super) last_sig_ts: TimestampNs,
     /// What it did last, for an [`Ending`](super::Ending).
     pub(super) end: EndSide,
+    /// Whether its data gets through.
+    pub(super) watch: Watch,
 }
 
 impl Half {
@@ -42,6 +45,7 @@ impl Half {
             last_sig: 0,
             last_sig_ts: i64::MIN,
             end: EndSide::default(),
+            watch: Watch::default(),
         }
     }
 }
@@ -72,6 +76,8 @@ pub(super) struct Flow<C> {
     /// What the connection did, for its record (kept when [`Limits::records`] is on).
     pub(super) rec: Recorder,
     pub(super) records: bool,
+    /// Whether stalls are watched for ([`Limits::stalls`]).
+    pub(super) stalls: bool,
 }
 
 pub(super) struct Dormant {
@@ -119,6 +125,7 @@ impl<C: StreamConsumer> Flow<C> {
             app_counted: false,
             rec: Recorder::new(stream, ends),
             records: limits.records,
+            stalls: limits.stalls,
         }
     }
 
@@ -164,6 +171,12 @@ impl<C: StreamConsumer> Flow<C> {
             });
         }
         self.drain(out);
+        // A stall first: it may be why a message was cut short.
+        for dir in 0..2 {
+            if let Some(t) = self.half.get_mut(dir).and_then(|h| h.watch.at_end()) {
+                out.push(FlowEvent::Stall(Box::new(self.stall(dir, t))));
+            }
+        }
         if let App::Active(h) = &self.app
             && h.cut_short()
         {
@@ -189,6 +202,28 @@ impl<C: StreamConsumer> Flow<C> {
             ];
             out.push(FlowEvent::ConnEnd(Box::new(self.rec.take_record(missed))));
         }
+    }
+
+    /// The report of a stall of direction `dir`'s data.
+    pub(super) fn stall(&self, dir: usize, t: Ended) -> super::Stall {
+        let [a, b] = &self.half;
+        let [x, y] = self.ends;
+        let ((sender, from), (receiver, to)) = if dir == 0 {
+            ((a, x), (b, y))
+        } else {
+            ((b, y), (a, x))
+        };
+        let last = if receiver.watch.last().frame > sender.watch.last().frame {
+            receiver.watch.last()
+        } else {
+            sender.watch.last()
+        };
+        let mut s = sender
+            .watch
+            .stall(t, self.stream, from, to, receiver.watch.mss(), last);
+        s.sender_closed = sender.end.closed();
+        s.receiver_closed = receiver.end.closed();
+        s
     }
 
     /// Out-of-order bytes this flow holds.
@@ -340,6 +375,15 @@ pub(super) fn process<A: Consumers>(
             } else if end.zero_window_since.is_none() {
                 end.zero_window_since = Some(ts);
             }
+        }
+    }
+    // Whether each side's data gets through.
+    if f.stalls {
+        let [h0, h1] = &mut f.half;
+        let (this, that) = if dir == 0 { (h0, h1) } else { (h1, h0) };
+        this.watch.sent(seg, n, ts, &that.watch);
+        if let Some(t) = that.watch.peer_sent(seg, n, ts) {
+            out.push(FlowEvent::Stall(Box::new(f.stall(other, t))));
         }
     }
     // Connection attempts.

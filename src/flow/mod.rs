@@ -15,6 +15,7 @@ pub mod ending;
 mod key;
 pub mod reassembly;
 pub mod record;
+pub mod stall;
 
 use crate::capture::{Frame, TimestampNs};
 use crate::decode::{IcmpUnreachable, TcpSegment, flags};
@@ -26,6 +27,7 @@ pub use key::FlowKey;
 pub use record::{ConnRecord, ConnState};
 use record::{IcmpNote, Recorder};
 use rustc_hash::FxHashMap;
+pub use stall::Stall;
 
 /// Bounds and timeouts of the flow table.
 #[derive(Clone, Copy, Debug)]
@@ -45,6 +47,9 @@ pub struct Limits {
     /// Keep what each connection does and emit its [`ConnRecord`] when it ends (about 200
     /// instructions a packet more; on when something reads them).
     pub records: bool,
+    /// Watch whether each direction's data gets through and emit a [`Stall`] when it did not
+    /// (about 50 instructions a packet more; on when something reads them).
+    pub stalls: bool,
 }
 
 impl Default for Limits {
@@ -57,6 +62,7 @@ impl Default for Limits {
             dormant_timeout_ns: 3600 * 1_000_000_000,
             max_dormant: 262_144,
             records: false,
+            stalls: false,
         }
     }
 }
@@ -74,6 +80,9 @@ pub enum FlowEvent<E> {
     ConnEnd(Box<ConnRecord>),
     /// A connection ended while its consumer was in the middle of a message.
     CutShort(Box<Ending>),
+    /// One direction's data stopped getting through (retransmitted, never acknowledged), and
+    /// the stall is over: the data was acknowledged at last, or the connection ended.
+    Stall(Box<Stall>),
 }
 
 /// Counters over all flows.
@@ -422,6 +431,11 @@ impl<A: Consumers> FlowTable<A> {
                     mtu: icmp.mtu,
                 },
             );
+        }
+        if icmp.says_too_big()
+            && let Some(h) = f.half.get_mut(dir)
+        {
+            h.watch.too_big(frame.number, frame.ts, icmp.mtu);
         }
         if icmp.is_unreachable() && f.attempt_open && f.client_dir == dir {
             if let Some(a) = f.attempt.as_mut() {

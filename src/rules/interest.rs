@@ -61,6 +61,8 @@ impl Interest {
     pub const CUT_SHORT: Interest = Interest(1 << 27);
     /// TLS connections ended ([`super::Rule::on_tls`]).
     pub const TLS: Interest = Interest(1 << 28);
+    /// Stalls of a connection's data ([`super::Rule::on_stall`]).
+    pub const STALL: Interest = Interest(1 << 29);
 
     /// Whether the two sets share anything.
     pub fn meets(self, other: Interest) -> bool {

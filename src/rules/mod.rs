@@ -50,6 +50,8 @@ pub trait Rule {
     fn on_cut_short(&mut self, _e: &Ending, _out: &mut Vec<Finding>) {}
     /// A TLS connection ended: what its handshake showed without keys, and how it went.
     fn on_tls(&mut self, _t: &crate::tls::TlsSummary, _out: &mut Vec<Finding>) {}
+    /// One direction's data stopped getting through, and the stall is over.
+    fn on_stall(&mut self, _s: &crate::flow::Stall, _out: &mut Vec<Finding>) {}
     /// Whether this rule reads connection records ([`Rule::on_conn_end`]).
     fn wants_conn_records(&self) -> bool {
         false
@@ -326,9 +328,13 @@ impl<'a> RuleSet<'a> {
     }
 
     /// `limits` with what the rules need of the layers below them turned on (connection
-    /// records when a rule reads them).
+    /// records, stalls, when a rule reads them).
     pub fn configure(&self, mut limits: crate::engine::Limits) -> crate::engine::Limits {
         limits.flow.records |= self.rules.iter().any(|s| s.rule.wants_conn_records());
+        limits.flow.stalls |= self
+            .rules
+            .iter()
+            .any(|s| s.rule.interest().meets(Interest::STALL));
         limits
     }
 
@@ -350,6 +356,7 @@ impl Sink for RuleSet<'_> {
             Event::ConnEnd(_) => Interest::CONN_END,
             Event::CutShort(_) => Interest::CUT_SHORT,
             Event::Tls(_) => Interest::TLS,
+            Event::Stall(_) => Interest::STALL,
             Event::Tick(_) | Event::Finish => Interest::ALL,
         };
         let every = self.every_rule || matches!(ev, Event::Tick(_) | Event::Finish);
@@ -367,6 +374,7 @@ impl Sink for RuleSet<'_> {
                 Event::ConnEnd(c) => r.on_conn_end(c, out),
                 Event::CutShort(e) => r.on_cut_short(e, out),
                 Event::Tls(t) => r.on_tls(t, out),
+                Event::Stall(s) => r.on_stall(s, out),
                 Event::Tick(now) => r.on_tick(now, out),
                 Event::Finish => r.finish(out),
             }
