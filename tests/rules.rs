@@ -43,6 +43,27 @@ fn tshark_tls(sample: &str) -> Vec<u64> {
         .collect()
 }
 
+/// The TCP analysis flags tshark sets, by frame (`tests/oracle/tcpa/`): `retransmission`,
+/// `lost_segment`, `duplicate_ack`.
+fn tshark_tcp_analysis(sample: &str) -> BTreeMap<u64, String> {
+    let name = format!(
+        "{}.tsv",
+        sample
+            .replacen("samples/", "samples-", 1)
+            .replace('/', "__")
+    );
+    std::fs::read_to_string(root().join("tests/oracle/tcpa").join(&name))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut p = l.split('\t');
+            let f = p.next()?.parse().ok()?;
+            let _stream = p.next()?;
+            Some((f, p.next()?.to_string()))
+        })
+        .collect()
+}
+
 /// tshark's `tcp.stream` of every frame, and the frames where it shows an HTTP message.
 fn tshark(sample: &str) -> (BTreeMap<u64, u64>, BTreeMap<u64, String>) {
     let name = format!(
@@ -94,6 +115,29 @@ fn check_against_tshark(sample: &str, f: &Value) {
                 tshark_tls(sample).contains(&frame),
                 "{sample}: tshark shows no TLS at frame {frame} ({what})"
             );
+            continue;
+        }
+        // Evidence said to be a TCP retransmission, or to follow bytes never captured, is a
+        // frame tshark's TCP analysis flags so; other TCP evidence is checked for its stream.
+        if let Some(tcp) = what.strip_prefix("TCP ") {
+            let flags = tshark_tcp_analysis(sample);
+            let flagged = |f: &str| {
+                flags
+                    .get(&frame)
+                    .is_some_and(|v| v.split(' ').any(|x| x == f))
+            };
+            if tcp.starts_with("retransmission") {
+                assert!(
+                    flagged("retransmission"),
+                    "{sample}: tshark flags no retransmission at frame {frame} ({what})"
+                );
+            }
+            if tcp.starts_with("previous segment not captured") {
+                assert!(
+                    flagged("lost_segment"),
+                    "{sample}: tshark flags no lost segment at frame {frame} ({what})"
+                );
+            }
             continue;
         }
         // tshark shows no message whose body never arrived whole; capdiag does (cut short).

@@ -8,6 +8,7 @@ pub mod auth_realm_unreachable;
 pub mod blob_upload_unknown;
 pub mod interest;
 pub mod kit;
+pub mod mtu_blackhole;
 pub mod presigned_url_403;
 pub mod proxy_body_too_large;
 pub mod proxy_error_page;
@@ -173,6 +174,10 @@ pub static RULES: &[Entry] = &[
     Entry {
         info: &tls_protocol_mismatch::INFO,
         new: |_| Box::new(tls_protocol_mismatch::TlsProtocolMismatch::default()),
+    },
+    Entry {
+        info: &mtu_blackhole::INFO,
+        new: |_| Box::new(mtu_blackhole::MtuBlackhole),
     },
     Entry {
         info: &tcp_connect_unanswered::INFO,

@@ -7,7 +7,8 @@
 //!
 //! Not for a message cut by the end of the capture, or one with bytes missing from the capture
 //! (the cut may be the capture's), nor for an upload the server answered before its end (a 413
-//! or 401 stopped it: other rules' findings).
+//! or 401 stopped it: other rules' findings), nor for one `mtu-blackhole` explains (its evidence
+//! holds the close).
 //!
 //! The finding is made when the connection ends: at once for a reset, or when both sides have
 //! closed; a connection whose peer never answers the closing side's FIN (a dead peer) ends when
@@ -27,7 +28,7 @@ pub static INFO: RuleInfo = RuleInfo {
     title: "A message body cut short: the connection was reset or closed mid-transfer",
     doc: include_str!("../../docs/rules/transfer-reset.md"),
     suppress_for_ns: Some(60_000_000_000),
-    explained_by_others: false,
+    explained_by_others: true,
 };
 
 /// A cut exchange waits this long (capture time) for its connection's end.

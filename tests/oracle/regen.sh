@@ -15,7 +15,10 @@
 #  - tls/NAME.tsv (captures with TLS only; their HTTP ports decoded as TLS for it): frame,
 #    tcp.stream, the TLS record content types,
 #    handshake types, SNI, supported versions (a ServerHello's is the one chosen) and alert
-#    descriptions tshark shows in the frame.
+#    descriptions tshark shows in the frame;
+#  - tcpa/NAME.tsv (captures where tshark flags any): frame, tcp.stream, and which of
+#    tshark's TCP analysis flags it sets there: retransmission (tcp.analysis.retransmission),
+#    lost_segment ("previous segment not captured"), duplicate_ack.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 check=0
@@ -25,7 +28,8 @@ out=tests/oracle/golden
 streams=tests/oracle/streams
 conv=tests/oracle/conv
 tls=tests/oracle/tls
-mkdir -p "$out" "$streams" "$conv" "$tls"
+tcpa=tests/oracle/tcpa
+mkdir -p "$out" "$streams" "$conv" "$tls" "$tcpa"
 fail=0
 while IFS=$'\t' read -r file ports; do
   [[ -z $file || $file == \#* ]] && continue
@@ -52,7 +56,21 @@ while IFS=$'\t' read -r file ports; do
           -e frame.number -e tcp.stream -e tls.record.content_type -e tls.handshake.type \
           -e tls.handshake.extensions_server_name -e tls.handshake.extensions.supported_version \
           -e tls.alert_message.desc 2>/dev/null || true)
+  tcpa_golden="$tcpa/$(basename "$golden")"
+  tcpa_got=$(tshark -n -r "$file" "${args[@]}" \
+          -Y 'tcp.analysis.retransmission || tcp.analysis.lost_segment || tcp.analysis.duplicate_ack' \
+          -T fields -E separator=/t -e frame.number -e tcp.stream -e tcp.analysis.retransmission \
+          -e tcp.analysis.lost_segment -e tcp.analysis.duplicate_ack 2>/dev/null \
+        | awk -F'\t' '{ f = ""
+            if ($3 != "") f = f " retransmission"
+            if ($4 != "") f = f " lost_segment"
+            if ($5 != "") f = f " duplicate_ack"
+            print $1 "\t" $2 "\t" substr(f, 2) }' || true)
   if ((check)); then
+    if [[ "$tcpa_got" != "$(cat "$tcpa_golden" 2>/dev/null)" ]]; then
+      echo "differs from tshark: $tcpa_golden" >&2
+      fail=1
+    fi
     if [[ "$conv_got" != "$(cat "$conv_golden" 2>/dev/null)" ]]; then
       echo "differs from tshark: $conv_golden" >&2
       fail=1
@@ -74,6 +92,11 @@ while IFS=$'\t' read -r file ports; do
     printf '%s\n' "$got" | sed '/^$/d' > "$golden"
     printf '%s\n' "$streams_got" | sed '/^$/d' > "$streams_golden"
     printf '%s\n' "$conv_got" | sed '/^$/d' > "$conv_golden"
+    if [[ -n $tcpa_got ]]; then
+      printf '%s\n' "$tcpa_got" > "$tcpa_golden"
+    else
+      rm -f "$tcpa_golden"
+    fi
     if [[ -n $tls_got ]]; then
       printf '%s\n' "$tls_got" > "$tls_golden"
     else
