@@ -14,9 +14,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let rules = instantiate(&[]).expect("all rules");
-    // Connection records on, so that their bookkeeping runs on every segment too.
+    // Connection records and stalls on, so that their bookkeeping runs on every segment too.
     let mut limits = capdiag::engine::Limits::default();
     limits.flow.records = true;
+    limits.flow.stalls = true;
     let mut engine = Engine::new(limits);
     let mut findings = 0usize;
     let mut on_finding = |f: capdiag::finding::Finding| {

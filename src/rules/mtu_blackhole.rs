@@ -100,6 +100,15 @@ fn mss_part(s: &Stall, ev: &mut Vec<Evidence>) -> String {
     }
 }
 
+/// Whether frame `f` is either side's first FIN or RST (shown as that, not again as a packet
+/// that waits).
+fn is_close(s: &Stall, f: u64) -> bool {
+    [s.sender_closed, s.receiver_closed]
+        .iter()
+        .flatten()
+        .any(|(c, _, _)| *c == f)
+}
+
 /// The connection's first FIN or RST after `start`, as evidence and words ("the receiver
 /// closed the connection (FIN, frame 17, 10 s after)").
 fn close_part(s: &Stall, start: Sent, ev: &mut Vec<Evidence>) -> Option<String> {
@@ -203,7 +212,13 @@ impl MtuBlackhole {
                 stream,
             ));
         }
-        for w in s.receiver_waiting.kept.iter().take(3) {
+        for w in s
+            .receiver_waiting
+            .kept
+            .iter()
+            .filter(|w| !is_close(s, w.frame))
+            .take(3)
+        {
             ev.push(at(
                 format!(
                     "TCP packet from {} acknowledging only the bytes before it: there, and waiting",
@@ -434,7 +449,13 @@ impl MtuBlackhole {
                 stream,
             ),
         ];
-        for w in s.receiver_waiting.kept.iter().take(3) {
+        for w in s
+            .receiver_waiting
+            .kept
+            .iter()
+            .filter(|w| !is_close(s, w.frame))
+            .take(3)
+        {
             ev.push(at(
                 format!(
                     "TCP packet from {} acknowledging only the bytes before the missing ones: it never got them",
@@ -519,5 +540,129 @@ impl Rule for MtuBlackhole {
             Seen::AtSender { .. } => self.at_sender(s, out),
             Seen::AtReceiver { .. } => self.at_receiver(s, out),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::stall::Frames;
+
+    fn sent(frame: u64, secs: f64, len: u32) -> Sent {
+        Sent {
+            frame,
+            ts: (secs * 1e9) as TimestampNs,
+            len,
+        }
+    }
+
+    /// The server-side black hole of `samples/mtu/http-black-hole-server-side.pcap`, reduced:
+    /// the request at 4, the segment at 6, retransmitted at 7, 8, 9.
+    fn at_sender() -> Stall {
+        Stall {
+            stream: 0,
+            sender: "10.88.2.2:8080".parse().unwrap_or_else(|_| unreachable!()),
+            receiver: "10.88.1.1:40000".parse().unwrap_or_else(|_| unreachable!()),
+            seen: Seen::AtSender {
+                first: Some(sent(6, 0.0, 1448)),
+                retransmissions: Frames {
+                    kept: vec![sent(7, 0.2, 1448), sent(8, 0.6, 1448), sent(9, 1.4, 1448)],
+                    count: 3,
+                },
+                smaller: None,
+                acked: None,
+            },
+            sender_mss: Some((2, 1460)),
+            receiver_mss: Some((1, 1460)),
+            largest_through: None,
+            receiver_waiting: Frames::default(),
+            receiver_before: Some(sent(4, 0.0, 82)),
+            icmp: None,
+            last: sent(10, 8.0, 0),
+            sender_closed: None,
+            receiver_closed: Some((10, (8.0 * 1e9) as TimestampNs, false)),
+        }
+    }
+
+    fn run(s: &Stall) -> Vec<Finding> {
+        let mut out = Vec::new();
+        MtuBlackhole.on_stall(s, &mut out);
+        out
+    }
+
+    #[test]
+    fn the_black_hole_is_named_with_its_retransmissions() {
+        let f = run(&at_sender());
+        assert_eq!(f.len(), 1);
+        assert_eq!((f[0].severity, f[0].key_frame), (Severity::Error, 6));
+        assert_eq!(f[0].frames, vec![1, 2, 4, 6, 7, 8, 9, 10]);
+        assert!(f[0].detail.contains("No ICMP"), "{}", f[0].detail);
+    }
+
+    #[test]
+    fn a_segment_of_that_size_through_before_is_loss_not_a_black_hole() {
+        let mut s = at_sender();
+        s.largest_through = Some(sent(3, 0.0, 1448));
+        assert!(run(&s).is_empty());
+    }
+
+    #[test]
+    fn a_receiver_not_heard_from_is_not_a_path_that_drops_big_packets() {
+        let mut s = at_sender();
+        s.receiver_before = Some(sent(4, -30.0, 82));
+        assert!(run(&s).is_empty());
+        // Its duplicate ACKs would say it is there.
+        s.receiver_waiting = Frames {
+            kept: vec![sent(7, 0.01, 0)],
+            count: 1,
+        };
+        assert_eq!(run(&s).len(), 1);
+    }
+
+    #[test]
+    fn acknowledged_at_full_size_is_loss() {
+        let mut s = at_sender();
+        if let Seen::AtSender { acked, .. } = &mut s.seen {
+            *acked = Some(sent(11, 3.0, 0));
+        }
+        assert!(run(&s).is_empty());
+    }
+
+    #[test]
+    fn an_icmp_that_reached_the_capture_point_is_said_and_shown() {
+        let mut s = at_sender();
+        s.icmp = Some((sent(5, 0.001, 0), Some(1450)));
+        let f = run(&s);
+        assert_eq!(f.len(), 1);
+        assert!(f[0].frames.contains(&5));
+        assert!(f[0].detail.contains("did reach the capture point"));
+    }
+
+    #[test]
+    fn at_the_receiver_the_mss_is_needed() {
+        let s = Stall {
+            seen: Seen::AtReceiver {
+                before: sent(5, 0.0, 0),
+                after: sent(7, 8.0, 0),
+                hole_bytes: 15928,
+            },
+            receiver_waiting: Frames {
+                kept: vec![sent(6, 8.0, 0)],
+                count: 1,
+            },
+            ..at_sender()
+        };
+        assert_eq!(run(&s).len(), 1);
+        let unknown = Stall {
+            receiver_mss: None,
+            ..s.clone()
+        };
+        assert!(run(&unknown).is_empty());
+        // A full-size segment did arrive: not a path that refuses them.
+        let big = Stall {
+            largest_through: Some(sent(3, 0.0, 1448)),
+            ..s
+        };
+        assert!(run(&big).is_empty());
     }
 }
