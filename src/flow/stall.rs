@@ -150,6 +150,8 @@ pub(super) struct Watch {
     mss_frame: u64,
     icmp: Option<Box<(Sent, Option<u32>)>>,
     track: Option<Box<Track>>,
+    /// A stall was reported when the receiver gave up: the sender's further tries are no news.
+    given_up: bool,
 }
 
 fn some(s: Sent) -> Option<Sent> {
@@ -308,7 +310,7 @@ impl Watch {
             }
             return;
         }
-        if !self.acked_seen || self.acked != seq {
+        if !self.acked_seen || self.acked != seq || self.given_up {
             return;
         }
         if self.track.is_none() {
@@ -354,7 +356,8 @@ impl Watch {
     }
 
     /// A packet the other side (the receiver of this side's data) sent: a stall it ends, if
-    /// one to report.
+    /// one to report (its acknowledgement reached the missing data, or it gave up: a FIN or
+    /// RST while the data waited).
     #[inline(always)]
     pub(super) fn peer_sent(
         &mut self,
@@ -362,9 +365,20 @@ impl Watch {
         frame: u64,
         ts: TimestampNs,
     ) -> Option<Box<Track>> {
-        if seg.flags & (flags::ACK | flags::RST) != flags::ACK {
-            return None;
+        if seg.flags & (flags::ACK | flags::RST | flags::FIN) != flags::ACK {
+            return self.peer_closing(seg, frame, ts);
         }
+        self.peer_ack(seg, frame, ts)
+    }
+
+    /// The receiver's acknowledgement.
+    #[inline(always)]
+    fn peer_ack(
+        &mut self,
+        seg: &TcpSegment<'_>,
+        frame: u64,
+        ts: TimestampNs,
+    ) -> Option<Box<Track>> {
         let a = seg.ack;
         if self.acked_seen && !after(a, self.acked) {
             // Waiting: data of this side's is outstanding and was not acknowledged.
@@ -396,6 +410,46 @@ impl Watch {
             });
         }
         None
+    }
+
+    /// A packet of the receiver's without an ACK, or with a FIN or RST: when it closes the
+    /// connection while the data still waits, the stall is over (it gave up), and reported
+    /// then rather than when the flow ends (the sender, its data unacknowledged, never
+    /// closes: a live capture would otherwise wait for the idle timeout).
+    #[cold]
+    fn peer_closing(
+        &mut self,
+        seg: &TcpSegment<'_>,
+        frame: u64,
+        ts: TimestampNs,
+    ) -> Option<Box<Track>> {
+        if seg.flags & (flags::ACK | flags::RST) == flags::ACK {
+            // A FIN acknowledges too.
+            if let Some(t) = self.peer_ack(seg, frame, ts) {
+                return Some(t);
+            }
+        }
+        if seg.flags & (flags::FIN | flags::RST) == 0 {
+            return None;
+        }
+        let t = self.track.as_mut()?;
+        if t.receiver_waiting.kept.last().map(|w| w.frame) != Some(frame) {
+            t.receiver_waiting.push(Sent {
+                frame,
+                ts,
+                len: seg.payload_len,
+            });
+        }
+        match &t.seen {
+            // Not yet retransmitted enough to tell: the sender's next tries may.
+            Seen::AtSender {
+                retransmissions, ..
+            } if retransmissions.count < REPORT_AFTER => None,
+            _ => {
+                self.given_up = true;
+                self.track.take()
+            }
+        }
     }
 
     /// The receiver acknowledged nothing new (a duplicate ACK, its own data, a FIN).
@@ -552,7 +606,7 @@ mod tests {
     }
 
     #[test]
-    fn a_head_segment_retransmitted_and_never_acknowledged_is_a_stall_at_the_end() {
+    fn a_head_segment_retransmitted_and_never_acknowledged_is_a_stall() {
         for isn in [1000, u32::MAX - 10] {
             let d = isn.wrapping_add(1);
             let mut w = started(isn);
@@ -567,9 +621,14 @@ mod tests {
             }
             // Not the head: not counted.
             w.sent(&seg(ACK, d.wrapping_add(1448), 101, 500), 10, 10, &at(p));
-            ended = ended.or(peer(&mut w, &mut p, seg(ACK | FIN, 101, d, 0), 11));
             assert!(ended.is_none());
-            let t = w.at_end().expect("a stall");
+            // Over when the receiver gives up; the sender's next try is no news.
+            ended = ended.or(peer(&mut w, &mut p, seg(ACK | FIN, 101, d, 0), 11));
+            let t = ended.expect("a stall, when the receiver gives up");
+            for f in 12..15 {
+                w.sent(&seg(ACK, d, 102, 1448), f, f as i64, &at(p));
+            }
+            assert!(w.at_end().is_none());
             let Seen::AtSender {
                 first,
                 retransmissions,
@@ -591,6 +650,14 @@ mod tests {
             assert_eq!((*smaller, *acked), (None, None));
             // The duplicate ACK before the first retransmission, and the FIN after.
             assert_eq!(t.receiver_waiting.count, 2);
+            assert_eq!(
+                t.receiver_waiting
+                    .kept
+                    .iter()
+                    .map(|w| w.frame)
+                    .collect::<Vec<_>>(),
+                vec![6, 11]
+            );
             assert_eq!(t.receiver_before.map(|b| b.frame), Some(3));
         }
     }
