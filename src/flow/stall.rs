@@ -120,31 +120,30 @@ pub(super) struct Track {
 }
 
 /// One direction's running state, as the sender of its data. Kept on every packet, so kept
-/// small: a `Sent` whose frame is 0 is none.
+/// small (a `Sent` whose frame is 0 is none), and the receiver's acknowledgements are read only
+/// while a stall is in progress: the segment a stall starts from is known as the first one sent
+/// after the receiver's data (its request, its ClientHello), when the sender took its turn.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Watch {
     /// The sequence number after the highest byte sent (once `sending`).
     next: u32,
     sending: bool,
-    /// The receiver's highest cumulative acknowledgement (once `acked_seen`).
-    acked_seen: bool,
-    acked: u32,
-    /// The sequence number `head` starts at.
+    /// The receiver sent data since this side's last new data: the next is a new turn.
+    turn: bool,
+    /// The first segment of this side's current turn, and its sequence number.
     head_seq: u32,
-    /// The first transmission of the segment that starts where the receiver's acknowledgement
-    /// stood when it was sent.
     head: Sent,
-    /// The receiver's last packet when `head` was sent.
-    peer_before_head: Sent,
+    /// The receiver's data packet that began the turn.
+    head_peer: Sent,
+    /// The receiver's last data packet.
+    peer_data: Sent,
+    /// The largest segment sent, and the largest sent before the current turn (which got
+    /// through: the receiver answered after it).
     largest: Sent,
     through: Sent,
     /// This side's last packet: frame and time.
     last_frame: u64,
     last_ts: TimestampNs,
-    /// The receiver's first packet that acknowledged nothing new since `head` was sent, and
-    /// how many did.
-    waiting: Sent,
-    waiting_count: u64,
     /// The MSS of this side's SYN (0: none), and its frame.
     mss: u16,
     mss_frame: u64,
@@ -176,8 +175,8 @@ impl Watch {
                 return;
             }
             if self.track.is_none() {
-                if self.acked_seen && self.acked == seq {
-                    self.new_head(seq, Sent { frame, ts, len }, peer);
+                if self.turn {
+                    self.new_head(seq, Sent { frame, ts, len });
                 }
                 if len > self.largest.len {
                     self.largest = Sent { frame, ts, len };
@@ -189,13 +188,15 @@ impl Watch {
         self.other(seg, Sent { frame, ts, len }, before, peer);
     }
 
-    /// The first transmission of data at the receiver's acknowledgement.
-    #[inline(never)]
-    fn new_head(&mut self, seq: u32, s: Sent, peer: &Watch) {
+    /// The first segment of a new turn: all sent before it got through (the receiver spoke
+    /// after it).
+    #[cold]
+    fn new_head(&mut self, seq: u32, s: Sent) {
+        self.turn = false;
         self.head_seq = seq;
         self.head = s;
-        self.peer_before_head = peer.last();
-        self.waiting_count = 0;
+        self.through = self.largest;
+        self.head_peer = self.peer_data;
     }
 
     /// Every other packet: a SYN, RST or FIN, data out of order or again, a stall in
@@ -233,8 +234,8 @@ impl Watch {
                 self.gap(seq, this, before, &peer.last());
             } else if len > 0 {
                 // New data (perhaps with some already sent).
-                if self.acked_seen && self.acked == seq {
-                    self.new_head(seq, this, peer);
+                if self.turn {
+                    self.new_head(seq, this);
                 }
                 if self.track.is_some() {
                     self.arrived(seq);
@@ -277,7 +278,7 @@ impl Watch {
     /// shows it.
     #[cold]
     fn gap(&mut self, seq: u32, after_gap: Sent, before: Sent, peer: &Sent) {
-        if self.track.is_some() || (self.acked_seen && after(self.acked, self.next)) {
+        if self.track.is_some() {
             return;
         }
         let mut receiver_waiting = Frames::default();
@@ -302,57 +303,62 @@ impl Watch {
     /// A segment of data `[seq, end)` already sent.
     #[cold]
     fn retransmitted(&mut self, seq: u32, end: u32, s: Sent, peer: &Sent) {
-        if let Some(t) = &self.track
-            && matches!(t.seen, Seen::AtReceiver { .. })
-        {
-            if !after(seq, t.seq) && after(end, t.seq) {
-                self.track = None; // the missing bytes arrived after all
-            }
-            return;
-        }
-        if !self.acked_seen || self.acked != seq || self.given_up {
-            return;
-        }
-        if self.track.is_none() {
-            let first = (self.head.frame != 0 && self.head_seq == seq).then_some(self.head);
-            self.track = Some(Box::new(Track {
-                seq,
-                full: first.map_or(s.len, |f| f.len.min(s.len.max(1))),
-                seen: Seen::AtSender {
-                    first,
-                    retransmissions: Frames::default(),
-                    smaller: None,
-                    acked: None,
-                },
-                receiver_waiting: {
-                    let mut w = Frames::default();
-                    if self.waiting_count > 0 {
-                        w.push(self.waiting);
-                        w.count = self.waiting_count;
-                    }
-                    w
-                },
-                receiver_before: if first.is_some() {
-                    some(self.peer_before_head)
-                } else {
-                    some(*peer)
-                },
-                largest_through: some(self.through),
-            }));
-        }
-        if let Some(t) = &mut self.track
-            && let Seen::AtSender {
-                retransmissions,
-                smaller,
+        match self.track.as_deref_mut() {
+            Some(Track {
+                seen: Seen::AtReceiver { .. },
+                seq: t,
                 ..
-            } = &mut t.seen
-        {
-            if s.len >= t.full {
-                retransmissions.push(s);
-            } else if smaller.is_none() {
-                *smaller = Some(s);
+            }) => {
+                if !after(seq, *t) && after(end, *t) {
+                    self.track = None; // the missing bytes arrived after all
+                }
+                return;
             }
+            Some(Track {
+                seen:
+                    Seen::AtSender {
+                        retransmissions,
+                        smaller,
+                        ..
+                    },
+                seq: t,
+                full,
+                ..
+            }) => {
+                if seq == *t {
+                    if s.len >= *full {
+                        retransmissions.push(s);
+                    } else if smaller.is_none() {
+                        *smaller = Some(s);
+                    }
+                }
+                return;
+            }
+            None => {}
         }
+        if self.given_up {
+            return;
+        }
+        let first = (self.head.frame != 0 && self.head_seq == seq).then_some(self.head);
+        let mut retransmissions = Frames::default();
+        retransmissions.push(s);
+        self.track = Some(Box::new(Track {
+            seq,
+            full: first.map_or(s.len, |f| f.len.min(s.len.max(1))),
+            seen: Seen::AtSender {
+                first,
+                retransmissions,
+                smaller: None,
+                acked: None,
+            },
+            receiver_waiting: Frames::default(),
+            receiver_before: if first.is_some() {
+                some(self.head_peer)
+            } else {
+                some(*peer)
+            },
+            largest_through: first.and_then(|_| some(self.through)),
+        }));
     }
 
     /// A packet the other side (the receiver of this side's data) sent: a stall it ends, if
@@ -365,80 +371,48 @@ impl Watch {
         frame: u64,
         ts: TimestampNs,
     ) -> Option<Box<Track>> {
-        if seg.flags & (flags::ACK | flags::RST | flags::FIN) != flags::ACK {
-            return self.peer_closing(seg, frame, ts);
-        }
-        self.peer_ack(seg, frame, ts)
-    }
-
-    /// The receiver's acknowledgement.
-    #[inline(always)]
-    fn peer_ack(
-        &mut self,
-        seg: &TcpSegment<'_>,
-        frame: u64,
-        ts: TimestampNs,
-    ) -> Option<Box<Track>> {
-        let a = seg.ack;
-        if self.acked_seen && !after(a, self.acked) {
-            // Waiting: data of this side's is outstanding and was not acknowledged.
-            if a == self.acked
-                && after(self.next, a)
-                && (self.track.is_some() || self.head.frame != 0)
-            {
-                self.waiting_for(Sent {
-                    frame,
-                    ts,
-                    len: seg.payload_len,
-                });
-            }
-            return None;
-        }
-        self.acked_seen = true;
-        self.acked = a;
-        // Everything sent so far got through, the largest segment with it.
-        if self.largest.len > self.through.len && self.sending && !after(self.next, a) {
-            self.through = self.largest;
-        }
-        if let Some(t) = &self.track
-            && after(a, t.seq)
-        {
-            return self.acknowledged(Sent {
+        if seg.payload_len > 0 {
+            self.turn = true;
+            self.peer_data = Sent {
                 frame,
                 ts,
                 len: seg.payload_len,
-            });
+            };
         }
-        None
+        self.track.as_ref()?;
+        self.in_stall(seg, frame, ts)
     }
 
-    /// A packet of the receiver's without an ACK, or with a FIN or RST: when it closes the
-    /// connection while the data still waits, the stall is over (it gave up), and reported
-    /// then rather than when the flow ends (the sender, its data unacknowledged, never
-    /// closes: a live capture would otherwise wait for the idle timeout).
+    /// The receiver's packet while this side's data is missing: an acknowledgement past it
+    /// ends the stall; one up to it, or its own data, says it is there and waiting; its FIN or
+    /// RST says it gave up, which ends the stall too (the sender, its data unacknowledged,
+    /// never closes: a live capture would otherwise wait for the idle timeout).
     #[cold]
-    fn peer_closing(
+    fn in_stall(
         &mut self,
         seg: &TcpSegment<'_>,
         frame: u64,
         ts: TimestampNs,
     ) -> Option<Box<Track>> {
-        if seg.flags & (flags::ACK | flags::RST) == flags::ACK {
-            // A FIN acknowledges too.
-            if let Some(t) = self.peer_ack(seg, frame, ts) {
-                return Some(t);
+        let s = Sent {
+            frame,
+            ts,
+            len: seg.payload_len,
+        };
+        let t = self.track.as_mut()?;
+        if seg.has(flags::ACK) && !seg.has(flags::RST) {
+            if after(seg.ack, t.seq) {
+                return self.acknowledged(s);
+            }
+            if seg.ack == t.seq {
+                t.receiver_waiting.push(s);
             }
         }
-        if seg.flags & (flags::FIN | flags::RST) == 0 {
+        if !seg.has(flags::FIN) && !seg.has(flags::RST) {
             return None;
         }
-        let t = self.track.as_mut()?;
         if t.receiver_waiting.kept.last().map(|w| w.frame) != Some(frame) {
-            t.receiver_waiting.push(Sent {
-                frame,
-                ts,
-                len: seg.payload_len,
-            });
+            t.receiver_waiting.push(s);
         }
         match &t.seen {
             // Not yet retransmitted enough to tell: the sender's next tries may.
@@ -448,20 +422,6 @@ impl Watch {
             _ => {
                 self.given_up = true;
                 self.track.take()
-            }
-        }
-    }
-
-    /// The receiver acknowledged nothing new (a duplicate ACK, its own data, a FIN).
-    #[cold]
-    fn waiting_for(&mut self, s: Sent) {
-        match &mut self.track {
-            Some(t) => t.receiver_waiting.push(s),
-            None => {
-                if self.waiting_count == 0 {
-                    self.waiting = s;
-                }
-                self.waiting_count += 1;
             }
         }
     }
@@ -648,15 +608,15 @@ mod tests {
                 vec![7, 8, 9]
             );
             assert_eq!((*smaller, *acked), (None, None));
-            // The duplicate ACK before the first retransmission, and the FIN after.
-            assert_eq!(t.receiver_waiting.count, 2);
+            // The receiver's FIN after the retransmissions (a duplicate ACK before the first is
+            // not read: acknowledgements are read only while a stall is in progress).
             assert_eq!(
                 t.receiver_waiting
                     .kept
                     .iter()
                     .map(|w| w.frame)
                     .collect::<Vec<_>>(),
-                vec![6, 11]
+                vec![11]
             );
             assert_eq!(t.receiver_before.map(|b| b.frame), Some(3));
         }
