@@ -17,6 +17,9 @@ use std::net::SocketAddr;
 /// are counted.
 pub const MAX_STALL_FRAMES: usize = 8;
 
+/// The first segments of each turn kept, to name a stalled one's first transmission.
+const TURN_KEPT: usize = 4;
+
 /// Head-of-line retransmissions before a stall is reported (one is common on any path).
 const REPORT_AFTER: u64 = 2;
 
@@ -130,9 +133,11 @@ pub(super) struct Watch {
     sending: bool,
     /// The receiver sent data since this side's last new data: the next is a new turn.
     turn: bool,
-    /// The first segment of this side's current turn, and its sequence number.
-    head_seq: u32,
-    head: Sent,
+    /// The first segments of this side's current turn (at most [`TURN_KEPT`]) and their
+    /// sequence numbers: a segment a black hole swallows is among them.
+    turn_seqs: [u32; TURN_KEPT],
+    turn_sent: [Sent; TURN_KEPT],
+    turn_kept: u8,
     /// The receiver's data packet that began the turn.
     head_peer: Sent,
     /// The receiver's last data packet.
@@ -176,7 +181,10 @@ impl Watch {
             }
             if self.track.is_none() {
                 if self.turn {
-                    self.new_head(seq, Sent { frame, ts, len });
+                    self.new_turn();
+                }
+                if usize::from(self.turn_kept) < TURN_KEPT {
+                    self.keep(seq, Sent { frame, ts, len });
                 }
                 if len > self.largest.len {
                     self.largest = Sent { frame, ts, len };
@@ -188,15 +196,24 @@ impl Watch {
         self.other(seg, Sent { frame, ts, len }, before, peer);
     }
 
-    /// The first segment of a new turn: all sent before it got through (the receiver spoke
-    /// after it).
+    /// A new turn begins: all sent before it got through (the receiver spoke after it).
     #[cold]
-    fn new_head(&mut self, seq: u32, s: Sent) {
+    fn new_turn(&mut self) {
         self.turn = false;
-        self.head_seq = seq;
-        self.head = s;
+        self.turn_kept = 0;
         self.through = self.largest;
         self.head_peer = self.peer_data;
+    }
+
+    /// One of the first segments of the turn.
+    #[inline]
+    fn keep(&mut self, seq: u32, s: Sent) {
+        let i = usize::from(self.turn_kept);
+        if let (Some(q), Some(k)) = (self.turn_seqs.get_mut(i), self.turn_sent.get_mut(i)) {
+            *q = seq;
+            *k = s;
+            self.turn_kept += 1;
+        }
     }
 
     /// Every other packet: a SYN, RST or FIN, data out of order or again, a stall in
@@ -235,7 +252,10 @@ impl Watch {
             } else if len > 0 {
                 // New data (perhaps with some already sent).
                 if self.turn {
-                    self.new_head(seq, this);
+                    self.new_turn();
+                }
+                if usize::from(self.turn_kept) < TURN_KEPT {
+                    self.keep(seq, this);
                 }
                 if self.track.is_some() {
                     self.arrived(seq);
@@ -339,7 +359,18 @@ impl Watch {
         if self.given_up {
             return;
         }
-        let first = (self.head.frame != 0 && self.head_seq == seq).then_some(self.head);
+        // Its first transmission, if one of the first of the turn; what got through before it:
+        // the largest segment of the turns before, and the segments of this turn before it
+        // (the receiver acknowledged up to it).
+        let kept = usize::from(self.turn_kept).min(TURN_KEPT);
+        let at = self.turn_seqs.iter().take(kept).position(|&q| q == seq);
+        let first = at.and_then(|i| self.turn_sent.get(i).copied());
+        let through = at.map(|i| {
+            self.turn_sent
+                .iter()
+                .take(i)
+                .fold(self.through, |m, s| if s.len > m.len { *s } else { m })
+        });
         let mut retransmissions = Frames::default();
         retransmissions.push(s);
         self.track = Some(Box::new(Track {
@@ -357,7 +388,12 @@ impl Watch {
             } else {
                 some(*peer)
             },
-            largest_through: first.and_then(|_| some(self.through)),
+            largest_through: match through {
+                Some(t) => some(t),
+                // Not one of the first of its turn: larger ones of the turn may have got
+                // through before it.
+                None => some(self.largest),
+            },
         }));
     }
 
@@ -639,6 +675,49 @@ mod tests {
         assert_eq!(smaller.map(|s| (s.frame, s.len)), Some((6, 1024)));
         assert_eq!(acked.map(|a| a.frame), Some(7));
         assert!(w.at_end().is_none());
+    }
+
+    #[test]
+    fn the_stalled_segment_is_named_from_the_first_of_its_turn() {
+        // A small header segment gets through, the first full-size one after it does not.
+        let mut w = started(1000);
+        let mut p = Sent::default();
+        assert!(peer(&mut w, &mut p, seg(ACK, 1, 1001, 80), 3).is_none()); // the request
+        w.sent(&seg(ACK, 1001, 81, 200), 4, 4, &at(p));
+        w.sent(&seg(ACK, 1201, 81, 1448), 5, 5, &at(p));
+        w.sent(&seg(ACK, 2649, 81, 1448), 6, 6, &at(p));
+        assert!(peer(&mut w, &mut p, seg(ACK, 81, 1201, 0), 7).is_none());
+        for f in 8..11 {
+            w.sent(&seg(ACK, 1201, 81, 1448), f, f as i64, &at(p));
+        }
+        let t = w.at_end().expect("a stall");
+        let Seen::AtSender { first, .. } = t.seen else {
+            panic!("at the sender")
+        };
+        assert_eq!(first.map(|f| f.frame), Some(5));
+        assert_eq!(t.largest_through.map(|s| s.len), Some(200));
+        assert_eq!(t.receiver_before.map(|s| s.frame), Some(3));
+
+        // Deep in a transfer, which larger segments got through is not known: the largest sent
+        // stands for them.
+        let mut w = started(1000);
+        let mut p = Sent::default();
+        assert!(peer(&mut w, &mut p, seg(ACK, 1, 1001, 80), 3).is_none());
+        let mut seq = 1001u32;
+        for f in 4..14 {
+            w.sent(&seg(ACK, seq, 81, 1448), f, f as i64, &at(p));
+            seq = seq.wrapping_add(1448);
+        }
+        let lost = 1001 + 8 * 1448;
+        for f in 14..17 {
+            w.sent(&seg(ACK, lost, 81, 1448), f, f as i64, &at(p));
+        }
+        let t = w.at_end().expect("a stall");
+        let Seen::AtSender { first, .. } = t.seen else {
+            panic!("at the sender")
+        };
+        assert_eq!(first, None);
+        assert_eq!(t.largest_through.map(|s| s.len), Some(1448));
     }
 
     #[test]
