@@ -1,10 +1,11 @@
 //! Stalls: one direction's data that does not get through while the connection lives on. A
-//! sender's segment at the head of the line (the one the receiver's ACK waits for) sent again
-//! and again without being acknowledged; or, seen from the receiver's side, bytes the sender
-//! sent (its later sequence numbers say so) that never arrived and that the receiver never
-//! acknowledged. Each direction keeps a few numbers per packet ([`Watch`]); the evidence of a
-//! stall is kept only once one begins, and reported ([`Stall`]) when it is over: when the
-//! receiver finally acknowledges the data, or when the connection ends without that.
+//! sender's segment sent again and again without being acknowledged; or, seen from the
+//! receiver's side, bytes the sender sent (its later sequence numbers say so) that never
+//! arrived and that the receiver never acknowledged. Each direction keeps a few numbers per
+//! packet ([`Watch`]: its next sequence number, the first segments of its turn, the largest
+//! segment sent); the receiver's acknowledgements are read, and the evidence kept, only once a
+//! stall begins, and it is reported ([`Stall`]) when it is over: when the receiver finally
+//! acknowledges the data, gives up (its FIN or RST), or the connection ends.
 //!
 //! These are facts about TCP only; what they mean (a path MTU black hole, say) is for a rule
 //! to decide.
@@ -20,7 +21,7 @@ pub const MAX_STALL_FRAMES: usize = 8;
 /// The first segments of each turn kept, to name a stalled one's first transmission.
 const TURN_KEPT: usize = 4;
 
-/// Head-of-line retransmissions before a stall is reported (one is common on any path).
+/// Retransmissions of a segment before its stall is reported (one is common on any path).
 const REPORT_AFTER: u64 = 2;
 
 /// One captured segment.
@@ -54,8 +55,8 @@ pub enum Seen {
     /// On the sender's side of the loss: the segment at the head of the line and its
     /// retransmissions.
     AtSender {
-        /// Its first transmission (`None` when it was not the first segment sent after the
-        /// receiver's last acknowledgement, so which frame first carried it is not known).
+        /// Its first transmission (`None` when it was not among the first segments of the
+        /// sender's turn, so which frame first carried it is not known).
         first: Option<Sent>,
         /// Retransmissions at least as long as the first one (or as the first retransmission).
         retransmissions: Frames,
@@ -86,8 +87,9 @@ pub struct Stall {
     /// The MSS option of each side's SYN, and its frame.
     pub sender_mss: Option<(u64, u16)>,
     pub receiver_mss: Option<(u64, u16)>,
-    /// The largest segment of the sender's known to have got through: acknowledged when it
-    /// was the last outstanding data (at the sender's side), or captured (at the receiver's).
+    /// The largest segment of the sender's known to have got through: sent before the stalled
+    /// one in its turn or in the turns before (at the sender's side; the largest ever sent when
+    /// the stalled one was deep in a transfer), or captured (at the receiver's).
     pub largest_through: Option<Sent>,
     /// The receiver's packets that acknowledged nothing new while the data was missing
     /// (duplicate ACKs, its own data, its FIN): it was there, and still waiting.
