@@ -9,6 +9,7 @@
 
 pub mod conn;
 pub mod handshake;
+pub mod keylog;
 pub mod record;
 
 pub use conn::{Alert, Outcome, Side, TlsConn, TlsSummary};
