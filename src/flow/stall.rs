@@ -182,12 +182,7 @@ impl Watch {
                 return;
             }
             if self.track.is_none() {
-                if self.turn {
-                    self.new_turn();
-                }
-                if usize::from(self.turn_kept) < TURN_KEPT {
-                    self.keep(seq, Sent { frame, ts, len });
-                }
+                self.turn_data(seq, Sent { frame, ts, len });
                 if len > self.largest.len {
                     self.largest = Sent { frame, ts, len };
                 }
@@ -207,9 +202,12 @@ impl Watch {
         self.head_peer = self.peer_data;
     }
 
-    /// One of the first segments of the turn.
-    #[inline]
-    fn keep(&mut self, seq: u32, s: Sent) {
+    /// New data: one of the first segments of the turn, perhaps the first of a new one.
+    #[inline(always)]
+    fn turn_data(&mut self, seq: u32, s: Sent) {
+        if self.turn {
+            self.new_turn();
+        }
         let i = usize::from(self.turn_kept);
         if let (Some(q), Some(k)) = (self.turn_seqs.get_mut(i), self.turn_sent.get_mut(i)) {
             *q = seq;
@@ -253,12 +251,7 @@ impl Watch {
                 self.gap(seq, this, before, &peer.last());
             } else if len > 0 {
                 // New data (perhaps with some already sent).
-                if self.turn {
-                    self.new_turn();
-                }
-                if usize::from(self.turn_kept) < TURN_KEPT {
-                    self.keep(seq, this);
-                }
+                self.turn_data(seq, this);
                 if self.track.is_some() {
                     self.arrived(seq);
                 }

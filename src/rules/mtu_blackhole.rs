@@ -100,6 +100,24 @@ fn mss_part(s: &Stall, ev: &mut Vec<Evidence>) -> String {
     }
 }
 
+/// The receiver's first packets while the data was missing (its close is shown as that), as
+/// evidence: `TCP packet from RECEIVER <what>`.
+fn waiting_part(s: &Stall, what: &str, ev: &mut Vec<Evidence>) {
+    for w in s
+        .receiver_waiting
+        .kept
+        .iter()
+        .filter(|w| !is_close(s, w.frame))
+        .take(3)
+    {
+        ev.push(at(
+            format!("TCP packet from {} {what}", s.receiver),
+            *w,
+            s.stream,
+        ));
+    }
+}
+
 /// Whether frame `f` is either side's first FIN or RST (shown as that, not again as a packet
 /// that waits).
 fn is_close(s: &Stall, f: u64) -> bool {
@@ -212,22 +230,11 @@ impl MtuBlackhole {
                 stream,
             ));
         }
-        for w in s
-            .receiver_waiting
-            .kept
-            .iter()
-            .filter(|w| !is_close(s, w.frame))
-            .take(3)
-        {
-            ev.push(at(
-                format!(
-                    "TCP packet from {} acknowledging only the bytes before it: there, and waiting",
-                    s.receiver
-                ),
-                *w,
-                stream,
-            ));
-        }
+        waiting_part(
+            s,
+            "acknowledging only the bytes before it: there, and waiting",
+            &mut ev,
+        );
         if let Some(b) = s.receiver_before {
             ev.push(at(
                 format!(
@@ -449,22 +456,11 @@ impl MtuBlackhole {
                 stream,
             ),
         ];
-        for w in s
-            .receiver_waiting
-            .kept
-            .iter()
-            .filter(|w| !is_close(s, w.frame))
-            .take(3)
-        {
-            ev.push(at(
-                format!(
-                    "TCP packet from {} acknowledging only the bytes before the missing ones: it never got them",
-                    s.receiver
-                ),
-                *w,
-                stream,
-            ));
-        }
+        waiting_part(
+            s,
+            "acknowledging only the bytes before the missing ones: it never got them",
+            &mut ev,
+        );
         if let Some(t) = s
             .largest_through
             .filter(|t| t.len > 0 && t.frame != after.frame)
