@@ -31,6 +31,25 @@ tls=tests/oracle/tls
 tcpa=tests/oracle/tcpa
 mkdir -p "$out" "$streams" "$conv" "$tls" "$tcpa"
 fail=0
+# settle always|optional GOT GOLDEN [diff]: with --check, says (and with `diff` shows) how GOT
+# differs from GOLDEN; else writes it: `always` without empty lines, even when empty;
+# `optional` only when there is something, removing the file otherwise.
+settle() {
+  local kind=$1 got=$2 file=$3 show=${4:-}
+  if ((check)); then
+    if [[ "$got" != "$(cat "$file" 2>/dev/null)" ]]; then
+      echo "differs from tshark: $file" >&2
+      [[ -n $show ]] && { diff <(echo "$got") "$file" >&2 || true; }
+      fail=1
+    fi
+  elif [[ $kind == always ]]; then
+    printf '%s\n' "$got" | sed '/^$/d' > "$file"
+  elif [[ -n $got ]]; then
+    printf '%s\n' "$got" > "$file"
+  else
+    rm -f "$file"
+  fi
+}
 while IFS=$'\t' read -r file ports; do
   [[ -z $file || $file == \#* ]] && continue
   args=(); tls_args=()
@@ -66,43 +85,11 @@ while IFS=$'\t' read -r file ports; do
             if ($4 != "") f = f " lost_segment"
             if ($5 != "") f = f " duplicate_ack"
             print $1 "\t" $2 "\t" substr(f, 2) }' || true)
-  if ((check)); then
-    if [[ "$tcpa_got" != "$(cat "$tcpa_golden" 2>/dev/null)" ]]; then
-      echo "differs from tshark: $tcpa_golden" >&2
-      fail=1
-    fi
-    if [[ "$conv_got" != "$(cat "$conv_golden" 2>/dev/null)" ]]; then
-      echo "differs from tshark: $conv_golden" >&2
-      fail=1
-    fi
-    if [[ "$tls_got" != "$(cat "$tls_golden" 2>/dev/null)" ]]; then
-      echo "differs from tshark: $tls_golden" >&2
-      fail=1
-    fi
-    if [[ "$streams_got" != "$(cat "$streams_golden" 2>/dev/null)" ]]; then
-      echo "differs from tshark: $streams_golden" >&2
-      fail=1
-    fi
-    if [[ "$got" != "$(cat "$golden" 2>/dev/null)" ]]; then
-      echo "differs from tshark: $golden" >&2
-      diff <(echo "$got") "$golden" >&2 || true
-      fail=1
-    fi
-  else
-    printf '%s\n' "$got" | sed '/^$/d' > "$golden"
-    printf '%s\n' "$streams_got" | sed '/^$/d' > "$streams_golden"
-    printf '%s\n' "$conv_got" | sed '/^$/d' > "$conv_golden"
-    if [[ -n $tcpa_got ]]; then
-      printf '%s\n' "$tcpa_got" > "$tcpa_golden"
-    else
-      rm -f "$tcpa_golden"
-    fi
-    if [[ -n $tls_got ]]; then
-      printf '%s\n' "$tls_got" > "$tls_golden"
-    else
-      rm -f "$tls_golden"
-    fi
-  fi
+  settle always "$got" "$golden" diff
+  settle always "$streams_got" "$streams_golden"
+  settle always "$conv_got" "$conv_golden"
+  settle optional "$tls_got" "$tls_golden"
+  settle optional "$tcpa_got" "$tcpa_golden"
 done < tests/oracle/manifest.tsv
 if ((check)); then
   ((fail)) && { echo "regen.sh: goldens are stale; rerun tests/oracle/regen.sh" >&2; exit 1; }
