@@ -57,6 +57,32 @@ lab_image() {
   rm -rf "$tmp"
 }
 
+# lab_registry NS DIR ADDR [CERT KEY]: distribution (Debian's docker-registry) in namespace NS,
+# listening on ADDR, its blobs in DIR/data, with TLS when CERT and KEY are given; its config in
+# DIR/config.yml, its log in DIR.log, its pid in DIR.pid (for lab_cleanup).
+lab_registry() {
+  local ns=$1 dir=$2 addr=$3 cert=${4:-} key=${5:-}
+  mkdir -p "$dir"
+  {
+    cat <<YML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $dir/data
+http:
+  addr: $addr
+  secret: capdiag-lab-http-secret
+YML
+    if [[ -n $cert ]]; then
+      printf '  tls:\n    certificate: %s\n    key: %s\n' "$cert" "$key"
+    fi
+  } >"$dir/config.yml"
+  ip netns exec "$ns" docker-registry serve "$dir/config.yml" >"$dir.log" 2>&1 &
+  echo $! >"$dir.pid"
+}
+
 # lab_capture_start NS IFACE FILTER OUT LOG: tcpdump in namespace NS, once it listens (its pid
 # in $LAB_TCPDUMP, and in LOG's name with .pid for lab_cleanup); lab_capture_stop LOG: stops it
 # half a second later.

@@ -84,23 +84,8 @@ cd - >/dev/null
 
 # distribution with TLS, and nginx with a 64 KiB file (one port per recording, so that a
 # connection an earlier recording left retransmitting stays out of the next).
-mkdir -p "$WORK/reg" "$WORK/www" "$WORK/nginx"; chmod 777 "$WORK/nginx"
-cat >"$WORK/reg/config.yml" <<YML
-version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: $WORK/reg/data
-http:
-  addr: 10.88.2.2:5443
-  secret: capdiag-lab-http-secret
-  tls:
-    certificate: $WORK/srv.crt
-    key: $WORK/srv.key
-YML
-ip netns exec $S docker-registry serve "$WORK/reg/config.yml" >"$WORK/reg.log" 2>&1 &
-echo $! >"$WORK/reg.pid"
+mkdir -p "$WORK/www" "$WORK/nginx"; chmod 777 "$WORK/nginx"
+lab_registry $S "$WORK/reg" 10.88.2.2:5443 "$WORK/srv.crt" "$WORK/srv.key"
 head -c 65536 /dev/zero | tr '\0' 'b' >"$WORK/www/blob"
 cat >"$WORK/nginx.conf" <<CONF
 pid $WORK/nginx.pid;

@@ -91,28 +91,9 @@ CONF
 ip netns exec $S nginx -c "$WORK/nginx.conf"
 
 # distribution with TLS: a Go TLS server.
-mkdir -p "$WORK/reg"
-cat >"$WORK/reg/config.yml" <<YML
-version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: $WORK/reg/data
-http:
-  addr: 10.87.0.2:5443
-  secret: capdiag-lab-http-secret
-  tls:
-    certificate: $WORK/good.crt
-    key: $WORK/good.key
-YML
-ip netns exec $S docker-registry serve "$WORK/reg/config.yml" >"$WORK/reg.log" 2>&1 &
-echo $! >"$WORK/reg.pid"
+lab_registry $S "$WORK/reg" 10.87.0.2:5443 "$WORK/good.crt" "$WORK/good.key"
 # and without: an insecure registry.
-mkdir -p "$WORK/plain"
-sed -e 's/5443/5000/' -e '/tls:/,$d' -e 's#reg/data#plain/data#' "$WORK/reg/config.yml" >"$WORK/plain/config.yml"
-ip netns exec $S docker-registry serve "$WORK/plain/config.yml" >"$WORK/plain.log" 2>&1 &
-echo $! >"$WORK/plain.pid"
+lab_registry $S "$WORK/plain" 10.87.0.2:5000
 for _ in $(seq 50); do
   ip netns exec $C curl -s -o /dev/null --cacert "$WORK/ca.crt" --resolve registry.lab:5443:10.87.0.2 https://registry.lab:5443/v2/ && break
   sleep 0.2
