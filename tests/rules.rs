@@ -28,15 +28,20 @@ fn analyze(sample: &str) -> (Vec<Value>, Option<i32>) {
     )
 }
 
-/// The frames where tshark shows a TLS record (`tests/oracle/tls/`).
-fn tshark_tls(sample: &str) -> Vec<u64> {
+/// The golden of `sample` in `tests/oracle/<dir>/` (as `regen.sh` names it), if there is one.
+fn golden(dir: &str, sample: &str) -> Option<String> {
     let name = format!(
         "{}.tsv",
         sample
             .replacen("samples/", "samples-", 1)
             .replace('/', "__")
     );
-    std::fs::read_to_string(root().join("tests/oracle/tls").join(&name))
+    std::fs::read_to_string(root().join("tests/oracle").join(dir).join(name)).ok()
+}
+
+/// The frames where tshark shows a TLS record (`tests/oracle/tls/`).
+fn tshark_tls(sample: &str) -> Vec<u64> {
+    golden("tls", sample)
         .unwrap_or_default()
         .lines()
         .filter_map(|l| l.split('\t').next()?.parse().ok())
@@ -46,13 +51,7 @@ fn tshark_tls(sample: &str) -> Vec<u64> {
 /// The TCP analysis flags tshark sets, by frame (`tests/oracle/tcpa/`): `retransmission`,
 /// `lost_segment`, `duplicate_ack`.
 fn tshark_tcp_analysis(sample: &str) -> BTreeMap<u64, String> {
-    let name = format!(
-        "{}.tsv",
-        sample
-            .replacen("samples/", "samples-", 1)
-            .replace('/', "__")
-    );
-    std::fs::read_to_string(root().join("tests/oracle/tcpa").join(&name))
+    golden("tcpa", sample)
         .unwrap_or_default()
         .lines()
         .filter_map(|l| {
@@ -66,16 +65,8 @@ fn tshark_tcp_analysis(sample: &str) -> BTreeMap<u64, String> {
 
 /// tshark's `tcp.stream` of every frame, and the frames where it shows an HTTP message.
 fn tshark(sample: &str) -> (BTreeMap<u64, u64>, BTreeMap<u64, String>) {
-    let name = format!(
-        "{}.tsv",
-        sample
-            .replacen("samples/", "samples-", 1)
-            .replace('/', "__")
-    );
-    let streams = std::fs::read_to_string(root().join("tests/oracle/streams").join(&name))
-        .expect("streams golden");
-    let http = std::fs::read_to_string(root().join("tests/oracle/golden").join(&name))
-        .expect("http golden");
+    let streams = golden("streams", sample).expect("streams golden");
+    let http = golden("golden", sample).expect("http golden");
     let s = streams
         .lines()
         .filter_map(|l| {
