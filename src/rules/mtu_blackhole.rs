@@ -259,17 +259,17 @@ impl MtuBlackhole {
         let more = retransmissions
             .count
             .saturating_sub(retransmissions.kept.len() as u64);
-        let tries = format!(
-            "retransmitted {} time{} at that size over {}{}",
+        let tried = format!(
+            "retransmitted {} time{} at that size over {}",
             retransmissions.count,
             if retransmissions.count == 1 { "" } else { "s" },
             span(last_full.ts.saturating_sub(start.ts)),
-            if more > 0 {
-                format!(" ({more} not listed)")
-            } else {
-                String::new()
-            }
         );
+        let tries = if more > 0 {
+            format!("{tried} ({more} not listed)")
+        } else {
+            tried.clone()
+        };
         let through_words = match s.largest_through {
             Some(t) if t.len > 0 => format!(
                 "every segment of its that got through was smaller (the largest, {} bytes, frame {})",
@@ -308,9 +308,7 @@ impl MtuBlackhole {
                 Severity::Error,
                 format!(
                     "Path MTU black hole: {}'s {size}-byte segments to {} never arrive ({})",
-                    s.sender,
-                    s.receiver,
-                    tries.split(" (").next().unwrap_or(&tries)
+                    s.sender, s.receiver, tried
                 ),
                 match close_part(s, start, &mut ev) {
                     Some(c) => {
