@@ -16,6 +16,9 @@
                 `tshark -q -z follow,tcp,raw,N` (skipped when tshark is not installed), plus
                 hand-written request/response pairs covering the framing cases (chunked,
                 100-continue, HEAD, 204/304, CONNECT, 101, pipelining, gzip, bad lengths...).
+* tls_keyed:    both directions of each TLS stream of samples/tls-keys/ (extracted as for
+                http_stream), each with its capture's key log in front, under a few flag
+                settings (chunk sizes, FINs, secrets arriving late).
 * reassembly:   hand-made operation sequences in the target's input format.
 
 The corpus directories are git-ignored; running the script again rewrites the seeds it made
@@ -406,6 +409,34 @@ def seed_http_stream(files):
     print(f"http_stream: {n} seeds")
 
 
+def seed_tls_keyed():
+    if shutil.which("tshark") is None:
+        print("tls_keyed: tshark not found, no seeds", file=sys.stderr)
+        return
+    n = 0
+    d = os.path.join(ROOT, "samples", "tls-keys")
+    for name in sorted(os.listdir(d)):
+        if not name.endswith(".pcap"):
+            continue
+        p = os.path.join(d, name)
+        keys = p[: -len(".pcap")] + ".keys"
+        if not os.path.exists(keys):
+            continue
+        with open(keys, "rb") as f:
+            key_log = f.read()
+        out = subprocess.run(
+            ["tshark", "-r", p, "-Y", "tls.handshake.type == 1", "-T", "fields", "-e", "tcp.stream"],
+            capture_output=True, text=True, timeout=120,
+        ).stdout
+        for st in sorted({int(x) for x in out.split() if x.isdigit()}):
+            c, s = follow_stream(p, st)
+            c, s = c[:MAX_DIRECTION_BYTES], s[:MAX_DIRECTION_BYTES]
+            for flags in (0x0E, 0x18, 0x2C):
+                write_seed("tls_keyed", ctrl(flags, 0x5DEECE66D + st) + key_log + SPLIT + c + SPLIT + s)
+                n += 1
+    print(f"tls_keyed: {n} seeds")
+
+
 # Reassembly operations (see fuzz_targets/reassembly.rs).
 SYN, FIN, RST, BACK, CUT = 0x08, 0x10, 0x20, 0x40, 0x80
 
@@ -467,6 +498,7 @@ def main():
     seed_render()
     seed_decode_frame(files)
     seed_http_stream(files)
+    seed_tls_keyed()
     seed_reassembly()
 
 

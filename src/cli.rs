@@ -65,6 +65,9 @@ pub struct AnalyzeArgs {
     pub threads: u8,
 
     #[command(flatten)]
+    pub tls: TlsArgs,
+
+    #[command(flatten)]
     pub limits: LimitArgs,
 }
 
@@ -144,6 +147,9 @@ pub struct WatchArgs {
     pub rule_args: RuleArgs,
 
     #[command(flatten)]
+    pub tls: TlsArgs,
+
+    #[command(flatten)]
     pub limits: LimitArgs,
 }
 
@@ -169,6 +175,15 @@ pub struct ExtractArgs {
     /// Keep the evidence frames of this finding (numbered from 1 as `capdiag analyze` lists them)
     #[arg(long, value_name = "N")]
     pub finding: Option<usize>,
+
+    /// Also write, in a pcapng Decryption Secrets Block, the TLS secrets of the connections
+    /// the frames belong to (and those connections' frames up to the last one kept, which
+    /// decrypting needs), so that Wireshark decrypts what was extracted and nothing else
+    #[arg(long)]
+    pub with_keys: bool,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
 
     #[command(flatten)]
     pub limits: LimitArgs,
@@ -203,6 +218,9 @@ pub struct HttpArgs {
     pub threads: u8,
 
     #[command(flatten)]
+    pub tls: TlsArgs,
+
+    #[command(flatten)]
     pub limits: LimitArgs,
 }
 
@@ -223,7 +241,19 @@ pub struct ConnsArgs {
     pub threads: u8,
 
     #[command(flatten)]
+    pub tls: TlsArgs,
+
+    #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+/// TLS secrets to decrypt with (`analyze`, `watch`, `http`, `conns`, `extract`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct TlsArgs {
+    /// An NSS key log (SSLKEYLOGFILE) to decrypt TLS with; may be given several times. Secrets
+    /// a pcapng carries (Decryption Secrets Blocks) are used without it
+    #[arg(long = "tls-keylog", value_name = "FILE")]
+    pub tls_keylog: Vec<PathBuf>,
 }
 
 /// Resource limits; each has a safe default and is counted in the report when hit.

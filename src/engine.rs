@@ -99,6 +99,8 @@ pub struct Stats {
     pub flow: FlowStats,
     pub http: HttpStats,
     pub tls: TlsStats,
+    /// The run's TLS secrets, as far as read when this capture ended.
+    pub tls_keys: crate::tls::keys::KeyStoreStats,
     not_ip: BTreeMap<u16, Tally>,
     other_ip: Tally,
     fragments: Tally,
@@ -257,6 +259,11 @@ impl Engine {
             sink_wakes: Some(TimestampNs::MIN),
             last_frame: 0,
         }
+    }
+
+    /// Decrypts TLS with the secrets of `keys` (and what the captures bring to it).
+    pub fn set_tls_keys(&mut self, keys: std::sync::Arc<crate::tls::KeyStore>) {
+        self.table.apps.keys = Some(keys);
     }
 
     /// What prepares frames for this engine ([`Engine::frame_prepared`]).
@@ -448,5 +455,8 @@ impl Engine {
         self.stats.flow = self.table.stats;
         self.stats.http = self.table.apps.http;
         self.stats.tls = self.table.apps.tls;
+        if let Some(k) = &self.table.apps.keys {
+            self.stats.tls_keys = k.stats();
+        }
     }
 }

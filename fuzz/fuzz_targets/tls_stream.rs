@@ -53,7 +53,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let a: SocketAddr = SocketAddr::from(([10, 0, 0, 1], 40000));
     let b: SocketAddr = SocketAddr::from(([10, 0, 0, 2], 443));
-    let mut conn = TlsConn::new(3, [a, b], limits);
+    let mut conn = TlsConn::new(3, [a, b], limits, None);
     let mut left: [&[u8]; 2] = [client, server];
     let mut fin_sent = [false; 2];
     let mut frame: u64 = 0;
@@ -77,7 +77,7 @@ fuzz_target!(|data: &[u8]| {
             let n = (1 + rng.below(max_chunk) as usize).min(left[dir].len());
             let (now, later) = left[dir].split_at(n);
             left[dir] = later;
-            conn.data(dir, now, o(frame));
+            conn.data(dir, now, o(frame), &mut |_, _, _| {});
         }
         if fins && left[dir].is_empty() && !fin_sent[dir] {
             fin_sent[dir] = true;
@@ -86,7 +86,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     frame += 1;
-    conn.close(o(frame));
+    conn.close(o(frame), &mut |_, _, _| {});
     let Some(s) = conn.take_summary() else {
         panic!("no summary after close");
     };

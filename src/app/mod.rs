@@ -12,8 +12,9 @@
 use crate::flow::{Consumers, Origin, StreamConsumer};
 use crate::http::parser::HeadParsed;
 use crate::http::{Exchange, HttpConn, HttpStats};
-use crate::tls::{TlsConn, TlsStats, TlsSummary};
+use crate::tls::{KeyStore, TlsConn, TlsStats, TlsSummary};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Bounds of the application layers.
 #[derive(Clone, Copy, Debug)]
@@ -40,6 +41,8 @@ pub struct Apps {
     pub limits: Limits,
     pub http: HttpStats,
     pub tls: TlsStats,
+    /// The run's TLS secrets, if it has any (`--tls-keylog`, a pcapng's).
+    pub keys: Option<Arc<KeyStore>>,
 }
 
 impl Apps {
@@ -48,6 +51,7 @@ impl Apps {
             limits,
             http: HttpStats::default(),
             tls: TlsStats::default(),
+            keys: None,
         }
     }
 }
@@ -84,7 +88,8 @@ pub enum AppEvent {
 /// TLS handshake record (before HTTP has read anything). HTTP reads a TLS connection as
 /// before: it gives up on the TLS side as on any side that is not HTTP, and a side that
 /// answers a ClientHello in plain HTTP (a registry without TLS) is an HTTP message, as
-/// Wireshark shows it.
+/// Wireshark shows it. What TLS decrypts goes to a second HTTP/1.x reader (`inner`), at the
+/// frames of the records that carried it.
 pub struct Conn {
     http: Box<HttpConn>,
     /// What each direction's first bytes were.
@@ -93,6 +98,22 @@ pub struct Conn {
     ends: [SocketAddr; 2],
     tls_limits: crate::tls::Limits,
     tls: Option<Box<TlsConn>>,
+    keys: Option<Arc<KeyStore>>,
+    http_limits: crate::http::Limits,
+    max_pending: usize,
+    /// HTTP/1.x inside TLS, once decrypted bytes arrive.
+    inner: Option<Box<HttpConn>>,
+}
+
+/// The HTTP reader of decrypted bytes, made when the first arrive.
+fn inner_http(
+    inner: &mut Option<Box<HttpConn>>,
+    stream: u64,
+    ends: [SocketAddr; 2],
+    limits: crate::http::Limits,
+    max_pending: usize,
+) -> &mut HttpConn {
+    inner.get_or_insert_with(|| Box::new(HttpConn::new(stream, ends, limits, max_pending)))
 }
 
 impl Consumers for Apps {
@@ -111,6 +132,10 @@ impl Consumers for Apps {
             ends,
             tls_limits: self.limits.tls,
             tls: None,
+            keys: self.keys.clone(),
+            http_limits: self.limits.http,
+            max_pending: self.limits.max_pending_exchanges,
+            inner: None,
         }
     }
 
@@ -120,11 +145,27 @@ impl Consumers for Apps {
         }
         let h = &conn.http;
         self.http.add(&h.stats());
-        if h.is_http() && !counted {
+        if let Some(i) = &conn.inner {
+            self.http.add(&i.stats());
+        }
+        if (h.is_http() || conn.inner.as_ref().is_some_and(|i| i.is_http())) && !counted {
             self.http.streams += 1;
             return true;
         }
         counted
+    }
+}
+
+impl Conn {
+    /// Bytes of a TLS connection: to the TLS layer, and what it decrypts to HTTP.
+    fn tls_data(&mut self, dir: usize, bytes: &[u8], o: Origin) {
+        if let Some(t) = &mut self.tls {
+            let (inner, stream, ends) = (&mut self.inner, self.stream, self.ends);
+            let (limits, max_pending) = (self.http_limits, self.max_pending);
+            t.data(dir, bytes, o, &mut |d, b, o| {
+                inner_http(inner, stream, ends, limits, max_pending).data(d, b, o)
+            });
+        }
     }
 }
 
@@ -149,11 +190,12 @@ impl StreamConsumer for Conn {
                     self.stream,
                     self.ends,
                     self.tls_limits,
+                    self.keys.clone(),
                 )));
             }
         }
-        if let Some(t) = &mut self.tls {
-            t.data(dir, bytes, o);
+        if self.tls.is_some() {
+            self.tls_data(dir, bytes, o);
         }
         self.http.data(dir, bytes, o)
     }
@@ -162,6 +204,9 @@ impl StreamConsumer for Conn {
         if let Some(t) = &mut self.tls {
             t.gap(dir, len, o);
         }
+        if let Some(i) = &mut self.inner {
+            i.gap(dir, len, o);
+        }
         self.http.gap(dir, len, o)
     }
 
@@ -169,18 +214,28 @@ impl StreamConsumer for Conn {
         if let Some(t) = &mut self.tls {
             t.fin(dir, o);
         }
+        if let Some(i) = &mut self.inner {
+            i.fin(dir, o);
+        }
         self.http.fin(dir, o)
     }
 
     fn close(&mut self, o: Origin) {
         if let Some(t) = &mut self.tls {
-            t.close(o);
+            let (inner, stream, ends) = (&mut self.inner, self.stream, self.ends);
+            let (limits, max_pending) = (self.http_limits, self.max_pending);
+            t.close(o, &mut |d, b, o| {
+                inner_http(inner, stream, ends, limits, max_pending).data(d, b, o)
+            });
+        }
+        if let Some(i) = &mut self.inner {
+            i.close(o);
         }
         self.http.close(o)
     }
 
     fn cut_short(&self) -> bool {
-        self.http.cut_short()
+        self.http.cut_short() || self.inner.as_ref().is_some_and(|i| i.cut_short())
     }
 
     fn offer(&mut self, dir: usize, bytes: &[u8], ahead: HeadParsed) {
@@ -201,7 +256,8 @@ impl StreamConsumer for Conn {
 
     fn service(&self) -> Option<&'static str> {
         let tls = self.probes.contains(&Some(Probe::Tls));
-        match (tls, self.http.is_http()) {
+        let http = self.http.is_http() || self.inner.as_ref().is_some_and(|i| i.is_http());
+        match (tls, http) {
             (true, true) => Some("tls,http"),
             (true, false) => Some("tls"),
             (false, true) => Some("http"),
@@ -210,13 +266,18 @@ impl StreamConsumer for Conn {
     }
 
     fn has_events(&self) -> bool {
-        self.http.has_exchanges() || self.tls.as_ref().is_some_and(|t| t.has_events())
+        self.http.has_exchanges()
+            || self.inner.as_ref().is_some_and(|i| i.has_exchanges())
+            || self.tls.as_ref().is_some_and(|t| t.has_events())
     }
 
     fn take_events(&mut self, out: &mut dyn FnMut(AppEvent)) {
         self.http
             .take_exchanges()
             .for_each(|e| out(AppEvent::Http(e)));
+        if let Some(i) = &mut self.inner {
+            i.take_exchanges().for_each(|e| out(AppEvent::Http(e)));
+        }
         if let Some(s) = self.tls.as_mut().and_then(|t| t.take_summary()) {
             out(AppEvent::Tls(Box::new(s)));
         }

@@ -195,6 +195,27 @@ struct Blocks {
     link_types: Vec<LinkType>,
     /// Packet blocks naming an interface that was never described (counted, skipped).
     orphan_packets: u64,
+    /// Who takes the secrets of Decryption Secrets Blocks (no frame numbers: not records).
+    secrets: Secrets,
+}
+
+/// Takes a Decryption Secrets Block's type and secrets.
+type TakeSecrets = Box<dyn FnMut(u32, &[u8]) + Send>;
+
+/// What is done with a pcapng's decryption secrets: given to a callback with their type and
+/// data (padding removed), or counted when nobody takes them.
+#[derive(Default)]
+struct Secrets {
+    take: Option<TakeSecrets>,
+    blocks: u64,
+}
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Secrets")
+            .field("blocks", &self.blocks)
+            .finish_non_exhaustive()
+    }
 }
 
 impl fmt::Debug for CaptureReader {
@@ -340,6 +361,7 @@ impl CaptureReader {
                 next_number: 1,
                 link_types: Vec::new(),
                 orphan_packets: 0,
+                secrets: Secrets::default(),
             },
             buffer_len,
         })
@@ -355,6 +377,17 @@ impl CaptureReader {
     }
 
     /// Number of frames read so far.
+    /// Gives the secrets of each pcapng Decryption Secrets Block read from now on to `take`
+    /// (its secrets type, its secrets without padding).
+    pub fn on_secrets(&mut self, take: impl FnMut(u32, &[u8]) + Send + 'static) {
+        self.blocks.secrets.take = Some(Box::new(take));
+    }
+
+    /// Decryption Secrets Blocks read so far.
+    pub fn secrets_blocks(&self) -> u64 {
+        self.blocks.secrets.blocks
+    }
+
     pub fn frames_read(&self) -> u64 {
         self.blocks.next_number - 1
     }
@@ -688,6 +721,14 @@ impl Blocks {
                     Ok(()) => Some(record_only(LinkType::PCAPNG_CUSTOM)),
                     Err(reason) => return Err(reason),
                 },
+                Block::DecryptionSecrets(dsb) => {
+                    self.secrets.blocks += 1;
+                    if let Some(take) = &mut self.secrets.take {
+                        let len = (dsb.secrets_len as usize).min(dsb.data.len());
+                        take(dsb.secrets_type.0, dsb.data.get(..len).unwrap_or_default());
+                    }
+                    None
+                }
                 Block::Unknown(u) if let Some(min) = sysdig_event_min_len(u.block_type) => {
                     match record_block(u.block_len1, min, "Sysdig event") {
                         Ok(()) => Some(record_only(LinkType::SYSDIG_EVENT)),

@@ -51,6 +51,24 @@ impl<W: Write> CaptureWriter<W> {
         })
     }
 
+    /// Writes a Decryption Secrets Block of type `kind` holding `secrets` (pcapng only; before
+    /// the packets that need it).
+    pub fn write_secrets(&mut self, kind: u32, secrets: &[u8]) -> io::Result<()> {
+        let CaptureWriter::PcapNg { out, .. } = self else {
+            return Err(io::Error::other("secrets need a pcapng output"));
+        };
+        let len = u32::try_from(secrets.len()).map_err(io::Error::other)?;
+        let pad = (4 - secrets.len() % 4) % 4;
+        let total = u32::try_from(20 + secrets.len() + pad).map_err(io::Error::other)?;
+        out.write_all(&0x0000_000au32.to_le_bytes())?;
+        out.write_all(&total.to_le_bytes())?;
+        out.write_all(&kind.to_le_bytes())?;
+        out.write_all(&len.to_le_bytes())?;
+        out.write_all(secrets)?;
+        out.write_all([0u8; 3].get(..pad).unwrap_or_default())?;
+        out.write_all(&total.to_le_bytes())
+    }
+
     pub fn write(&mut self, f: &Frame<'_>) -> io::Result<()> {
         let caplen = u32::try_from(f.data.len()).unwrap_or(u32::MAX);
         let secs = f.ts.div_euclid(1_000_000_000);

@@ -2,7 +2,7 @@
 
 use super::{
     EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, count_line_n, fail_threshold, is_broken_pipe, name_of,
-    open_or_report, progress_bar, report_error, run_rules, use_color, warn_if_incomplete,
+    progress_bar, report_error, run_rules, use_color, warn_if_incomplete,
 };
 use crate::cli::OutputFormat;
 use crate::output::FileSummary;
@@ -26,6 +26,9 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
     use crate::finding::Severity;
     use crate::output::finding_writer::{FindingWriter, Origin, Style};
     let json = args.format == OutputFormat::Json;
+    let Some(keys) = super::tls_keys(&args.tls, false) else {
+        return EXIT_ERROR;
+    };
     let style = if json {
         Style::Json
     } else {
@@ -52,7 +55,7 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
             break;
         }
         let name = name_of(path);
-        let Some(mut reader) = open_or_report(path, &name) else {
+        let Some(mut reader) = super::open_with_keys(path, &name, &keys) else {
             code = EXIT_ERROR;
             continue;
         };
@@ -83,6 +86,7 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
             &mut reader,
             args.threads,
             limits,
+            &keys,
             &args.rule_args.rules,
             &mut on_finding,
             bar.as_ref(),

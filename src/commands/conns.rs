@@ -4,8 +4,7 @@
 //! it ends (or the capture does); what is kept meanwhile is per live connection.
 
 use super::{
-    EXIT_ERROR, EXIT_OK, finish_listing, name_of, open_or_report, read_frames, warn_if_incomplete,
-    write_failed,
+    EXIT_ERROR, EXIT_OK, finish_listing, name_of, read_frames, warn_if_incomplete, write_failed,
 };
 use crate::cli::{ConnsArgs, OutputFormat};
 use crate::engine::{Engine, Event, Sink};
@@ -67,6 +66,9 @@ struct JsonTls<'a> {
     server_encrypted_records: u64,
     /// First line of a side that answered in plaintext, and its frame.
     plaintext: Option<(u64, &'a str)>,
+    /// How decrypting it went, when the run had secrets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decryption: Option<&'a crate::tls::Decryption>,
 }
 
 #[derive(Serialize)]
@@ -94,7 +96,9 @@ impl<'a> JsonTls<'a> {
             server_hello_frame: sh.map(|h| h.frame),
             version: sh.map(|h| version_name(h.version)),
             cipher_suite: sh.map(|h| suite_name(h.cipher_suite)),
-            alpn: sh.and_then(|h| h.alpn.as_deref()),
+            alpn: sh
+                .and_then(|h| h.alpn.as_deref())
+                .or(t.decryption.as_ref().and_then(|d| d.alpn.as_deref())),
             hello_retry_request: t.hello_retry_request,
             certificate_frame: t.certificate_frame,
             certificates: &t.certificates,
@@ -115,6 +119,7 @@ impl<'a> JsonTls<'a> {
             client_encrypted_records: t.client_side.encrypted_records,
             server_encrypted_records: t.server_side.encrypted_records,
             plaintext: t.plaintext.as_ref().map(|(f, s)| (*f, s.as_str())),
+            decryption: t.decryption.as_ref(),
         }
     }
 }
@@ -167,7 +172,9 @@ fn app_text(c: &ConnRecord, seen: &Seen) -> String {
         if let Some(sni) = t.client_hello.as_ref().and_then(|h| h.sni.as_deref()) {
             s.push_str(&format!(" {}", printable(sni)));
         }
-        if let Some(a) = t.server_hello.as_ref().and_then(|h| h.alpn.as_deref()) {
+        let alpn = t.server_hello.as_ref().and_then(|h| h.alpn.as_deref());
+        let alpn = alpn.or(t.decryption.as_ref().and_then(|d| d.alpn.as_deref()));
+        if let Some(a) = alpn {
             s.push_str(&format!(" [{}]", printable(a)));
         }
         if t.outcome == Outcome::NotTls
@@ -198,6 +205,24 @@ fn app_text(c: &ConnRecord, seen: &Seen) -> String {
         }
         if let Some(leaf) = t.certificates.first() {
             s.push_str(&format!("; cert {}", fit(&printable(&leaf.subject), 40)));
+        }
+        if let Some(d) = &t.decryption {
+            s.push_str(&format!("; {}", d.status.as_str()));
+            if d.status == crate::tls::DecryptStatus::UnsupportedSuite
+                && let Some(h) = &t.server_hello
+            {
+                s.push_str(&format!(
+                    " 0x{:04x} ({})",
+                    h.cipher_suite,
+                    crate::tls::crypto::unsupported_kind(h.cipher_suite)
+                ));
+            }
+            if let Some(f) = d.failed_frame {
+                s.push_str(&format!(" at frame {f}"));
+            }
+            if d.http2 {
+                s.push_str("; HTTP/2, not parsed");
+            }
         }
         if seen.exchanges > 0 {
             s.push_str(&format!("; HTTP {}", exchanges(seen.exchanges)));
@@ -338,6 +363,9 @@ pub fn conns(args: &ConnsArgs) -> u8 {
     let mut out = io::BufWriter::with_capacity(256 * 1024, stdout.lock());
     let mut limits = args.limits.to_limits();
     limits.flow.records = true;
+    let Some(keys) = super::tls_keys(&args.tls, false) else {
+        return EXIT_ERROR;
+    };
     let mut code = EXIT_OK;
     let mut summaries = Vec::new();
     let mut json = match args.format {
@@ -349,11 +377,12 @@ pub fn conns(args: &ConnsArgs) -> u8 {
     };
     for path in &args.files {
         let name = name_of(path);
-        let Some(mut reader) = open_or_report(path, &name) else {
+        let Some(mut reader) = super::open_with_keys(path, &name, &keys) else {
             code = EXIT_ERROR;
             continue;
         };
         let mut engine = Engine::new(limits);
+        engine.set_tls_keys(std::sync::Arc::clone(&keys));
         let mode = match json.take() {
             Some(writer) => Mode::Json {
                 writer,
@@ -370,6 +399,7 @@ pub fn conns(args: &ConnsArgs) -> u8 {
         };
         let end = read_frames(&mut reader, args.threads, &mut engine, &mut sink, |_| true);
         engine.finish(&mut sink);
+        super::report_key_lines(&keys);
         sink.flush_rows();
         let summary = FileSummary::new(
             &name,

@@ -13,6 +13,9 @@ use std::path::Path;
 pub fn extract(args: &crate::cli::ExtractArgs) -> u8 {
     use crate::capture::write::parse_frame_list;
     let name = name_of(&args.file);
+    let Some(keys) = super::tls_keys(&args.tls, false) else {
+        return EXIT_ERROR;
+    };
     // Which frames to keep.
     let ranges: Option<Vec<(u64, u64)>> = match (&args.frames, args.finding) {
         (Some(list), _) => match parse_frame_list(list) {
@@ -23,7 +26,7 @@ pub fn extract(args: &crate::cli::ExtractArgs) -> u8 {
             }
         },
         (None, Some(n)) => {
-            let Some(mut reader) = open_or_report(&args.file, &name) else {
+            let Some(mut reader) = super::open_with_keys(&args.file, &name, &keys) else {
                 return EXIT_ERROR;
             };
             let mut found = Vec::new();
@@ -34,6 +37,7 @@ pub fn extract(args: &crate::cli::ExtractArgs) -> u8 {
                 &mut reader,
                 1,
                 args.limits.to_limits(),
+                &keys,
                 &[],
                 &mut keep,
                 None,
@@ -59,6 +63,15 @@ pub fn extract(args: &crate::cli::ExtractArgs) -> u8 {
         }
         (None, None) => None,
     };
+    // With the secrets: the TLS connections the frames belong to, and their secrets.
+    let tls = if args.with_keys {
+        match tls_connections(&args.file, &name, &keys, args, ranges.as_deref()) {
+            Some(t) => Some(t),
+            None => return EXIT_ERROR,
+        }
+    } else {
+        None
+    };
     let Some(mut reader) = open_or_report(&args.file, &name) else {
         return EXIT_ERROR;
     };
@@ -82,12 +95,87 @@ pub fn extract(args: &crate::cli::ExtractArgs) -> u8 {
     extract_frames(
         &mut reader,
         file,
-        ranges.as_deref(),
-        args.stream,
+        Selection {
+            ranges: ranges.as_deref(),
+            stream: args.stream,
+            tls: tls.as_ref(),
+        },
         args.limits.to_limits(),
         &name,
         &args.out,
     )
+}
+
+/// Which frames are written.
+struct Selection<'a> {
+    ranges: Option<&'a [(u64, u64)]>,
+    stream: Option<u64>,
+    /// With `--with-keys`: the TLS connections of the frames.
+    tls: Option<&'a TlsKept>,
+}
+
+/// The TLS connections the frames asked for belong to, with secrets: each one's frames up to
+/// the last asked for are written too (decrypting a record needs the handshake and the
+/// records before it), and their key log lines go into the output.
+struct TlsKept {
+    /// Stream → the last frame to write of it.
+    streams: std::collections::BTreeMap<u64, u64>,
+    key_log: Vec<u8>,
+    connections: usize,
+}
+
+/// Reads the capture once to find [`TlsKept`]: which frames are asked for, which TLS
+/// connections (`tcp.stream`, ClientHello random) they are in, which of those the secrets
+/// cover. `None` when the capture cannot be read (said).
+fn tls_connections(
+    path: &Path,
+    name: &str,
+    keys: &std::sync::Arc<crate::tls::KeyStore>,
+    args: &crate::cli::ExtractArgs,
+    ranges: Option<&[(u64, u64)]>,
+) -> Option<TlsKept> {
+    use std::collections::BTreeMap;
+    struct Randoms(BTreeMap<u64, [u8; 32]>);
+    impl Sink for Randoms {
+        fn event(&mut self, ev: crate::engine::Event<'_>) {
+            if let crate::engine::Event::Tls(t) = ev
+                && let Some(h) = &t.client_hello
+            {
+                self.0.insert(t.stream, h.random);
+            }
+        }
+    }
+    let mut reader = super::open_with_keys(path, name, keys)?;
+    let mut engine = Engine::new(args.limits.to_limits());
+    let mut randoms = Randoms(BTreeMap::new());
+    let mut last: BTreeMap<u64, u64> = BTreeMap::new();
+    let end = reader.for_each_frame(|f| {
+        let s = engine.frame(f, &mut randoms);
+        let asked = match ranges {
+            Some(r) => r.iter().any(|(a, b)| (*a..=*b).contains(&f.number)),
+            None => s.is_some() && s == args.stream,
+        };
+        if let (true, Some(s)) = (asked, s) {
+            last.insert(s, f.number);
+        }
+    });
+    engine.finish(&mut randoms);
+    warn_if_incomplete(name, &end);
+    let mut streams = BTreeMap::new();
+    let mut wanted = Vec::new();
+    for (s, frame) in last {
+        if let Some(r) = randoms.0.get(&s)
+            && keys.lookup(r).is_some()
+        {
+            streams.insert(s, frame);
+            wanted.push(*r);
+        }
+    }
+    Some(TlsKept {
+        connections: wanted.len(),
+        key_log: keys.key_log_of(&wanted),
+        streams,
+    })
 }
 
 /// Whether `a` and `b` name the same existing file (through links too).
@@ -102,17 +190,24 @@ fn same_file(a: &Path, b: &Path) -> bool {
 fn extract_frames(
     reader: &mut CaptureReader,
     file: io::BufWriter<File>,
-    ranges: Option<&[(u64, u64)]>,
-    stream: Option<u64>,
+    sel: Selection<'_>,
     limits: crate::engine::Limits,
     name: &str,
     out_path: &Path,
 ) -> u8 {
     use crate::capture::write::CaptureWriter;
+    let Selection {
+        ranges,
+        stream,
+        tls,
+    } = sel;
     let pcap_ns = match reader.format() {
-        crate::capture::file::Format::Pcap { nanosecond, .. } => Some(nanosecond),
-        crate::capture::file::Format::PcapNg => None,
+        // Secrets need a pcapng.
+        crate::capture::file::Format::Pcap { nanosecond, .. } if tls.is_none() => Some(nanosecond),
+        _ => None,
     };
+    // Frames written because their TLS connection's were asked for.
+    let mut added = 0u64;
     let mut file = Some(file);
     let mut writer: Option<CaptureWriter<io::BufWriter<File>>> = None;
     let mut error: Option<io::Error> = None;
@@ -121,17 +216,25 @@ fn extract_frames(
     let mut not_packets = crate::engine::Tally::default();
     // Frames from before 1970, which a pcapng file cannot date: written at 1970-01-01.
     let mut before_1970 = crate::engine::Tally::default();
-    let mut engine = stream.map(|_| Engine::new(limits));
+    let mut engine = (stream.is_some() || tls.is_some()).then(|| Engine::new(limits));
     struct Nothing;
     impl Sink for Nothing {
         fn event(&mut self, _: crate::engine::Event<'_>) {}
     }
     let end = reader.for_each_frame(|f| {
-        let keep = match (ranges, stream, engine.as_mut()) {
-            (Some(r), _, _) => r.iter().any(|(a, b)| (*a..=*b).contains(&f.number)),
-            (None, Some(s), Some(e)) => e.frame(f, &mut Nothing) == Some(s),
+        let s = engine.as_mut().and_then(|e| e.frame(f, &mut Nothing));
+        let mut keep = match (ranges, stream) {
+            (Some(r), _) => r.iter().any(|(a, b)| (*a..=*b).contains(&f.number)),
+            (None, Some(want)) => s == Some(want),
             _ => false,
         };
+        if !keep
+            && let (Some(t), Some(s)) = (tls, s)
+            && t.streams.get(&s).is_some_and(|&last| f.number <= last)
+        {
+            keep = true;
+            added += 1;
+        }
         if !keep || error.is_some() {
             return;
         }
@@ -145,6 +248,12 @@ fn extract_frames(
                     Some(ns) => CaptureWriter::pcap(out, f.link_type, ns),
                     None => CaptureWriter::pcapng(out),
                 };
+                let w = w.and_then(|mut w| {
+                    if let Some(t) = tls.filter(|t| !t.key_log.is_empty()) {
+                        w.write_secrets(crate::tls::keys::TLS_KEY_LOG, &t.key_log)?;
+                    }
+                    Ok(w)
+                });
                 match w {
                     Ok(w) => writer = Some(w),
                     Err(e) => error = Some(e),
@@ -200,6 +309,17 @@ fn extract_frames(
             before_1970.count,
             if before_1970.count == 1 { "" } else { "s" },
             before_1970.first_frame
+        );
+    }
+    if let Some(t) = tls {
+        say!(
+            "capdiag: with the secrets of {} TLS connection{} (a Decryption Secrets Block), and \
+             {added} more frame{} of {} (the handshake and the records before those asked \
+             for, which decrypting needs)",
+            t.connections,
+            if t.connections == 1 { "" } else { "s" },
+            if added == 1 { "" } else { "s" },
+            if t.connections == 1 { "it" } else { "them" },
         );
     }
     if written == 0 {

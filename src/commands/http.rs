@@ -1,8 +1,7 @@
 //! `capdiag http`: the exchanges of captures, as a table or JSON.
 
 use super::{
-    EXIT_ERROR, EXIT_OK, finish_listing, name_of, open_or_report, read_frames, warn_if_incomplete,
-    write_failed,
+    EXIT_ERROR, EXIT_OK, finish_listing, name_of, read_frames, warn_if_incomplete, write_failed,
 };
 use crate::cli::{HttpArgs, OutputFormat};
 use crate::engine::{Engine, Event, Sink};
@@ -85,6 +84,9 @@ pub fn http(args: &HttpArgs) -> u8 {
     if args.show_body {
         limits.app.http.bodies = crate::http::BodyPolicy::All;
     }
+    let Some(keys) = super::tls_keys(&args.tls, false) else {
+        return EXIT_ERROR;
+    };
     let mut code = EXIT_OK;
     let mut summaries = Vec::new();
     let body_limit = args.show_body.then_some(args.limits.body_limit);
@@ -97,11 +99,12 @@ pub fn http(args: &HttpArgs) -> u8 {
     };
     for path in &args.files {
         let name = name_of(path);
-        let Some(mut reader) = open_or_report(path, &name) else {
+        let Some(mut reader) = super::open_with_keys(path, &name, &keys) else {
             code = EXIT_ERROR;
             continue;
         };
         let mut engine = Engine::new(limits);
+        engine.set_tls_keys(std::sync::Arc::clone(&keys));
         let mode = match json.take() {
             Some(writer) => Mode::Json {
                 writer,
@@ -117,6 +120,7 @@ pub fn http(args: &HttpArgs) -> u8 {
         };
         let end = read_frames(&mut reader, args.threads, &mut engine, &mut sink, |_| true);
         engine.finish(&mut sink);
+        super::report_key_lines(&keys);
         sink.flush_rows();
         let summary = FileSummary::new(
             &name,

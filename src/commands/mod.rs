@@ -6,6 +6,7 @@ use crate::engine::Engine;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 /// A line on standard error. A standard error that cannot be written (closed, or a full disk)
 /// is no reason to stop, nor to panic as `eprintln!` would. The line is shown
@@ -58,6 +59,47 @@ fn open_or_report(path: &Path, name: &str) -> Option<CaptureReader> {
             None
         }
     }
+}
+
+/// The run's TLS secrets: the key logs given with `--tls-keylog`, read now (`follow` reads
+/// them again for connections not found, as `watch` does while clients append to them), and
+/// room for those the captures carry. `None` (said) when a key log cannot be read.
+fn tls_keys(args: &crate::cli::TlsArgs, follow: bool) -> Option<Arc<crate::tls::KeyStore>> {
+    match crate::tls::KeyStore::open(&args.tls_keylog, follow) {
+        Ok(k) => {
+            let k = Arc::new(k);
+            report_key_lines(&k);
+            Some(k)
+        }
+        Err(e) => {
+            report_error("--tls-keylog", &e);
+            None
+        }
+    }
+}
+
+/// Says which key log lines were not used, by file (or capture block) and line number, never
+/// by their text.
+fn report_key_lines(keys: &crate::tls::KeyStore) {
+    let (reports, more) = keys.take_reports();
+    for r in reports {
+        say!("capdiag: warning: {r}");
+    }
+    if more > 0 {
+        say!("capdiag: warning: {more} more malformed key log lines (not used)");
+    }
+}
+
+/// Opens a capture, its pcapng secrets going to `keys`, or reports why it cannot be read.
+fn open_with_keys(
+    path: &Path,
+    name: &str,
+    keys: &Arc<crate::tls::KeyStore>,
+) -> Option<CaptureReader> {
+    let mut reader = open_or_report(path, name)?;
+    let (k, n) = (Arc::clone(keys), name.to_string());
+    reader.on_secrets(move |kind, data| k.add_embedded(&n, kind, data));
+    Some(reader)
 }
 
 /// A path as capdiag names it in its output: as the user gave it, with bytes that are not
@@ -205,10 +247,12 @@ pub fn rules_summary(state_dropped: u64, suppressed: u64) -> String {
 }
 
 /// Runs the rules over one capture, calling `on_finding` as findings are made.
+#[allow(clippy::too_many_arguments)]
 pub fn run_rules(
     reader: &mut CaptureReader,
     threads: u8,
     limits: crate::engine::Limits,
+    keys: &Arc<crate::tls::KeyStore>,
     only: &[String],
     on_finding: &mut dyn FnMut(crate::finding::Finding),
     progress: Option<&indicatif::ProgressBar>,
@@ -217,6 +261,7 @@ pub fn run_rules(
     let rules = crate::rules::instantiate(only)?;
     let mut set = crate::rules::RuleSet::new(rules, on_finding);
     let mut engine = Engine::new(set.configure(limits));
+    engine.set_tls_keys(Arc::clone(keys));
     let mut read = 0u64;
     let end = read_frames(reader, threads, &mut engine, &mut set, |f| {
         if let Some(p) = progress {
@@ -232,6 +277,7 @@ pub fn run_rules(
         p.finish_and_clear();
     }
     engine.finish(&mut set);
+    report_key_lines(keys);
     Ok(RulesRun {
         end,
         engine,

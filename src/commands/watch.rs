@@ -3,7 +3,7 @@
 
 use super::{
     EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, count_line_n, fail_threshold, is_broken_pipe, name_of,
-    open_or_report, print_text, read_frames, report_error, use_color, warn_if_incomplete,
+    print_text, read_frames, report_error, use_color, warn_if_incomplete,
 };
 use crate::capture::file::CaptureReader;
 use crate::engine::Engine;
@@ -114,9 +114,13 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
             return EXIT_ERROR;
         }
     };
+    // Key logs are followed: a client writing SSLKEYLOGFILE while the capture runs.
+    let Some(keys) = super::tls_keys(&args.tls, true) else {
+        return EXIT_ERROR;
+    };
     // Where the frames come from: an interface, or a capture file read as if it were one.
     let mut source = match &args.read {
-        Some(path) => match open_or_report(path, &name_of(path)) {
+        Some(path) => match super::open_with_keys(path, &name_of(path), &keys) {
             Some(r) => Source::File(r),
             None => return EXIT_ERROR,
         },
@@ -259,6 +263,7 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
     };
     let mut set = crate::rules::RuleSet::new(rules, &mut on_finding);
     let mut engine = Engine::new(set.configure(args.limits.to_limits()));
+    engine.set_tls_keys(Arc::clone(&keys));
     let started = Instant::now();
     let mut last_flush = Instant::now();
     let mut failed: Option<String> = None;

@@ -137,6 +137,8 @@ impl HttpConn {
         }
     }
 
+    // Inlined into both callers (plain HTTP, decrypted TLS), as `Parser::feed` is.
+    #[inline(always)]
     pub fn data(&mut self, dir: usize, bytes: &[u8], o: Origin) {
         self.pairing.now = o.ts;
         if let Some(p) = self.parsers.get_mut(dir) {

@@ -213,6 +213,10 @@ impl Parser {
     }
 
     /// Parses the bytes of one chunk of the stream.
+    // Inlined into its callers: the plain-HTTP path and the reader of decrypted TLS each get
+    // their own copy (with two callers it was no longer inlined, 1.5 % more instructions on
+    // plain HTTP).
+    #[inline(always)]
     pub fn feed(&mut self, data: &[u8], o: Origin, sink: &mut dyn MessageSink) {
         let mut pos = 0;
         while pos < data.len() {

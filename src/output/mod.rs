@@ -84,6 +84,8 @@ pub struct FileSummary {
     /// TLS connections (their first bytes a TLS handshake record) and how their handshakes
     /// went.
     pub tls: crate::tls::TlsStats,
+    /// The TLS secrets the run had: key log files, pcapng secrets blocks, lines read.
+    pub tls_keys: crate::tls::keys::KeyStoreStats,
     /// The layers' counters, for the report (the JSON has them in `tcp`).
     #[serde(skip)]
     pub flow: FlowStats,
@@ -136,6 +138,7 @@ impl FileSummary {
             flow: stats.flow,
             http: stats.http,
             tls: stats.tls,
+            tls_keys: stats.tls_keys,
         }
     }
 
@@ -218,6 +221,7 @@ mod tests {
                 handshake_limit_hits: 9,
                 ..Default::default()
             },
+            tls_keys: Default::default(),
         };
         let mut counts: Vec<u64> = summary.limits_hit().iter().map(|(_, n)| *n).collect();
         counts.sort_unstable();

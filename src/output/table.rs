@@ -163,6 +163,28 @@ pub fn summary_details(s: &FileSummary) -> String {
             tls.not_tls,
             tls.cut
         );
+        let k = &s.tls_keys;
+        let tried = tls.decrypted + tls.no_key + tls.unsupported_suite + tls.decryption_failed;
+        if k.files + k.embedded == 0 {
+            let _ = writeln!(
+                out,
+                "  tls: not decrypted: no key log given (--tls-keylog FILE, or a pcapng with its secrets)"
+            );
+        } else if tried > 0 {
+            let _ = writeln!(
+                out,
+                "  tls decryption: {} decrypted, {} without a key in the key log, {} with a cipher suite not decrypted (CBC, CCM), {} failed (a record did not authenticate){}",
+                tls.decrypted,
+                tls.no_key,
+                tls.unsupported_suite,
+                tls.decryption_failed,
+                if tls.http2 > 0 {
+                    format!("; {} carried HTTP/2, not parsed", tls.http2)
+                } else {
+                    String::new()
+                }
+            );
+        }
     }
     if s.snaplen_truncated_frames > 0 {
         let _ = writeln!(

@@ -114,10 +114,11 @@ impl TlsHandshakeRejected {
     /// (key frame, how it ended, the alert's description, ended by the client, the key
     /// frame's evidence label).
     fn ending(t: &TlsSummary) -> Option<(u64, String, Option<u8>, bool, String)> {
+        // An encrypted alert read without keys is taken for fatal; decrypted, its level says.
         let fatal = t
             .alerts
             .iter()
-            .find(|a| a.level == Some(2) || (a.encrypted && a.from_client));
+            .find(|a| a.level == Some(2) || (a.encrypted && a.from_client && a.level.is_none()));
         if let Some(a) = fatal {
             let who = if a.from_client { "client" } else { "server" };
             return Some(match a.description {
@@ -216,7 +217,7 @@ impl Rule for TlsHandshakeRejected {
         let alert = t
             .alerts
             .iter()
-            .any(|a| a.level == Some(2) || (a.encrypted && a.from_client));
+            .any(|a| a.level == Some(2) || (a.encrypted && a.from_client && a.level.is_none()));
         let tls13 = sh.version >= 0x0304;
         let c = &t.client_side;
         let closed = c.fin_ts.or(c.last_record_ts).unwrap_or(i64::MAX);

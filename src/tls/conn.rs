@@ -7,12 +7,22 @@
 //! counted, with their sizes where a size says something (TLS 1.3 hides an alert in a record
 //! of 19 bytes under AES-GCM and ChaCha20-Poly1305: 2 bytes, the inner type, a 16-byte tag).
 
+use super::crypto::{self, Protection, Suite};
 use super::handshake::{self, CertInfo, ClientHello, Messages, Parsed, ServerHello};
+use super::keys::KeyStore;
 use super::record::{self, Broken, Record, Records};
 use super::{Limits, TlsStats};
 use crate::flow::Origin;
 use serde::Serialize;
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Where decrypted application data goes: its direction, bytes and origin (the frame that
+/// completed its record, where Wireshark shows what it holds).
+pub type Plain<'a> = &'a mut dyn FnMut(usize, &[u8], Origin);
+
+/// Bytes of records held per connection while its secrets are awaited (a followed key log).
+const MAX_HELD: usize = 1024 * 1024;
 
 /// Bytes kept of a direction that turned out not to be TLS (an HTTP answer to a ClientHello).
 const PLAINTEXT_KEPT: usize = 256;
@@ -120,6 +130,96 @@ pub struct TlsSummary {
     /// The frame that shows the outcome: the first application data of the server after the
     /// client's, the alert, or the close.
     pub outcome_frame: Option<u64>,
+    /// How decryption went, when the run has secrets (a key log, or a pcapng's) and the
+    /// handshake got as far as a ServerHello.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decryption: Option<Decryption>,
+}
+
+/// Whether a connection's records were decrypted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecryptStatus {
+    /// Every record that was to be decrypted was.
+    Decrypted,
+    /// No secrets for its ClientHello random (or not the ones its version needs).
+    NoKey,
+    /// A cipher suite capdiag does not decrypt (CBC, CCM ...).
+    UnsupportedSuite,
+    /// A record did not authenticate with the secrets given: a wrong key, or records the
+    /// reader lost step with (0-RTT data, a renegotiation); the direction was not read on.
+    Failed,
+}
+
+impl DecryptStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecryptStatus::Decrypted => "decrypted",
+            DecryptStatus::NoKey => "no key",
+            DecryptStatus::UnsupportedSuite => "unsupported suite",
+            DecryptStatus::Failed => "decryption failed",
+        }
+    }
+}
+
+/// What decrypting a connection gave.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Decryption {
+    pub status: DecryptStatus,
+    /// Records decrypted, and the first that did not authenticate.
+    pub records: u64,
+    pub failed_frame: Option<u64>,
+    /// The application protocol the server chose (ALPN: in TLS 1.3 read from its encrypted
+    /// extensions).
+    pub alpn: Option<String>,
+    /// HTTP/2 (ALPN `h2`): counted, not parsed.
+    pub http2: bool,
+}
+
+/// One direction's decryption.
+#[derive(Debug, Default)]
+struct DirKeys {
+    prot: Option<Protection>,
+    /// TLS 1.2: its protection from its ChangeCipherSpec on.
+    next: Option<Protection>,
+    /// TLS 1.3: its current traffic secret, and the application one its Finished starts.
+    secret: Vec<u8>,
+    app_secret: Vec<u8>,
+    /// Decrypted handshake messages (TLS 1.3's flight, tickets, KeyUpdate; TLS 1.2's
+    /// Finished).
+    messages: Messages,
+    /// A record did not authenticate: not read on.
+    failed: bool,
+}
+
+/// A connection's decryption, once its ServerHello was read with secrets.
+#[derive(Debug)]
+struct Keyed {
+    suite: Suite,
+    dirs: [DirKeys; 2],
+}
+
+/// A decrypted handshake message, as far as it matters here.
+enum Decrypted {
+    /// EncryptedExtensions, with the ALPN protocol it names.
+    Alpn(Option<String>),
+    /// A TLS 1.3 Certificate (`None`: malformed).
+    Certificates(Option<(Vec<CertInfo>, usize)>),
+    Finished,
+    KeyUpdate,
+    Other,
+}
+
+/// A record kept while the connection's secrets are awaited.
+#[derive(Debug)]
+struct Held {
+    dir: usize,
+    header: [u8; 5],
+    body: Vec<u8>,
+    first_frame: u64,
+    frame: u64,
+    ts: i64,
+    arrival: u64,
 }
 
 /// One direction.
@@ -163,10 +263,25 @@ pub struct TlsConn {
     pub stats: TlsStats,
     done: Option<TlsSummary>,
     closed: bool,
+    /// The run's secrets, if it has any.
+    keys: Option<Arc<KeyStore>>,
+    /// Bodies of every record are kept (to be decrypted).
+    keep_all: bool,
+    keyed: Option<Box<Keyed>>,
+    decryption: Option<Box<Decryption>>,
+    /// Records waiting for secrets a followed key log may still bring, and their bytes.
+    held: Option<Box<(Vec<Held>, usize)>>,
+    waiting: bool,
 }
 
 impl TlsConn {
-    pub fn new(stream: u64, ends: [SocketAddr; 2], limits: Limits) -> TlsConn {
+    pub fn new(
+        stream: u64,
+        ends: [SocketAddr; 2],
+        limits: Limits,
+        keys: Option<Arc<KeyStore>>,
+    ) -> TlsConn {
+        let keep_all = keys.as_ref().is_some_and(|k| k.has_any());
         TlsConn {
             stream,
             ends,
@@ -187,6 +302,12 @@ impl TlsConn {
             },
             done: None,
             closed: false,
+            keys,
+            keep_all,
+            keyed: None,
+            decryption: None,
+            held: None,
+            waiting: false,
         }
     }
 
@@ -196,7 +317,9 @@ impl TlsConn {
         }
     }
 
-    pub fn data(&mut self, dir: usize, bytes: &[u8], o: Origin) {
+    /// In-order bytes of direction `dir`; what it decrypts of application data goes to
+    /// `plain`.
+    pub fn data(&mut self, dir: usize, bytes: &[u8], o: Origin, plain: Plain<'_>) {
         let Some(d) = self.dirs.get_mut(dir) else {
             return;
         };
@@ -224,7 +347,9 @@ impl TlsConn {
             return;
         }
         let mut records = std::mem::take(&mut d.records);
-        records.feed(bytes, o, &mut |r| self.record(dir, r));
+        records.feed(bytes, o, self.keep_all, &mut |r| {
+            self.record(dir, r, o.arrival, plain)
+        });
         if let Some(d) = self.dirs.get_mut(dir) {
             if records.broken.is_some() {
                 self.stats.not_records += 1;
@@ -233,7 +358,12 @@ impl TlsConn {
         }
     }
 
-    fn record(&mut self, dir: usize, r: Record<'_>) {
+    fn record(&mut self, dir: usize, mut r: Record<'_>, arrival: u64, plain: Plain<'_>) {
+        let opened = if self.keyed.is_some() || self.waiting {
+            self.decrypt(dir, &mut r, arrival, plain)
+        } else {
+            None
+        };
         let limit = self.limits.max_handshake;
         let Some(d) = self.dirs.get_mut(dir) else {
             return;
@@ -243,29 +373,32 @@ impl TlsConn {
         match r.content_type {
             record::CHANGE_CIPHER_SPEC => {
                 d.side.change_cipher_spec_frame.get_or_insert(r.frame);
-                // TLS ≤ 1.2: what follows is encrypted. (TLS 1.3's is for middleboxes only.)
-                if self
-                    .server_hello
-                    .as_ref()
-                    .is_none_or(|h| h.version < 0x0304)
+                // TLS ≤ 1.2: what follows is encrypted. (TLS 1.3's is for middleboxes only,
+                // and so is one after a HelloRetryRequest, before the second ClientHello.)
+                if !self.hello_retry
+                    && self
+                        .server_hello
+                        .as_ref()
+                        .is_none_or(|h| h.version < 0x0304)
                 {
                     d.encrypted = true;
                 }
             }
             record::ALERT => {
-                let plain = !d.encrypted && r.body.len() == 2;
+                // Decrypted (TLS ≤ 1.2 with keys), or in plaintext.
+                let (clear, body) = match opened {
+                    Some(o) => (true, r.body.get(o.start..o.end).unwrap_or_default()),
+                    None => (!d.encrypted, &*r.body),
+                };
+                let known = clear && body.len() == 2;
                 let alert = Alert {
                     frame: r.frame,
                     from_client: Some(dir) == self.client,
-                    level: r.body.first().copied().filter(|_| plain),
-                    description: r.body.get(1).copied().filter(|_| plain),
-                    encrypted: !plain,
+                    level: body.first().copied().filter(|_| known),
+                    description: body.get(1).copied().filter(|_| known),
+                    encrypted: d.encrypted || !known,
                 };
-                if self.alerts.len() < MAX_ALERTS {
-                    self.alerts.push(alert);
-                } else {
-                    self.alerts_not_kept += 1;
-                }
+                self.push_alert(alert);
             }
             record::HANDSHAKE if d.encrypted => Self::encrypted(d, &r),
             record::HANDSHAKE => {
@@ -289,6 +422,278 @@ impl TlsConn {
                 Self::encrypted(d, &r);
             }
             _ => {}
+        }
+    }
+
+    fn push_alert(&mut self, alert: Alert) {
+        if self.alerts.len() < MAX_ALERTS {
+            self.alerts.push(alert);
+        } else {
+            self.alerts_not_kept += 1;
+        }
+    }
+
+    /// A record of a connection with keys, or waiting for them: decrypted, or held.
+    #[inline(never)]
+    fn decrypt(
+        &mut self,
+        dir: usize,
+        r: &mut Record<'_>,
+        arrival: u64,
+        plain: Plain<'_>,
+    ) -> Option<crypto::Opened> {
+        if self.waiting {
+            self.hold(dir, r, arrival, plain);
+            return None;
+        }
+        self.open(dir, r, arrival, plain)
+    }
+
+    /// Decrypts a protected record with the connection's keys, in place; the result when it
+    /// opened. Application data goes to `plain`; decrypted handshake messages and TLS 1.3
+    /// alerts are read here.
+    fn open(
+        &mut self,
+        dir: usize,
+        r: &mut Record<'_>,
+        arrival: u64,
+        plain: Plain<'_>,
+    ) -> Option<crypto::Opened> {
+        let keyed = self.keyed.as_mut()?;
+        let suite = keyed.suite;
+        let k = keyed.dirs.get_mut(dir)?;
+        if r.content_type == record::CHANGE_CIPHER_SPEC {
+            if !suite.tls13
+                && let Some(next) = k.next.take()
+            {
+                k.prot = Some(next);
+            }
+            return None;
+        }
+        if k.failed
+            || (suite.tls13 && r.content_type != record::APPLICATION_DATA)
+            || r.body.len() != r.len
+        {
+            return None;
+        }
+        let prot = k.prot.as_mut()?;
+        let opened = match prot.open(r.header, r.body) {
+            Ok(o) => o,
+            Err(_) => {
+                k.failed = true;
+                if let Some(dec) = &mut self.decryption {
+                    dec.failed_frame.get_or_insert(r.frame);
+                }
+                return None;
+            }
+        };
+        let content = r.body.get(opened.start..opened.end).unwrap_or_default();
+        let dec = self.decryption.as_mut()?;
+        dec.records += 1;
+        match opened.content_type {
+            record::APPLICATION_DATA if !dec.http2 => {
+                let o = Origin {
+                    frame: r.frame,
+                    arrival,
+                    ts: r.ts,
+                };
+                plain(dir, content, o);
+            }
+            record::HANDSHAKE => {
+                let limit = self.limits.max_handshake;
+                let mut events = Vec::new();
+                let mut messages = std::mem::take(&mut k.messages);
+                messages.feed(content, r.first_frame, r.frame, r.ts, limit, &mut |m| {
+                    let body = m.bytes.get(4..).unwrap_or_default();
+                    events.push(match m.kind {
+                        8 => Decrypted::Alpn(handshake::encrypted_extensions_alpn(body)),
+                        11 => Decrypted::Certificates(handshake::certificates_tls13(body)),
+                        20 => Decrypted::Finished,
+                        24 => Decrypted::KeyUpdate,
+                        _ => Decrypted::Other,
+                    });
+                });
+                k.messages = messages;
+                for e in events {
+                    self.decrypted_handshake(dir, r.frame, suite, e);
+                }
+            }
+            record::ALERT if suite.tls13 => {
+                let alert = Alert {
+                    frame: r.frame,
+                    from_client: Some(dir) == self.client,
+                    level: content.first().copied().filter(|_| content.len() == 2),
+                    description: content.get(1).copied().filter(|_| content.len() == 2),
+                    encrypted: true,
+                };
+                self.push_alert(alert);
+            }
+            _ => {}
+        }
+        Some(opened)
+    }
+
+    /// A handshake message decrypted from direction `dir`.
+    fn decrypted_handshake(&mut self, dir: usize, frame: u64, suite: Suite, e: Decrypted) {
+        let server = Some(dir) != self.client;
+        match e {
+            Decrypted::Alpn(alpn) => {
+                if let Some(dec) = &mut self.decryption {
+                    dec.http2 = alpn.as_deref() == Some("h2");
+                    dec.alpn = alpn;
+                }
+            }
+            Decrypted::Certificates(Some((certs, total)))
+                if server && self.certificate_frame.is_none() =>
+            {
+                self.certificate_frame = Some(frame);
+                self.certificates_not_read = total.saturating_sub(certs.len());
+                self.certificates = certs;
+            }
+            Decrypted::Certificates(None) => self.stats.malformed_handshakes += 1,
+            // TLS 1.3: the next record is under the application secret, or the next one.
+            Decrypted::Finished | Decrypted::KeyUpdate if suite.tls13 => {
+                let Some(k) = self.keyed.as_mut().and_then(|k| k.dirs.get_mut(dir)) else {
+                    return;
+                };
+                let next = match e {
+                    Decrypted::Finished => std::mem::take(&mut k.app_secret),
+                    _ => crypto::next_secret(suite.hash, &k.secret).unwrap_or_default(),
+                };
+                k.prot = Protection::tls13(suite, &next);
+                k.secret = next;
+            }
+            _ => {}
+        }
+    }
+
+    /// Secrets for the connection, once its ServerHello is read: its keys, or why there are
+    /// none.
+    fn setup_keys(&mut self) {
+        let (Some(store), Some(ch), Some(sh), Some(client)) = (
+            &self.keys,
+            &self.client_hello,
+            &self.server_hello,
+            self.client,
+        ) else {
+            return;
+        };
+        if !store.has_any() {
+            // No key log given: the summary says so once for all.
+            return;
+        }
+        let mut dec = Decryption {
+            status: DecryptStatus::NoKey,
+            records: 0,
+            failed_frame: None,
+            alpn: sh.alpn.clone(),
+            http2: sh.alpn.as_deref() == Some("h2"),
+        };
+        let suite = Suite::of(sh.cipher_suite).filter(|s| s.tls13 == (sh.version >= 0x0304));
+        let Some(suite) = suite else {
+            dec.status = DecryptStatus::UnsupportedSuite;
+            self.decryption = Some(Box::new(dec));
+            return;
+        };
+        let keyed = store
+            .lookup(&ch.random)
+            .and_then(|secrets| Self::keyed(suite, &secrets, ch, sh, client));
+        self.waiting = keyed.is_none() && store.follows();
+        if keyed.is_some() {
+            dec.status = DecryptStatus::Decrypted;
+        }
+        self.keyed = keyed;
+        self.decryption = Some(Box::new(dec));
+    }
+
+    fn keyed(
+        suite: Suite,
+        secrets: &super::keylog::Secrets,
+        ch: &ClientHello,
+        sh: &ServerHello,
+        client: usize,
+    ) -> Option<Box<Keyed>> {
+        let (mut c, mut s) = (DirKeys::default(), DirKeys::default());
+        if suite.tls13 {
+            // A client that gave up during the handshake logged only what it had derived by
+            // then (the server's handshake secret): each direction is read with what it has.
+            let prot = |x: &Option<super::keylog::Secret>| {
+                x.as_ref().and_then(|x| Protection::tls13(suite, x.bytes()))
+            };
+            c.prot = prot(&secrets.client_handshake);
+            s.prot = prot(&secrets.server_handshake);
+            if c.prot.is_none() && s.prot.is_none() {
+                return None;
+            }
+            c.app_secret = secrets
+                .client_traffic
+                .as_ref()
+                .map(|x| x.bytes().to_vec())
+                .unwrap_or_default();
+            s.app_secret = secrets
+                .server_traffic
+                .as_ref()
+                .map(|x| x.bytes().to_vec())
+                .unwrap_or_default();
+        } else {
+            let master = secrets.master.as_ref()?;
+            let (cp, sp) = crypto::tls12_keys(suite, master.bytes(), &ch.random, &sh.random)?;
+            c.next = Some(cp);
+            s.next = Some(sp);
+        }
+        let dirs = if client == 0 { [c, s] } else { [s, c] };
+        Some(Box::new(Keyed { suite, dirs }))
+    }
+
+    /// Keeps a record while the connection's secrets are awaited, and tries them again: found,
+    /// the records kept are read in order.
+    fn hold(&mut self, dir: usize, r: &Record<'_>, arrival: u64, plain: Plain<'_>) {
+        let held = self.held.get_or_insert_with(Default::default);
+        if r.body.len() == r.len && held.1 + r.len <= MAX_HELD {
+            held.1 += r.len;
+            held.0.push(Held {
+                dir,
+                header: r.header,
+                body: r.body.to_vec(),
+                first_frame: r.first_frame,
+                frame: r.frame,
+                ts: r.ts,
+                arrival,
+            });
+        } else {
+            // Too much to keep: read on without keys.
+            self.stop_waiting();
+            return;
+        }
+        self.retry_keys(plain);
+    }
+
+    fn stop_waiting(&mut self) {
+        self.waiting = false;
+        self.held = None;
+    }
+
+    /// Looks the connection's secrets up again; found, the records held are decrypted.
+    fn retry_keys(&mut self, plain: Plain<'_>) {
+        self.waiting = false;
+        self.setup_keys();
+        if self.keyed.is_none() {
+            return;
+        }
+        self.waiting = false;
+        let held = self.held.take().map(|h| h.0).unwrap_or_default();
+        for mut h in held {
+            let mut r = Record {
+                header: h.header,
+                content_type: h.header[0],
+                version: u16::from_be_bytes([h.header[1], h.header[2]]),
+                len: h.body.len(),
+                body: &mut h.body,
+                first_frame: h.first_frame,
+                frame: h.frame,
+                ts: h.ts,
+            };
+            self.open(h.dir, &mut r, h.arrival, plain);
         }
     }
 
@@ -326,6 +731,7 @@ impl TlsConn {
                     d.encrypted = true;
                 }
                 self.server_hello = Some(h);
+                self.setup_keys();
             }
             Parsed::HelloRetryRequest => self.hello_retry = true,
             Parsed::Certificates(certs, total) => {
@@ -358,13 +764,34 @@ impl TlsConn {
         }
     }
 
-    pub fn close(&mut self, _o: Origin) {
+    /// The connection is over; records still held for secrets are tried once more (what
+    /// they decrypt to goes to `plain`).
+    pub fn close(&mut self, _o: Origin, plain: Plain<'_>) {
         if self.closed {
             return;
         }
         self.closed = true;
+        if self.waiting {
+            self.retry_keys(plain);
+            self.stop_waiting();
+        }
+        if let Some(dec) = &mut self.decryption
+            && dec.status == DecryptStatus::Decrypted
+            && dec.failed_frame.is_some()
+        {
+            dec.status = DecryptStatus::Failed;
+        }
         let summary = self.summary();
         let st = &mut self.stats;
+        if let Some(dec) = &summary.decryption {
+            *match dec.status {
+                DecryptStatus::Decrypted => &mut st.decrypted,
+                DecryptStatus::NoKey => &mut st.no_key,
+                DecryptStatus::UnsupportedSuite => &mut st.unsupported_suite,
+                DecryptStatus::Failed => &mut st.decryption_failed,
+            } += 1;
+            st.http2 += u64::from(dec.http2);
+        }
         *match summary.outcome {
             Outcome::Established => &mut st.established,
             Outcome::RejectedByClient => &mut st.rejected_by_client,
@@ -439,6 +866,7 @@ impl TlsConn {
             plaintext,
             outcome,
             outcome_frame,
+            decryption: self.decryption.as_deref().cloned(),
         }
     }
 

@@ -111,6 +111,9 @@ pub struct ClientHello {
     /// hello's own version.
     pub versions: Vec<u16>,
     pub cipher_suites: usize,
+    /// Its random: the key log's index (not shown).
+    #[serde(skip)]
+    pub random: [u8; 32],
 }
 
 /// What a ServerHello chose.
@@ -124,6 +127,9 @@ pub struct ServerHello {
     pub cipher_suite: u16,
     /// ALPN protocol chosen (TLS ≤ 1.2; TLS 1.3 sends it encrypted).
     pub alpn: Option<String>,
+    /// Its random (TLS 1.2's key block is made from it; not shown).
+    #[serde(skip)]
+    pub random: [u8; 32],
 }
 
 /// One certificate of a chain.
@@ -194,6 +200,7 @@ pub fn parse(m: &Message<'_>) -> Parsed {
                 frame: m.frame,
                 ts: m.ts,
                 cipher_suites: ch.ciphers.len(),
+                random: ch.random.try_into().unwrap_or([0; 32]),
                 ..ClientHello::default()
             };
             let exts = kept_extensions(ch.ext.unwrap_or_default())
@@ -229,6 +236,7 @@ pub fn parse(m: &Message<'_>) -> Parsed {
                 version: sh.version.0,
                 cipher_suite: sh.cipher.0,
                 alpn: None,
+                random: sh.random.try_into().unwrap_or([0; 32]),
             };
             let exts = kept_extensions(sh.ext.unwrap_or_default())
                 .filter_map(|e| tls_parser::parse_tls_server_hello_extension(e).ok())
@@ -260,6 +268,46 @@ pub fn parse(m: &Message<'_>) -> Parsed {
         }
         _ => Parsed::Other,
     }
+}
+
+/// The ALPN protocol a TLS 1.3 EncryptedExtensions message (its body, after the 4-byte header)
+/// names (RFC 8446 §4.3.1, RFC 7301 §3.1).
+pub fn encrypted_extensions_alpn(body: &[u8]) -> Option<String> {
+    let (&[l0, l1], rest) = body.split_first_chunk::<2>()?;
+    let list = rest.get(..usize::from(u16::from_be_bytes([l0, l1])))?;
+    let mut all = kept_extensions(list);
+    all.find_map(|e| match e {
+        [0, 16, _, _, _, _, rest @ ..] => {
+            let (&len, proto) = rest.split_first()?;
+            proto.get(..usize::from(len)).map(text)
+        }
+        _ => None,
+    })
+}
+
+/// The chain of a TLS 1.3 Certificate message (its body, after the 4-byte header):
+/// `context<0..255> ‖ list<u24>` of `cert<u24> ‖ extensions<u16>` (RFC 8446 §4.4.2); the
+/// certificates read (at most [`MAX_CERTIFICATES`]) and how many the chain holds.
+pub fn certificates_tls13(body: &[u8]) -> Option<(Vec<CertInfo>, usize)> {
+    let (&ctx, rest) = body.split_first()?;
+    let rest = rest.get(usize::from(ctx)..)?;
+    let (&[a, b, c], rest) = rest.split_first_chunk::<3>()?;
+    let mut list = rest.get(..u32::from_be_bytes([0, a, b, c]) as usize)?;
+    let mut certs = Vec::new();
+    let mut total = 0;
+    while let Some((&[a, b, c], rest)) = list.split_first_chunk::<3>() {
+        let len = u32::from_be_bytes([0, a, b, c]) as usize;
+        let der = rest.get(..len)?;
+        let (&[e0, e1], after) = rest.get(len..)?.split_first_chunk::<2>()?;
+        list = after.get(usize::from(u16::from_be_bytes([e0, e1]))..)?;
+        total += 1;
+        if certs.len() < MAX_CERTIFICATES
+            && let Some(c) = certificate(der)
+        {
+            certs.push(c);
+        }
+    }
+    Some((certs, total))
 }
 
 /// The names and validity of a DER certificate (`None` when x509-parser refuses it).

@@ -8,12 +8,15 @@
 //! summary and outcome when it ends).
 
 pub mod conn;
+pub mod crypto;
 pub mod handshake;
 pub mod keylog;
+pub mod keys;
 pub mod record;
 
-pub use conn::{Alert, Outcome, Side, TlsConn, TlsSummary};
+pub use conn::{Alert, DecryptStatus, Decryption, Outcome, Plain, Side, TlsConn, TlsSummary};
 pub use handshake::{CertInfo, ClientHello, ServerHello, alert_name, version_name};
+pub use keys::KeyStore;
 
 use serde::Serialize;
 
@@ -53,6 +56,14 @@ pub struct TlsStats {
     pub malformed_handshakes: u64,
     /// Directions that lost bytes to the capture, so records could not be followed.
     pub gaps: u64,
+    /// With secrets (a key log, a pcapng's): connections whose handshake reached a
+    /// ServerHello, by how decrypting them went; and those that carried HTTP/2 (counted, not
+    /// parsed).
+    pub decrypted: u64,
+    pub no_key: u64,
+    pub unsupported_suite: u64,
+    pub decryption_failed: u64,
+    pub http2: u64,
 }
 
 impl TlsStats {
@@ -68,5 +79,10 @@ impl TlsStats {
         self.handshake_limit_hits += o.handshake_limit_hits;
         self.malformed_handshakes += o.malformed_handshakes;
         self.gaps += o.gaps;
+        self.decrypted += o.decrypted;
+        self.no_key += o.no_key;
+        self.unsupported_suite += o.unsupported_suite;
+        self.decryption_failed += o.decryption_failed;
+        self.http2 += o.http2;
     }
 }

@@ -21,12 +21,15 @@ pub const MAX_RECORD: usize = (1 << 14) + 2048;
 /// One record, as it completed.
 #[derive(Debug)]
 pub struct Record<'a> {
+    /// Its header as sent (the additional data of its protection).
+    pub header: [u8; 5],
     pub content_type: u8,
     pub version: u16,
     /// Its body's length.
     pub len: usize,
-    /// Its body, when the content type is one that is kept (empty otherwise).
-    pub body: &'a [u8],
+    /// Its body, when the content type is one that is kept, or every body is (empty
+    /// otherwise); decrypted in place when it can be.
+    pub body: &'a mut [u8],
     /// The frame that carried its first byte, and the one that completed it (where Wireshark
     /// shows it).
     pub first_frame: u64,
@@ -62,7 +65,14 @@ fn kept(content_type: u8) -> bool {
 
 impl Records {
     /// Reads `bytes` (in order, from frame `o`), calling `on` for each record completed.
-    pub fn feed(&mut self, mut bytes: &[u8], o: Origin, on: &mut dyn FnMut(Record<'_>)) {
+    /// With `keep_all`, the bodies of every content type are kept (to be decrypted).
+    pub fn feed(
+        &mut self,
+        mut bytes: &[u8],
+        o: Origin,
+        keep_all: bool,
+        on: &mut dyn FnMut(Record<'_>),
+    ) {
         while !bytes.is_empty() && self.broken.is_none() {
             let Some((content_type, version, len)) = self.current else {
                 let take = (5 - self.header_len).min(bytes.len());
@@ -97,7 +107,7 @@ impl Records {
             };
             let take = self.remaining.min(bytes.len());
             let (b, rest) = bytes.split_at(take);
-            if kept(content_type) {
+            if keep_all || kept(content_type) {
                 self.body.extend_from_slice(b);
             }
             self.remaining -= take;
@@ -112,10 +122,11 @@ impl Records {
     fn complete(&mut self, o: Origin, on: &mut dyn FnMut(Record<'_>)) {
         if let Some((content_type, version, len)) = self.current.take() {
             on(Record {
+                header: self.header,
                 content_type,
                 version,
                 len,
-                body: &self.body,
+                body: &mut self.body,
                 first_frame: self.first_frame,
                 frame: o.frame,
                 ts: o.ts,
@@ -148,7 +159,7 @@ mod tests {
         let mut r = Records::default();
         let mut out = Vec::new();
         for (i, c) in chunks.iter().enumerate() {
-            r.feed(c, o(i as u64 + 1), &mut |rec| {
+            r.feed(c, o(i as u64 + 1), false, &mut |rec| {
                 out.push((
                     rec.content_type,
                     rec.len,
