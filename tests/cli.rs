@@ -16,6 +16,10 @@ fn corpus(rel: &str) -> PathBuf {
         .join(rel)
 }
 
+fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
 fn run(args: &[&str]) -> Output {
     bin().args(args).output().expect("run capdiag")
 }
@@ -656,4 +660,134 @@ fn conns_lists_connections_and_what_they_carried() {
     let o = run(&["conns", corpus("SOURCES.md").to_str().expect("path")]);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+}
+
+/// The secrets of a key log, as hex (the third field of each line).
+fn secrets_of(key_log: &str) -> Vec<String> {
+    key_log
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .map(|s| s.to_ascii_lowercase())
+        .collect()
+}
+
+#[test]
+fn tls_secrets_never_reach_the_output() {
+    let keys = repo("samples/tls-keys/presigned-403-tls13.keys");
+    let cap = repo("samples/tls-keys/presigned-403-tls13.pcap");
+    let text = std::fs::read_to_string(&keys).expect("key log");
+    let secrets = secrets_of(&text);
+    assert!(secrets.len() >= 8, "{secrets:?}");
+    // A key log with a malformed line holding a secret, and one of the wrong length.
+    let bad = tmp(
+        "bad.keys",
+        format!(
+            "{text}CLIENT_RANDOM zz {}\nCLIENT_RANDOM {} {}00\n",
+            secrets[0],
+            "ab".repeat(32),
+            secrets[1]
+        )
+        .as_bytes(),
+    );
+    let k = keys.to_str().expect("path");
+    let b = bad.to_str().expect("path");
+    let c = cap.to_str().expect("path");
+    for args in [
+        vec!["analyze", "--tls-keylog", k, c],
+        vec!["analyze", "--format", "json", "--tls-keylog", b, c],
+        vec![
+            "http",
+            "--format",
+            "json",
+            "--show-body",
+            "--tls-keylog",
+            k,
+            c,
+        ],
+        vec!["conns", "--format", "json", "--tls-keylog", k, c],
+        vec!["conns", "--tls-keylog", b, c],
+        vec!["watch", "--format", "ndjson", "--tls-keylog", b, "-r", c],
+    ] {
+        let o = run(&args);
+        no_panic(&o);
+        let all = format!("{}{}", stdout(&o), stderr(&o)).to_ascii_lowercase();
+        for s in &secrets {
+            assert!(!all.contains(s.as_str()), "{args:?} shows a secret");
+        }
+        assert!(!all.contains("zz"), "{args:?} shows a malformed line");
+    }
+    // The malformed lines are named by number, and decryption goes on with the good ones.
+    let o = run(&["http", "--format", "json", "--tls-keylog", b, c]);
+    let n = text.lines().count();
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "bad.keys: line {}: the client random is not 64 hex digits",
+            n + 1
+        )) && err.contains(&format!(
+            "line {}: a CLIENT_RANDOM master secret is 48 bytes",
+            n + 2
+        )),
+        "{err}"
+    );
+    assert_eq!(json(&o)["exchanges"].as_array().map(Vec::len), Some(2));
+    // A key log that cannot be read is an error before anything is read.
+    let o = run(&["analyze", "--tls-keylog", "/nonexistent/keys", c]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).starts_with("capdiag: --tls-keylog: /nonexistent/keys: "),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn extract_with_keys_embeds_only_the_extracted_connections_secrets() {
+    let keys = repo("samples/tls-keys/presigned-403-tls13.keys");
+    let cap = repo("samples/tls-keys/presigned-403-tls13.pcap");
+    let out = tmp("one-stream.pcapng", b"");
+    let (k, c, w) = (
+        keys.to_str().expect("path"),
+        cap.to_str().expect("path"),
+        out.to_str().expect("path"),
+    );
+    // Stream 1 only (the presigned GET and its 403): its handshake and records, its secrets.
+    let o = run(&[
+        "extract",
+        "--tls-keylog",
+        k,
+        "--with-keys",
+        "--stream",
+        "1",
+        c,
+        "-w",
+        w,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the secrets of 1 TLS connection"),
+        "{}",
+        stderr(&o)
+    );
+    let written = std::fs::read(&out).expect("written");
+    let text = String::from_utf8_lossy(&written).to_ascii_lowercase();
+    let key_log = std::fs::read_to_string(&keys).expect("key log");
+    let randoms: std::collections::BTreeSet<String> = key_log
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .map(str::to_ascii_lowercase)
+        .collect();
+    assert_eq!(randoms.len(), 2, "two connections in the key log");
+    let inside: Vec<&String> = randoms
+        .iter()
+        .filter(|r| text.contains(r.as_str()))
+        .collect();
+    assert_eq!(inside.len(), 1, "only the extracted connection's secrets");
+    // The extract, read with no option, decrypts to the same exchange.
+    let o = run(&["http", "--format", "json", w]);
+    let v = json(&o);
+    let ex = v["exchanges"].as_array().expect("exchanges");
+    assert_eq!(ex.len(), 1);
+    assert_eq!(ex[0]["response"]["status"], 403);
 }

@@ -52,10 +52,27 @@ impl Sink for Collect {
     }
 }
 
-fn run(path: &Path) -> Collect {
+/// Opens a capture to be read by `engine` with the TLS secrets tshark gets too: its key log
+/// (`NAME.keys` beside it, passed to tshark by `regen.sh`) and a pcapng's own.
+fn open(path: &Path, engine: &mut Engine) -> CaptureReader {
     let file = fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut reader = CaptureReader::new(file).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let keys: Vec<_> = Some(path.with_extension("keys"))
+        .filter(|k| k.exists())
+        .into_iter()
+        .collect();
+    let store = std::sync::Arc::new(
+        capdiag::tls::KeyStore::open(&keys, false).unwrap_or_else(|e| panic!("{e}")),
+    );
+    let s = std::sync::Arc::clone(&store);
+    reader.on_secrets(move |kind, data| s.add_embedded("capture", kind, data));
+    engine.set_tls_keys(store);
+    reader
+}
+
+fn run(path: &Path) -> Collect {
     let mut engine = Engine::new(Limits::default());
+    let mut reader = open(path, &mut engine);
     let mut c = Collect::default();
     let mut streams = BTreeMap::new();
     reader.for_each_frame(|f| {
@@ -252,11 +269,10 @@ impl Sink for Conns {
 }
 
 fn conns(path: &Path) -> Conns {
-    let file = fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut reader = CaptureReader::new(file).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut limits = Limits::default();
     limits.flow.records = true;
     let mut engine = Engine::new(limits);
+    let mut reader = open(path, &mut engine);
     let mut c = Conns::default();
     reader.for_each_frame(|f| {
         engine.frame(f, &mut c);
@@ -442,7 +458,23 @@ fn check_tls_stream(
             return;
         };
         *checked += 1;
-        let ch_frame = first(2, "1");
+        // After a HelloRetryRequest (a ServerHello too, for tshark), what capdiag keeps is the
+        // second ClientHello and the real ServerHello: the last of each.
+        let last = |i: usize, v: &str| {
+            frames
+                .iter()
+                .rev()
+                .find(|r| has(r, i, v))
+                .and_then(|r| r[0].parse::<u64>().ok())
+        };
+        let hello = |v: &str| {
+            if t.hello_retry_request {
+                last(2, v)
+            } else {
+                first(2, v)
+            }
+        };
+        let ch_frame = hello("1");
         if t.client_hello.as_ref().map(|h| h.frame) != ch_frame {
             failures.push(format!(
                 "{file}: stream {stream}: ClientHello at {:?}, tshark {ch_frame:?}",
@@ -459,7 +491,7 @@ fn check_tls_stream(
                 ));
             }
         }
-        let sh_frame = first(2, "2");
+        let sh_frame = hello("2");
         if t.server_hello.as_ref().map(|h| h.frame) != sh_frame {
             failures.push(format!(
                 "{file}: stream {stream}: ServerHello at {:?}, tshark {sh_frame:?}",

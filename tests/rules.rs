@@ -18,9 +18,23 @@ fn capdiag(args: &[&str]) -> Output {
         .expect("run capdiag")
 }
 
+/// `analyze` of a sample with its key log when it has one (`NAME.keys` beside it), as tshark
+/// reads it for the goldens.
+fn capdiag_keyed(args: &[&str], sample: &Path) -> Output {
+    let keys = sample.with_extension("keys");
+    let (command, rest) = args.split_first().expect("a subcommand");
+    let mut all: Vec<&str> = vec![command];
+    if keys.exists() {
+        all.extend(["--tls-keylog", keys.to_str().expect("path")]);
+    }
+    all.extend(rest);
+    all.push(sample.to_str().expect("path"));
+    capdiag(&all)
+}
+
 fn analyze(sample: &str) -> (Vec<Value>, Option<i32>) {
     let p = root().join(sample);
-    let o = capdiag(&["analyze", "--format", "json", p.to_str().expect("path")]);
+    let o = capdiag_keyed(&["analyze", "--format", "json"], &p);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{sample}: {e}"));
     (
         v["findings"].as_array().cloned().unwrap_or_default(),
@@ -179,14 +193,7 @@ fn strings(v: &Value) -> Vec<String> {
 /// `analyze --format json --rules ID` of a sample: its findings and exit code.
 fn analyze_rule(sample: &str, rule: &str) -> (Vec<Value>, Option<i32>) {
     let p = root().join(sample);
-    let o = capdiag(&[
-        "analyze",
-        "--format",
-        "json",
-        "--rules",
-        rule,
-        p.to_str().expect("path"),
-    ]);
+    let o = capdiag_keyed(&["analyze", "--format", "json", "--rules", rule], &p);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{sample}: {e}"));
     (
         v["findings"].as_array().cloned().unwrap_or_default(),
@@ -331,12 +338,101 @@ fn healthy_samples_have_no_warning_or_error() {
         "samples/tls/healthy-tls13.pcap",
         "samples/tls/healthy-tls12.pcap",
         "samples/connect/upload-healthy.pcap",
+        "samples/tls-keys/healthy-tls12-aes128.pcap",
+        "samples/tls-keys/healthy-tls12-aes256.pcap",
+        "samples/tls-keys/healthy-tls12-chacha.pcap",
+        "samples/tls-keys/healthy-tls13-aes128.pcap",
+        "samples/tls-keys/healthy-tls13-aes256.pcap",
+        "samples/tls-keys/healthy-tls13-chacha.pcap",
+        "samples/tls-keys/hello-retry-tls13.pcap",
+        "samples/tls-keys/key-update-tls13.pcap",
+        "samples/tls-keys/resumed-tls12.pcap",
+        "samples/tls-keys/resumed-ticket-tls12.pcap",
+        "samples/tls-keys/resumed-tls13.pcap",
+        "samples/tls-keys/h2-tls13.pcap",
     ] {
         let (found, code) = analyze(sample);
         let bad: Vec<&Value> = found.iter().filter(|f| f["severity"] != "info").collect();
         assert!(bad.is_empty(), "{sample}: {bad:#?}");
         assert_eq!(code, Some(0), "{sample}");
     }
+}
+
+#[test]
+fn a_tls13_certificate_read_with_keys_names_the_cause() {
+    // curl's name check after a TLS 1.3 handshake: without keys the certificate is encrypted
+    // and the cause hidden; with curl's key log it is read, and the name is the cause.
+    let sample = root().join("samples/tls-keys/name-mismatch-curl-tls13.pcap");
+    let title = |o: Output| {
+        let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+        v["findings"][0]["title"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let without = title(capdiag(&[
+        "analyze",
+        "--format",
+        "json",
+        sample.to_str().expect("path"),
+    ]));
+    assert!(without.contains("TLS 1.3 hides"), "{without}");
+    let with = title(capdiag_keyed(&["analyze", "--format", "json"], &sample));
+    assert!(with.ends_with("certificate name mismatch"), "{with}");
+    let expired = root().join("samples/tls-keys/expired-curl-tls13.pcap");
+    let o = capdiag_keyed(&["analyze", "--format", "json"], &expired);
+    let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+    let d = v["findings"][0]["detail"].as_str().unwrap_or_default();
+    assert!(d.contains("valid 2020-01-01 to 2020-01-31"), "{d}");
+}
+
+#[test]
+fn keyed_samples_without_their_keys_give_no_http_or_tls_finding() {
+    // Read without the key log, HTTPS shows no HTTP at all: no HTTP rule can fire, and the
+    // TLS rules must not mistake healthy encrypted traffic for a failure. Only what TCP itself
+    // shows may be reported (the realm's unanswered SYNs).
+    // The handshake failures among them are tls-handshake-rejected's, with or without keys.
+    let rejected: Vec<String> = rule_cases()
+        .into_iter()
+        .find(|(id, _)| id == "tls-handshake-rejected")
+        .map(|(_, c)| {
+            c["failing"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f["sample"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let dir = root().join("samples/tls-keys");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).expect("samples/tls-keys") {
+        let p = e.expect("entry").path();
+        if p.extension().is_none_or(|x| x != "pcap")
+            || rejected.iter().any(|r| p.ends_with(r.as_str()))
+        {
+            continue;
+        }
+        n += 1;
+        let o = capdiag(&["analyze", "--format", "json", p.to_str().expect("path")]);
+        let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+        let rules: Vec<&str> = v["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .filter_map(|f| f["rule"].as_str())
+            .filter(|r| *r != "tcp-connect-unanswered")
+            .collect();
+        assert!(rules.is_empty(), "{}: {rules:?}", p.display());
+        assert_eq!(v["files"][0]["exchanges"], 0, "{}", p.display());
+        // With it, every connection is decrypted.
+        let o = capdiag_keyed(&["analyze", "--format", "json"], &p);
+        let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+        let tls = &v["files"][0]["tls"];
+        assert!(tls["decrypted"].as_u64() > Some(0), "{}", p.display());
+        assert_eq!(tls["decrypted"], tls["connections"], "{}", p.display());
+    }
+    assert!(n >= 15, "{n} keyed samples");
 }
 
 #[test]
@@ -727,7 +823,7 @@ fn watch_reading_a_file_finds_what_analyze_finds() {
         let p = root().join(sample);
         let path = p.to_str().expect("path");
         let (want, code) = analyze(sample);
-        let o = capdiag(&["watch", "-r", path, "--format", "ndjson"]);
+        let o = capdiag_keyed(&["watch", "--format", "ndjson", "-r"], &p);
         assert_eq!(o.status.code(), code, "{sample}: exit code");
         let lines: Vec<Value> = String::from_utf8_lossy(&o.stdout)
             .lines()

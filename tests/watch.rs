@@ -80,6 +80,25 @@ impl Lab {
             "net.ipv4.ip_forward=0",
         ]);
         let d = lab.dir.display();
+        // A certificate for the TLS port (curl is told not to check it).
+        sh(&[
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=registry.lab",
+            "-keyout",
+            lab.dir.join("tls.key").to_str().expect("path"),
+            "-out",
+            lab.dir.join("tls.crt").to_str().expect("path"),
+        ]);
         let conf = format!(
             r#"daemon on;
 pid {d}/nginx.pid;
@@ -90,6 +109,9 @@ http {{
   client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};
   server {{
     listen 10.79.0.2:80;
+    listen 10.79.0.2:443 ssl;
+    ssl_certificate {d}/tls.crt;
+    ssl_certificate_key {d}/tls.key;
     location /v2/ {{
       default_type application/json;
       add_header Www-Authenticate 'Bearer realm="http://10.79.1.5/token",service="lab-registry"' always;
@@ -568,6 +590,93 @@ fn connection_failures_are_reported_live_within_seconds() {
         .map(key)
         .collect();
     assert_eq!(offline, [key(&refused), key(&unanswered)]);
+}
+
+/// HTTPS decrypted live: `watch --tls-keylog KEYS` starts before the key log exists; curl
+/// writes it (`SSLKEYLOGFILE`) while the capture runs. The 401 inside TLS names a realm that is
+/// unreachable: `auth-realm-unreachable` can only be made from the decrypted HTTP. The file the
+/// watch wrote, with the key log, gives the same finding; without it, none from HTTP.
+#[test]
+#[ignore = "needs root, iproute2, nginx, curl and openssl; run by .ci/run"]
+fn https_is_decrypted_live_with_a_key_log_written_during_the_capture() {
+    assert!(
+        is_root(),
+        "this test must run as root (it creates network namespaces)"
+    );
+    let lab = Lab::new();
+    let pcap = lab.dir.join("https.pcap");
+    let keys = lab.dir.join("keys.log");
+    let Watch {
+        child: mut watch,
+        lines: rx,
+        reader,
+    } = Watch::start(
+        &lab,
+        &[
+            "-i".as_ref(),
+            "eth0".as_ref(),
+            "--format".as_ref(),
+            "ndjson".as_ref(),
+            "--tls-keylog".as_ref(),
+            keys.as_os_str(),
+            "-w".as_ref(),
+            pcap.as_os_str(),
+        ],
+    );
+    let o = lab
+        .curl_command(&["-k", "https://10.79.0.2/v2/"])
+        .env("SSLKEYLOGFILE", &keys)
+        .output()
+        .expect("curl");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("UNAUTHORIZED"),
+        "{o:?}"
+    );
+    assert!(keys.exists(), "curl wrote no key log");
+    let mut realm = lab.spawn_curl(&[
+        "--connect-timeout",
+        "4",
+        "http://10.79.1.5/token?service=lab-registry",
+    ]);
+    let (found, after) = next_finding(&rx, Duration::from_secs(10)).expect("a finding");
+    eprintln!(
+        "realm finding {:.2} s after the request",
+        after.as_secs_f64()
+    );
+    assert_eq!(found["rule"], "auth-realm-unreachable", "{found}");
+    let _ = realm.wait();
+    sh(&["kill", "-INT", &watch.id().to_string()]);
+    let _ = watch.wait().expect("wait");
+    let _ = reader.join();
+    let analyze = |with_keys: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_capdiag"));
+        c.args(["analyze", "--format", "json"]);
+        if with_keys {
+            c.arg("--tls-keylog").arg(&keys);
+        }
+        let o = c.arg(&pcap).output().expect("analyze");
+        let v: Value = serde_json::from_slice(&o.stdout).expect("analyze JSON");
+        v
+    };
+    let with = analyze(true);
+    let rules: Vec<&str> = with["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["rule"].as_str())
+        .collect();
+    assert_eq!(rules, ["auth-realm-unreachable"], "{with}");
+    assert_eq!(with["findings"][0]["key_frame"], found["key_frame"]);
+    assert_eq!(with["files"][0]["tls"]["decrypted"], 1);
+    let without = analyze(false);
+    assert!(
+        without["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|f| f["rule"] != "auth-realm-unreachable"),
+        "{without}"
+    );
 }
 
 /// A download whose reader stops (SIGSTOP) is reset by nginx's `send_timeout` (2 s, with

@@ -12,6 +12,8 @@
 #  - streams/NAME.tsv: frame and tcp.stream of every frame that has one;
 #  - conv/NAME.tsv: tshark's TCP conversation statistics (-z conv,tcp): endpoint A, endpoint
 #    B, frames B->A, frames A->B, one line per conversation;
+# A capture with a key log beside it (NAME.keys) is read with it (-o tls.keylog_file), so
+# its goldens hold what the decrypted traffic shows.
 #  - tls/NAME.tsv (captures with TLS only; their HTTP ports decoded as TLS for it): frame,
 #    tcp.stream, the TLS record content types,
 #    handshake types, SNI, supported versions (a ServerHello's is the one chosen) and alert
@@ -56,6 +58,12 @@ while IFS=$'\t' read -r file ports; do
   if [[ $ports != - ]]; then
     IFS=, read -ra ps <<<"$ports"
     for p in "${ps[@]}"; do args+=(-d "tcp.port==$p,http"); tls_args+=(-d "tcp.port==$p,tls"); done
+  fi
+  # A capture's key log, NAME.keys beside it, decrypts its TLS (as the tests give it to
+  # capdiag); a pcapng's own secrets need no option.
+  keys="${file%.*}.keys"
+  if [[ -f $keys ]]; then
+    args+=(-o "tls.keylog_file:$keys"); tls_args+=(-o "tls.keylog_file:$keys")
   fi
   golden="$out/$(echo "$file" | sed 's#^tests/corpus/##; s#^samples/#samples-#; s#/#__#g').tsv"
   got=$(tshark -n -2 -r "$file" -o tcp.desegment_tcp_streams:TRUE -o http.desegment_body:TRUE \
