@@ -8,9 +8,15 @@
 # minutes per capture; its columns then read 0).
 #
 #   scripts/bench.sh CAPTURE...            measure these captures
-#   sudo scripts/bench.sh --record DIR     record the two 1 GB benchmark captures into DIR first
+#   sudo scripts/bench.sh --record DIR     record the 1 GB benchmark captures into DIR first
 #                                          (real nginx + wrk traffic in a private namespace), then
-#                                          measure them
+#                                          measure http-mix, http-small and https-keys
+#
+# TLS decryption: a capture named https-keys.pcap (scripts/record-bench-captures.sh: TLS 1.3,
+# AES-128-GCM) is measured with its key log beside it, `capdiag analyze --tls-keylog
+# DIR/https-keys.keys ...`, and tshark decrypts with the same file (`-o tls.keylog_file:`); the
+# case is skipped, with a message, when the capture or its key log is missing. Any other
+# capture with a NAME.keys beside it is measured the same way.
 #
 # Needs tcpdump, tshark, capinfos (Debian: tcpdump, tshark). Results go in docs/performance.md.
 set -euo pipefail
@@ -18,7 +24,7 @@ cd "$(dirname "$0")/.."
 if [[ ${1:-} == --record ]]; then
   dir=${2:?usage: bench.sh --record DIR}
   scripts/record-bench-captures.sh "$dir"
-  set -- "$dir/http-mix.pcap" "$dir/http-small.pcap"
+  set -- "$dir/http-mix.pcap" "$dir/http-small.pcap" "$dir/https-keys.pcap"
 fi
 (($#)) || { echo "usage: scripts/bench.sh CAPTURE... | --record DIR" >&2; exit 2; }
 cargo build --release -q
@@ -33,6 +39,22 @@ measure() { # prints "seconds peak_rss_kib" of a command, its output discarded
 }
 printf '%-16s %6s %9s | %-34s | %-8s | %-8s | %-20s | %-24s | %s\n' capture MB packets "capdiag -j2 s (MB/s, Mpkt/s, RSS)" "-j1 s" "tcpdump" "tshark http s (RSS)" "-j2/tcpdump -j1/tcpdump" "tshark/-j2  same"
 for f in "$@"; do
+  # The key log of a capture: NAME.keys beside NAME.pcap. https-keys is the TLS decryption case
+  # and is measured only with its key log.
+  keys=${f%.*}.keys; tls=()
+  if [[ $(basename "$f") == https-keys.* ]] && ! [[ -f $f && -f $keys ]]; then
+    echo "bench.sh: skipping the TLS decryption case: $( [[ -f $f ]] || printf '%s' "$f missing; ")$( [[ -f $keys ]] || printf '%s' "its key log $keys missing; ")record both with: sudo CAPTURES=https-keys scripts/record-bench-captures.sh $(dirname "$f")" >&2
+    continue
+  fi
+  if [[ -f $keys ]]; then
+    tls=(--tls-keylog "$keys")
+    # A build without the option would fail at once, and its time would read as a result.
+    help=$("$bin" analyze --help 2>&1 || true)
+    if [[ $help != *--tls-keylog* ]]; then
+      echo "bench.sh: skipping $(basename "$f"): this build's capdiag analyze has no --tls-keylog option" >&2
+      continue
+    fi
+  fi
   bytes=$(stat -c %s "$f")
   # capinfos counts the packets of a capture cut short too, but then exits non-zero.
   pkts=$(capinfos -c -M "$f" 2>/dev/null | awk '/Number of packets/ {print $NF}' || true)
@@ -43,22 +65,27 @@ for f in "$@"; do
   # the same conditions.
   best=""; one=""; td=""; rss=""
   for _ in $(seq "${RUNS:-5}"); do
-    read -r s r < <(measure "$bin" analyze -j 2 --fail-on never "$f")
+    read -r s r < <(measure "$bin" analyze -j 2 --fail-on never "${tls[@]}" "$f")
     if faster "$s" "$best"; then best=$s; rss=$r; fi
-    read -r s _ < <(measure "$bin" analyze -j 1 --fail-on never "$f")
+    read -r s _ < <(measure "$bin" analyze -j 1 --fail-on never "${tls[@]}" "$f")
     if faster "$s" "$one"; then one=$s; fi
     read -r s _ < <(measure tcpdump -r "$f" -w /dev/null)
     if faster "$s" "$td"; then td=$s; fi
   done
   same=no
-  if [[ $("$bin" analyze -j 2 --format json --fail-on never "$f" 2>&1 | md5sum) == \
-        $("$bin" analyze -j 1 --format json --fail-on never "$f" 2>&1 | md5sum) ]]; then
+  if [[ $("$bin" analyze -j 2 --format json --fail-on never "${tls[@]}" "$f" 2>&1 | md5sum) == \
+        $("$bin" analyze -j 1 --format json --fail-on never "${tls[@]}" "$f" 2>&1 | md5sum) ]]; then
     same=yes
   fi
-  ports=$("$bin" http --format json "$f" 2>/dev/null | python3 -c '
+  if ((${#tls[@]})); then
+    # tshark decrypts with the same key log (https-keys is on port 443, which it reads as TLS).
+    ports="-o tls.keylog_file:$keys"
+  else
+    ports=$("$bin" http --format json "$f" 2>/dev/null | python3 -c '
 import json,sys
 d=json.load(sys.stdin)
 print(" ".join(sorted({"-d tcp.port==%s,http" % e["server"].rsplit(":",1)[1] for e in d["exchanges"]})))' 2>/dev/null || true)
+  fi
   ts=0; trss=0
   # shellcheck disable=SC2086
   [[ ${TSHARK:-1} == 0 ]] || read -r ts trss < <(measure tshark -n -2 -r "$f" $ports -Y http -T fields -e frame.number -e http.request.method -e http.response.code)
