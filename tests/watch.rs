@@ -207,8 +207,15 @@ impl Watch {
             .expect("start capdiag watch");
         // Wait until it is capturing.
         let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+        // Notes may come first (a key log that does not exist yet).
         let mut line = String::new();
-        err.read_line(&mut line).expect("read stderr");
+        for _ in 0..4 {
+            line.clear();
+            err.read_line(&mut line).expect("read stderr");
+            if !line.starts_with("capdiag: note: ") {
+                break;
+            }
+        }
         assert!(line.contains("watching eth0"), "{line}");
         // Lines of output, as they come.
         let (tx, lines) = mpsc::channel::<String>();

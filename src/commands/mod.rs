@@ -67,6 +67,12 @@ fn open_or_report(path: &Path, name: &str) -> Option<CaptureReader> {
 fn tls_keys(args: &crate::cli::TlsArgs, follow: bool) -> Option<Arc<crate::tls::KeyStore>> {
     match crate::tls::KeyStore::open(&args.tls_keylog, follow) {
         Ok(k) => {
+            for p in args.tls_keylog.iter().filter(|p| !p.exists()) {
+                say!(
+                    "capdiag: note: {} does not exist yet: read when a client writes it",
+                    name_of(p)
+                );
+            }
             let k = Arc::new(k);
             report_key_lines(&k);
             Some(k)

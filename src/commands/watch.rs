@@ -325,6 +325,8 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
     }
     sig_handle.close();
     engine.finish(&mut set);
+    // Lines of the followed key logs that were not used, found as they were read.
+    super::report_key_lines(&keys);
     let dropped = set.state_dropped();
     let suppressed = set.suppressed();
     drop(set);
