@@ -6,8 +6,9 @@
 # certificates from a throwaway CA made here (a good one for registry.lab, s3.lab and auth.lab;
 # one for registry.lab that expired in 2020, made under faketime; one for other.lab); behind it,
 # on loopback, distribution (Debian's docker-registry) and s3s-fs (the S3 server of
-# record-registry-samples.sh). The client runs curl 7.88 (OpenSSL, `SSLKEYLOGFILE`) or `openssl
-# s_client -keylogfile`; tcpdump records on the client's veth (Ethernet, offloads off, `-s 0`).
+# record-registry-samples.sh). The client runs curl 7.88 (OpenSSL, `SSLKEYLOGFILE`), `openssl
+# s_client -keylogfile` or a Go program (below); tcpdump records on the client's veth (Ethernet,
+# offloads off, `-s 0`).
 # The server's addresses, all on port 443:
 #   10.89.0.2 registry.lab    nginx -> distribution on S3 storage (https://s3.lab, which the
 #                             registry resolves to 10.89.0.3)
@@ -56,8 +57,17 @@
 #    plaintext unknown_ca alert, even under TLS 1.3; the certificate (encrypted) decrypts with
 #    the key log (the handshake secrets are logged before the certificate is checked);
 #  - expired-curl-tls13.pcap: curl (TLS 1.3, trusting the CA) to the certificate that expired
-#    in 2020: plaintext certificate_expired alert, the certificate decrypts with the key log.
+#    in 2020: plaintext certificate_expired alert, the certificate decrypts with the key log;
+#  - untrusted-go-tls13.pcap: a Go crypto/tls client (Debian's golang-go, a small program built
+#    here, `tls.Config{KeyLogWriter, ServerName: "registry.lab", MinVersion: TLS 1.3}`), not
+#    trusting the CA, GET https://registry.lab/v2/: Go answers the server's flight with its
+#    ChangeCipherSpec and an encrypted bad_certificate alert (fatal) in one segment, then closes;
+#    the alert and the certificate decrypt with the key log (Go logs both handshake secrets).
 # Run as root: scripts/record-tls-key-samples.sh [OUTDIR]   (default samples/tls-keys)
+# ONLY="NAME..." (names without .pcap, space or comma separated) records and checks only those
+# captures and leaves the others in OUTDIR as they are, e.g.
+#   ONLY=untrusted-go-tls13 scripts/record-tls-key-samples.sh
+# (presigned-403-tls13-dsb is remade whenever presigned-403-tls13 is recorded).
 set -euo pipefail
 DIR=$(realpath -m "${1:-$(dirname "$0")/../samples/tls-keys}")
 mkdir -p "$DIR"
@@ -65,6 +75,11 @@ mkdir -p "$DIR"
 lab_install tcpdump curl ip nginx docker-registry skopeo openssl ethtool jq tshark faketime
 command -v nft >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >/dev/null; }
 command -v editcap >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wireshark-common >/dev/null; }
+ONLY=${ONLY:-}
+wanted() { [[ -z $ONLY || " ${ONLY//,/ } " == *" $1 "* ]]; }
+if wanted untrusted-go-tls13; then
+  command -v go >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >/dev/null; }
+fi
 # s3s-fs as record-registry-samples.sh gets it
 S3S_VERSION=0.14.1
 S3S_ROOT=${S3S_ROOT:-/opt/s3s}
@@ -306,8 +321,11 @@ for u in "$P.2 https://registry.lab/v2/" "$P.5 https://registry.lab/v2/" "$P.3 h
   done
 done
 
-record() { # NAME COMMAND...: the command gets SSLKEYLOGFILE=$DIR/NAME.keys
+declare -A RECORDED=()
+record() { # NAME COMMAND...: the command gets SSLKEYLOGFILE=$DIR/NAME.keys (only if wanted)
   local name=$1; shift
+  wanted "$name" || return 0
+  RECORDED[$name]=1
   rm -f "$DIR/$name.keys"
   : >"$WORK/tcpdump.log" # lab_capture_start waits for "listening on" in it: not the last capture's
   lab_capture_start $C eth0 tcp "$DIR/$name.pcap" "$WORK/tcpdump.log"
@@ -405,23 +423,87 @@ record name-mismatch-curl-tls13 badcert name-mismatch-curl-tls13 11 --cacert "$W
 record untrusted-curl-tls13 badcert untrusted-curl-tls13 7
 record expired-curl-tls13 badcert expired-curl-tls13 12 --cacert "$WORK/ca.crt"
 
+# A Go crypto/tls client (standard library only, built here with nothing fetched): one GET to
+# ADDR with ServerName registry.lab, TLS 1.3 only, the system roots (the CA is not among them),
+# its key log in $SSLKEYLOGFILE.
+if wanted untrusted-go-tls13; then
+  mkdir -p "$WORK/go"
+  cat >"$WORK/go/main.go" <<'GO'
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+)
+
+// usage: gotls ADDR URL
+func main() {
+	addr, url := os.Args[1], os.Args[2]
+	f, err := os.OpenFile(os.Getenv("SSLKEYLOGFILE"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	defer f.Close()
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	client := &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{KeyLogWriter: f, ServerName: "registry.lab", MinVersion: tls.VersionTLS13},
+			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return dialer.DialContext(ctx, network, addr)
+			},
+			DisableKeepAlives: true,
+		},
+	}
+	resp, err := client.Get(url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	fmt.Printf("%s %s\n", resp.Status, body)
+}
+GO
+  (cd "$WORK/go" && "${ENV[@]}" GOCACHE="$WORK/go/cache" GOPATH="$WORK/go/path" GOTOOLCHAIN=local GOPROXY=off \
+    GOFLAGS= GO111MODULE=off CGO_ENABLED=0 go build -o "$WORK/go/gotls" main.go)
+fi
+gotls() { # NAME ADDRESS
+  client "$DIR/$1.keys" "$WORK/go/gotls" "$P.$2:443" https://registry.lab/v2/
+}
+record untrusted-go-tls13 gotls untrusted-go-tls13 7
+
 # The key log embedded in a pcapng (Decryption Secrets Block).
-rm -f "$DIR/presigned-403-tls13-dsb.pcapng"
-editcap --inject-secrets "tls,$DIR/presigned-403-tls13.keys" "$DIR/presigned-403-tls13.pcap" \
-  "$DIR/presigned-403-tls13-dsb.pcapng"
-chmod 644 "$DIR/presigned-403-tls13-dsb.pcapng"
+if wanted presigned-403-tls13 || wanted presigned-403-tls13-dsb; then
+  RECORDED[presigned-403-tls13-dsb]=1
+  rm -f "$DIR/presigned-403-tls13-dsb.pcapng"
+  editcap --inject-secrets "tls,$DIR/presigned-403-tls13.keys" "$DIR/presigned-403-tls13.pcap" \
+    "$DIR/presigned-403-tls13-dsb.pcapng"
+  chmod 644 "$DIR/presigned-403-tls13-dsb.pcapng"
+fi
 
 # Checks: every capture decrypts with its key log (tshark 4.0: all the HTTP messages expected,
 # no record that fails to decrypt, nothing malformed); the embedded secrets work alone; the
 # resumed connections really resumed; the certificate failures show their certificate only with
-# the key log, and their alert.
+# the key log, and their alert. With ONLY, only the captures recorded in this run.
 declare -A HTTP=([presigned-403-tls13]=4 [presigned-redirect-healthy-tls13]=4 [auth-realm-unreachable-tls12]=2
   [hello-retry-tls13]=4 [resumed-tls12]=4 [resumed-tls13]=4 [resumed-ticket-tls12]=4 [key-update-tls13]=4
-  [h2-tls13]=6 [name-mismatch-curl-tls13]=0 [untrusted-curl-tls13]=0 [expired-curl-tls13]=0)
+  [h2-tls13]=6 [name-mismatch-curl-tls13]=0 [untrusted-curl-tls13]=0 [expired-curl-tls13]=0 [untrusted-go-tls13]=0)
 fail=0
 bad() { echo "CHECK FAILED: $*" >&2; fail=1; }
+for n in ${ONLY//,/ }; do
+  [[ -n ${RECORDED[$n]:-} ]] || bad "ONLY: no capture named $n"
+done
 for f in "$DIR"/*.pcap; do
   n=$(basename "$f" .pcap)
+  [[ -n ${RECORDED[$n]:-} ]] || continue
   k=(-o "tls.keylog_file:$DIR/$n.keys")
   echo "## $n.pcap ($(stat -c %s "$f") bytes, $(capinfos -c -M "$f" | awk -F: '/Number of packets/{gsub(/ /,"",$2); print $2}') frames)" >&2
   echo "ServerHello: frame, version, suite, supported_version, session id" >&2
@@ -438,32 +520,42 @@ for f in "$DIR"/*.pcap; do
     || bad "$n: malformed frames or TLS warnings"
 done
 d=$DIR/presigned-403-tls13-dsb.pcapng
-capinfos "$d" | grep -q 'Number of decryption secrets in file: 1' || bad "$d: no decryption secrets block"
-tshark -n -2 -r "$d" -Y http -T fields -e frame.number -e tcp.stream -e http.request.method -e http.request.uri \
-  -e http.response.code 2>/dev/null | cmp -s - <(cut -f1-5 "$WORK/presigned-403-tls13.http") || bad "$d: not as its .pcap with the key log"
+if [[ -n ${RECORDED[presigned-403-tls13-dsb]:-} ]]; then
+  capinfos "$d" | grep -q 'Number of decryption secrets in file: 1' || bad "$d: no decryption secrets block"
+  tshark -n -2 -r "$d" -Y http -T fields -e frame.number -e tcp.stream -e http.request.method -e http.request.uri \
+    -e http.response.code 2>/dev/null | cmp -s - <(cut -f1-5 "$WORK/presigned-403-tls13.http") || bad "$d: not as its .pcap with the key log"
+fi
 for n in resumed-tls12 resumed-ticket-tls12 resumed-tls13; do
+  [[ -n ${RECORDED[$n]:-} ]] || continue
   k=(-o "tls.keylog_file:$DIR/$n.keys")
   certs=$(tshark -n -2 -r "$DIR/$n.pcap" "${k[@]}" -Y tls.handshake.type==11 2>/dev/null | wc -l)
   hellos=$(tshark -n -r "$DIR/$n.pcap" "${k[@]}" -Y tls.handshake.type==2 2>/dev/null | wc -l)
   [[ $certs == 1 && $hellos == 2 ]] || bad "$n: $hellos ServerHellos, $certs Certificates: not resumed"
 done
-tshark -n -r "$DIR/resumed-ticket-tls12.pcap" -Y 'tls.handshake.type==1 and tcp.stream==1' -T fields \
-  -e tls.handshake.extension.type -e tls.handshake.extension.len 2>/dev/null \
-  | awk -F'\t' '{n = split($1, t, ","); split($2, l, ","); for (i = 1; i <= n; i++) if (t[i] == 35 && l[i] > 0) ok = 1} END {exit !ok}' \
-  || bad "resumed-ticket-tls12: no session ticket offered"
-[[ -n $(tshark -n -r "$DIR/resumed-tls13.pcap" -Y 'tls.handshake.type==2 and tcp.stream==1 and tls.handshake.extension.type==41' 2>/dev/null) ]] \
+if [[ -n ${RECORDED[resumed-ticket-tls12]:-} ]]; then
+  tshark -n -r "$DIR/resumed-ticket-tls12.pcap" -Y 'tls.handshake.type==1 and tcp.stream==1' -T fields \
+    -e tls.handshake.extension.type -e tls.handshake.extension.len 2>/dev/null \
+    | awk -F'\t' '{n = split($1, t, ","); split($2, l, ","); for (i = 1; i <= n; i++) if (t[i] == 35 && l[i] > 0) ok = 1} END {exit !ok}' \
+    || bad "resumed-ticket-tls12: no session ticket offered"
+fi
+[[ -z ${RECORDED[resumed-tls13]:-} \
+  || -n $(tshark -n -r "$DIR/resumed-tls13.pcap" -Y 'tls.handshake.type==2 and tcp.stream==1 and tls.handshake.extension.type==41' 2>/dev/null) ]] \
   || bad "resumed-tls13: no pre_shared_key accepted"
-[[ -n $(tshark -n -2 -r "$DIR/key-update-tls13.pcap" -o "tls.keylog_file:$DIR/key-update-tls13.keys" -Y 'tls.handshake.type==24' 2>/dev/null) ]] \
+[[ -z ${RECORDED[key-update-tls13]:-} \
+  || -n $(tshark -n -2 -r "$DIR/key-update-tls13.pcap" -o "tls.keylog_file:$DIR/key-update-tls13.keys" -Y 'tls.handshake.type==24' 2>/dev/null) ]] \
   || bad "key-update-tls13: no KeyUpdate"
-for t in "name-mismatch-curl-tls13 other.lab 0" "untrusted-curl-tls13 registry.lab 48" \
-  "expired-curl-tls13 registry.lab 45"; do
-  read -r n name alert <<<"$t"
+# NAME, the certificate's name, the client's first alert (description, level), and whether that
+# alert is encrypted (readable only with the key log) or plaintext.
+for t in "name-mismatch-curl-tls13 other.lab 0 1 encrypted" "untrusted-curl-tls13 registry.lab 48 2 plaintext" \
+  "expired-curl-tls13 registry.lab 45 2 plaintext" "untrusted-go-tls13 registry.lab 42 2 encrypted"; do
+  read -r n name alert level how <<<"$t"
+  [[ -n ${RECORDED[$n]:-} ]] || continue
   k=(-o "tls.keylog_file:$DIR/$n.keys")
-  echo "## $n: Certificate (frame, names, SANs), then alerts (frame, source, description)" >&2
+  echo "## $n: Certificate (frame, names, SANs), then alerts (frame, source, level, description)" >&2
   tshark -n -r "$DIR/$n.pcap" "${k[@]}" -Y tls.handshake.type==11 -T fields -e frame.number \
     -e x509sat.uTF8String -e x509ce.dNSName 2>/dev/null | tee "$WORK/$n.cert" >&2
   tshark -n -r "$DIR/$n.pcap" "${k[@]}" -Y tls.alert_message -T fields -e frame.number -e ip.src \
-    -e tls.alert_message.desc 2>/dev/null | tee "$WORK/$n.alert" >&2
+    -e tls.alert_message.level -e tls.alert_message.desc 2>/dev/null | tee "$WORK/$n.alert" >&2
   [[ $(wc -l <"$WORK/$n.cert") == 1 ]] && cut -f3 "$WORK/$n.cert" | tr , '\n' | grep -qx "$name" \
     || bad "$n: no Certificate for $name with the key log"
   [[ -z $(tshark -n -r "$DIR/$n.pcap" -Y tls.handshake.type==11 2>/dev/null) ]] \
@@ -472,9 +564,26 @@ for t in "name-mismatch-curl-tls13 other.lab 0" "untrusted-curl-tls13 registry.l
     2>/dev/null) == 0x0304 ]] || bad "$n: not TLS 1.3"
   [[ $(tshark -n -r "$DIR/$n.pcap" -T fields -e tcp.stream 2>/dev/null | sort -u | wc -l) == 1 ]] \
     || bad "$n: not one connection"
-  [[ $(cut -f2,3 "$WORK/$n.alert" | head -1 | tr '\t' ' ') == "$P.1 $alert" ]] \
-    || bad "$n: the client's first alert is not $alert"
+  [[ $(cut -f2-4 "$WORK/$n.alert" | head -1 | tr '\t' ' ') == "$P.1 $level $alert" ]] \
+    || bad "$n: the client's first alert is not $alert (level $level)"
+  nokeys=$(tshark -n -r "$DIR/$n.pcap" -Y "tls.alert_message and ip.src==$P.1" 2>/dev/null | wc -l)
+  if [[ $how == encrypted ]]; then
+    [[ $nokeys == 0 ]] || bad "$n: the client's alert is readable without the key log"
+  else
+    [[ $nokeys != 0 ]] || bad "$n: the client's alert is not in plaintext"
+  fi
 done
+if [[ -n ${RECORDED[untrusted-go-tls13]:-} ]]; then
+  n=untrusted-go-tls13
+  echo "## $n: key log labels: $(cut -d' ' -f1 "$DIR/$n.keys" | sort | uniq -c | tr -s ' \n' ' ')" >&2
+  for l in CLIENT_HANDSHAKE_TRAFFIC_SECRET SERVER_HANDSHAKE_TRAFFIC_SECRET; do
+    grep -q "^$l " "$DIR/$n.keys" || bad "$n: no $l in the key log"
+  done
+  # Go's ChangeCipherSpec and its encrypted alert (one 19-byte record: 2 bytes, type, 16-byte tag)
+  # in one segment.
+  [[ $(tshark -n -r "$DIR/$n.pcap" -Y "ip.src==$P.1 and tls.change_cipher_spec and tls.record.length==19" 2>/dev/null | wc -l) == 1 ]] \
+    || bad "$n: no ChangeCipherSpec with a 19-byte record in one segment"
+fi
 kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
 ls -la "$DIR" >&2
 exit $fail

@@ -384,6 +384,23 @@ fn a_tls13_certificate_read_with_keys_names_the_cause() {
     let v: Value = serde_json::from_slice(&o.stdout).expect("json");
     let d = v["findings"][0]["detail"].as_str().unwrap_or_default();
     assert!(d.contains("valid 2020-01-01 to 2020-01-31"), "{d}");
+    // Go's 19-byte encrypted alert, decrypted: bad_certificate, and the certificate says why.
+    let go = root().join("samples/tls-keys/untrusted-go-tls13.pcap");
+    let o = capdiag_keyed(&["analyze", "--format", "json"], &go);
+    let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+    let f = &v["findings"][0];
+    assert!(
+        f["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("fatal alert, bad_certificate (42)")),
+        "{f}"
+    );
+    assert!(
+        f["title"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("untrusted certificate issuer")),
+        "{f}"
+    );
 }
 
 #[test]
