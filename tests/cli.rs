@@ -790,4 +790,55 @@ fn extract_with_keys_embeds_only_the_extracted_connections_secrets() {
     let ex = v["exchanges"].as_array().expect("exchanges");
     assert_eq!(ex.len(), 1);
     assert_eq!(ex[0]["response"]["status"], 403);
+    // Frames before any handshake (the SYNs): no secret goes with them.
+    let early = tmp("syns.pcapng", b"");
+    let e = early.to_str().expect("path");
+    let o = run(&[
+        "extract",
+        "--tls-keylog",
+        k,
+        "--with-keys",
+        "--frames",
+        "1-3",
+        c,
+        "-w",
+        e,
+    ]);
+    assert!(
+        stderr(&o).contains("the secrets of 0 TLS connections"),
+        "{}",
+        stderr(&o)
+    );
+    let written =
+        String::from_utf8_lossy(&std::fs::read(&early).expect("written")).to_ascii_lowercase();
+    assert!(randoms.iter().all(|r| !written.contains(r.as_str())));
+}
+
+#[test]
+fn suites_not_decrypted_are_counted_and_named() {
+    // A public capture with TLS 1.2 connections on RSA-AES128-CBC-SHA (0x002f), read with a key
+    // log (of other connections): each is counted and named, none is a decryption failure.
+    let cap = corpus("arkime/arkime_synthetic.pcap");
+    let keys = repo("samples/tls-keys/healthy-tls13-aes128.keys");
+    let (c, k) = (cap.to_str().expect("path"), keys.to_str().expect("path"));
+    let o = run(&["conns", "--format", "json", "--tls-keylog", k, c]);
+    let v = json(&o);
+    let tls = &v["files"][0]["tls"];
+    assert!(tls["unsupported_suite"].as_u64() >= Some(4), "{tls}");
+    assert_eq!(tls["decryption_failed"], 0, "{tls}");
+    let cbc = v["connections"]
+        .as_array()
+        .expect("connections")
+        .iter()
+        .filter(|c| {
+            c["tls"]["cipher_suite"]
+                .as_str()
+                .is_some_and(|s| s.contains("CBC"))
+                && c["tls"]["decryption"]["status"] == "unsupported_suite"
+        })
+        .count();
+    assert!(cbc >= 4, "{cbc}");
+    let o = run(&["conns", "--tls-keylog", k, c]);
+    assert!(stdout(&o).contains("unsupported suite 0x002f (CBC, RC4 or NULL)"));
+    assert!(stdout(&o).contains("with a cipher suite not decrypted (CBC, CCM)"));
 }

@@ -65,7 +65,7 @@ fn open(path: &Path, engine: &mut Engine) -> CaptureReader {
         capdiag::tls::KeyStore::open(&keys, false).unwrap_or_else(|e| panic!("{e}")),
     );
     let s = std::sync::Arc::clone(&store);
-    reader.on_secrets(move |kind, data| s.add_embedded("capture", kind, data));
+    reader.on_secrets(move |kind, data, frame| s.add_embedded_at("capture", kind, data, frame));
     engine.set_tls_keys(store);
     reader
 }

@@ -54,12 +54,15 @@ fuzz_target!(|data: &[u8]| {
     let (client, server) = split(&rest);
     // Followed: the secrets arrive at a chosen frame, after records that wait for them.
     let follow = flags & 32 != 0;
+    // A followed key log: a file of this process's, empty until the chosen frame.
+    let file = std::env::temp_dir().join(format!("capdiag-fuzz-keys-{}", std::process::id()));
     let keys = Arc::new(if follow {
-        KeyStore::open(&[], true).expect("no files")
+        std::fs::write(&file, b"").expect("temp key log");
+        KeyStore::open(std::slice::from_ref(&file), true).expect("temp key log")
     } else {
         KeyStore::default()
     });
-    let mut keys_at = if follow { rng.below(64) } else { 0 };
+    let mut keys_at = if follow { 1 + rng.below(64) } else { 0 };
     if keys_at == 0 {
         keys.add_embedded("input", capdiag::tls::keys::TLS_KEY_LOG, &key_log);
     }
@@ -93,7 +96,7 @@ fuzz_target!(|data: &[u8]| {
         frame += 1;
         if keys_at > 0 && frame >= keys_at {
             keys_at = 0;
-            keys.add_embedded("input", capdiag::tls::keys::TLS_KEY_LOG, &key_log);
+            std::fs::write(&file, &key_log).expect("temp key log");
         }
         if gaps && rng.below(16) == 0 {
             let len = 1 + rng.below(1500);

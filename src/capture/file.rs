@@ -199,8 +199,8 @@ struct Blocks {
     secrets: Secrets,
 }
 
-/// Takes a Decryption Secrets Block's type and secrets.
-type TakeSecrets = Box<dyn FnMut(u32, &[u8]) + Send>;
+/// Takes a Decryption Secrets Block's type, secrets, and the number the next frame will have.
+type TakeSecrets = Box<dyn FnMut(u32, &[u8], u64) + Send>;
 
 /// What is done with a pcapng's decryption secrets: given to a callback with their type and
 /// data (padding removed), or counted when nobody takes them.
@@ -378,8 +378,9 @@ impl CaptureReader {
 
     /// Number of frames read so far.
     /// Gives the secrets of each pcapng Decryption Secrets Block read from now on to `take`
-    /// (its secrets type, its secrets without padding).
-    pub fn on_secrets(&mut self, take: impl FnMut(u32, &[u8]) + Send + 'static) {
+    /// (its secrets type, its secrets without padding, and the number of the first frame
+    /// after it).
+    pub fn on_secrets(&mut self, take: impl FnMut(u32, &[u8], u64) + Send + 'static) {
         self.blocks.secrets.take = Some(Box::new(take));
     }
 
@@ -725,7 +726,8 @@ impl Blocks {
                     self.secrets.blocks += 1;
                     if let Some(take) = &mut self.secrets.take {
                         let len = (dsb.secrets_len as usize).min(dsb.data.len());
-                        take(dsb.secrets_type.0, dsb.data.get(..len).unwrap_or_default());
+                        let data = dsb.data.get(..len).unwrap_or_default();
+                        take(dsb.secrets_type.0, data, self.next_number);
                     }
                     None
                 }

@@ -214,11 +214,21 @@ fn app_text(c: &ConnRecord, seen: &Seen) -> String {
                 s.push_str(&format!(
                     " 0x{:04x} ({})",
                     h.cipher_suite,
-                    crate::tls::crypto::unsupported_kind(h.cipher_suite)
+                    crate::tls::crypto::unsupported_kind(h.cipher_suite, h.version)
                 ));
             }
             if let Some(f) = d.failed_frame {
                 s.push_str(&format!(" at frame {f}"));
+            }
+            if let (Some(f), Some(why)) = (d.stopped_frame, d.stopped) {
+                s.push_str(&format!(" (stopped at frame {f}: {why})"));
+            }
+            if d.early_data_records > 0 {
+                s.push_str(&format!(
+                    "; {} early-data record{} not decrypted",
+                    d.early_data_records,
+                    if d.early_data_records == 1 { "" } else { "s" }
+                ));
             }
             if d.http2 {
                 s.push_str("; HTTP/2, not parsed");
@@ -399,6 +409,7 @@ pub fn conns(args: &ConnsArgs) -> u8 {
         };
         let end = read_frames(&mut reader, args.threads, &mut engine, &mut sink, |_| true);
         engine.finish(&mut sink);
+        keys.apply_pending();
         super::report_key_lines(&keys);
         sink.flush_rows();
         let summary = FileSummary::new(

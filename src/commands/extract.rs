@@ -135,13 +135,14 @@ fn tls_connections(
     ranges: Option<&[(u64, u64)]>,
 ) -> Option<TlsKept> {
     use std::collections::BTreeMap;
-    struct Randoms(BTreeMap<u64, [u8; 32]>);
+    /// Stream → its ClientHello's random and frame.
+    struct Randoms(BTreeMap<u64, ([u8; 32], u64)>);
     impl Sink for Randoms {
         fn event(&mut self, ev: crate::engine::Event<'_>) {
             if let crate::engine::Event::Tls(t) = ev
                 && let Some(h) = &t.client_hello
             {
-                self.0.insert(t.stream, h.random);
+                self.0.insert(t.stream, (h.random, h.frame));
             }
         }
     }
@@ -164,7 +165,10 @@ fn tls_connections(
     let mut streams = BTreeMap::new();
     let mut wanted = Vec::new();
     for (s, frame) in last {
-        if let Some(r) = randoms.0.get(&s)
+        // Only a connection whose handshake is written: before its ClientHello there is
+        // nothing to decrypt.
+        if let Some((r, hello)) = randoms.0.get(&s)
+            && *hello <= frame
             && keys.lookup(r).is_some()
         {
             streams.insert(s, frame);

@@ -104,7 +104,7 @@ fn open_with_keys(
 ) -> Option<CaptureReader> {
     let mut reader = open_or_report(path, name)?;
     let (k, n) = (Arc::clone(keys), name.to_string());
-    reader.on_secrets(move |kind, data| k.add_embedded(&n, kind, data));
+    reader.on_secrets(move |kind, data, frame| k.add_embedded_at(&n, kind, data, frame));
     Some(reader)
 }
 
@@ -283,6 +283,8 @@ pub fn run_rules(
         p.finish_and_clear();
     }
     engine.finish(&mut set);
+    // The capture's secrets all count for the next one.
+    keys.apply_pending();
     report_key_lines(keys);
     Ok(RulesRun {
         end,

@@ -21,6 +21,9 @@ use std::sync::Arc;
 /// completed its record, where Wireshark shows what it holds).
 pub type Plain<'a> = &'a mut dyn FnMut(usize, &[u8], Origin);
 
+/// Why decrypting a TLS 1.2 connection stopped at a ChangeCipherSpec under keys in use.
+const RENEGOTIATION: &str = "a TLS 1.2 renegotiation, not followed";
+
 /// Bytes of records held per connection while its secrets are awaited (a followed key log).
 const MAX_HELD: usize = 1024 * 1024;
 
@@ -174,10 +177,16 @@ pub struct Decryption {
     pub alpn: Option<String>,
     /// HTTP/2 (ALPN `h2`): counted, not parsed.
     pub http2: bool,
+    /// TLS 1.3 early data (0-RTT) records of the client: counted, not decrypted.
+    pub early_data_records: u64,
+    /// Where decrypting stopped short, and why (a TLS 1.2 renegotiation, not followed; a key
+    /// log without the application traffic secrets).
+    pub stopped_frame: Option<u64>,
+    pub stopped: Option<&'static str>,
 }
 
-/// One direction's decryption.
-#[derive(Debug, Default)]
+/// One direction's decryption. Its `Debug` shows no key material.
+#[derive(Default)]
 struct DirKeys {
     prot: Option<Protection>,
     /// TLS 1.2: its protection from its ChangeCipherSpec on.
@@ -188,8 +197,22 @@ struct DirKeys {
     /// Decrypted handshake messages (TLS 1.3's flight, tickets, KeyUpdate; TLS 1.2's
     /// Finished).
     messages: Messages,
-    /// A record did not authenticate: not read on.
+    /// A record did not authenticate, or decrypting stopped: not read on.
     failed: bool,
+    /// TLS 1.3: its Finished was read (a later one is post-handshake authentication's).
+    finished: bool,
+    /// A record of it opened (before that, the client's records that do not are early data).
+    opened_any: bool,
+}
+
+impl std::fmt::Debug for DirKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirKeys")
+            .field("prot", &self.prot.as_ref().map(Protection::seq))
+            .field("failed", &self.failed)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A connection's decryption, once its ServerHello was read with secrets.
@@ -272,6 +295,13 @@ pub struct TlsConn {
     /// Records waiting for secrets a followed key log may still bring, and their bytes.
     held: Option<Box<(Vec<Held>, usize)>>,
     waiting: bool,
+}
+
+impl Drop for TlsConn {
+    fn drop(&mut self) {
+        // Records still held give their share of the run's budget back.
+        self.stop_waiting();
+    }
 }
 
 impl TlsConn {
@@ -358,7 +388,14 @@ impl TlsConn {
         }
     }
 
-    fn record(&mut self, dir: usize, mut r: Record<'_>, arrival: u64, plain: Plain<'_>) {
+    /// A record completed: read, decrypted when it can be. The answer is whether the bodies
+    /// of every record are wanted from now on (secrets came).
+    fn record(&mut self, dir: usize, r: Record<'_>, arrival: u64, plain: Plain<'_>) -> bool {
+        self.read_record(dir, r, arrival, plain);
+        self.keep_all
+    }
+
+    fn read_record(&mut self, dir: usize, mut r: Record<'_>, arrival: u64, plain: Plain<'_>) {
         let opened = if self.keyed.is_some() || self.waiting {
             self.decrypt(dir, &mut r, arrival, plain)
         } else {
@@ -462,11 +499,19 @@ impl TlsConn {
         let keyed = self.keyed.as_mut()?;
         let suite = keyed.suite;
         let k = keyed.dirs.get_mut(dir)?;
-        if r.content_type == record::CHANGE_CIPHER_SPEC {
-            if !suite.tls13
-                && let Some(next) = k.next.take()
-            {
+        if r.content_type == record::CHANGE_CIPHER_SPEC && !suite.tls13 {
+            if let Some(next) = k.next.take() {
                 k.prot = Some(next);
+                return None;
+            }
+            if k.prot.is_some() && !k.failed {
+                // A ChangeCipherSpec under keys already in use: a renegotiation, whose new
+                // keys come from hellos this reader does not follow.
+                k.failed = true;
+                if let Some(dec) = &mut self.decryption {
+                    dec.stopped_frame.get_or_insert(r.frame);
+                    dec.stopped.get_or_insert(RENEGOTIATION);
+                }
             }
             return None;
         }
@@ -476,9 +521,18 @@ impl TlsConn {
         {
             return None;
         }
+        let client = Some(dir) == self.client;
         let prot = k.prot.as_mut()?;
         let opened = match prot.open(r.header, r.body) {
             Ok(o) => o,
+            Err(_) if suite.tls13 && client && !k.opened_any => {
+                // TLS 1.3 early data (0-RTT), under a key the log does not give here, or
+                // rejected by the server: passed over until the client's handshake records.
+                if let Some(dec) = &mut self.decryption {
+                    dec.early_data_records += 1;
+                }
+                return None;
+            }
             Err(_) => {
                 k.failed = true;
                 if let Some(dec) = &mut self.decryption {
@@ -487,6 +541,7 @@ impl TlsConn {
                 return None;
             }
         };
+        k.opened_any = true;
         let content = r.body.get(opened.start..opened.end).unwrap_or_default();
         let dec = self.decryption.as_mut()?;
         dec.records += 1;
@@ -503,7 +558,8 @@ impl TlsConn {
                 let limit = self.limits.max_handshake;
                 let mut events = Vec::new();
                 let mut messages = std::mem::take(&mut k.messages);
-                messages.feed(content, r.first_frame, r.frame, r.ts, limit, &mut |m| {
+                let skipped = messages.skipped;
+                messages.feed_skipping(content, r.first_frame, r.frame, r.ts, limit, &mut |m| {
                     let body = m.bytes.get(4..).unwrap_or_default();
                     events.push(match m.kind {
                         8 => Decrypted::Alpn(handshake::encrypted_extensions_alpn(body)),
@@ -513,6 +569,9 @@ impl TlsConn {
                         _ => Decrypted::Other,
                     });
                 });
+                if messages.skipped > skipped {
+                    self.stats.handshake_limit_hits += messages.skipped - skipped;
+                }
                 k.messages = messages;
                 for e in events {
                     self.decrypted_handshake(dir, r.frame, suite, e);
@@ -551,25 +610,79 @@ impl TlsConn {
                 self.certificates = certs;
             }
             Decrypted::Certificates(None) => self.stats.malformed_handshakes += 1,
-            // TLS 1.3: the next record is under the application secret, or the next one.
+            // TLS 1.3: the next record is under the application secret, or the next one. A
+            // Finished after the first is post-handshake authentication's: no new keys.
             Decrypted::Finished | Decrypted::KeyUpdate if suite.tls13 => {
+                let finished = matches!(e, Decrypted::Finished);
+                let missing = self
+                    .keyed
+                    .as_ref()
+                    .and_then(|k| k.dirs.get(dir))
+                    .is_some_and(|k| finished && !k.finished && k.app_secret.is_empty());
+                if missing {
+                    // The key log may have been read between the handshake secrets and the
+                    // application ones: once more, now.
+                    self.refresh_app_secrets(frame);
+                }
                 let Some(k) = self.keyed.as_mut().and_then(|k| k.dirs.get_mut(dir)) else {
                     return;
                 };
-                let next = match e {
-                    Decrypted::Finished => std::mem::take(&mut k.app_secret),
-                    _ => crypto::next_secret(suite.hash, &k.secret).unwrap_or_default(),
+                if finished && k.finished {
+                    return;
+                }
+                let next = if finished {
+                    k.finished = true;
+                    std::mem::take(&mut k.app_secret)
+                } else {
+                    crypto::next_secret(suite.hash, &k.secret).unwrap_or_default()
                 };
                 k.prot = Protection::tls13(suite, &next);
                 k.secret = next;
+                if k.prot.is_none() {
+                    k.failed = true;
+                    if let Some(dec) = &mut self.decryption {
+                        dec.stopped_frame.get_or_insert(frame);
+                        dec.stopped
+                            .get_or_insert("the key log has no application traffic secret for it");
+                    }
+                }
             }
             _ => {}
         }
     }
 
+    /// Looks the connection's secrets up again (reading followed key logs now) for the TLS
+    /// 1.3 application secrets a direction lacks.
+    fn refresh_app_secrets(&mut self, frame: u64) {
+        let (Some(store), Some(ch), Some(client)) = (&self.keys, &self.client_hello, self.client)
+        else {
+            return;
+        };
+        let Some(secrets) = store.lookup_now(&ch.random, frame) else {
+            return;
+        };
+        let Some(keyed) = self.keyed.as_mut() else {
+            return;
+        };
+        for (d, k) in keyed.dirs.iter_mut().enumerate() {
+            let s = if d == client {
+                &secrets.client_traffic
+            } else {
+                &secrets.server_traffic
+            };
+            if k.app_secret.is_empty()
+                && !k.finished
+                && let Some(s) = s
+            {
+                k.app_secret = s.bytes().to_vec();
+            }
+        }
+    }
+
     /// Secrets for the connection, once its ServerHello is read: its keys, or why there are
     /// none.
-    fn setup_keys(&mut self) {
+    /// `now`: read followed key logs whatever the interval; `frame`: the frame being read.
+    fn setup_keys(&mut self, now: bool, frame: u64) {
         let (Some(store), Some(ch), Some(sh), Some(client)) = (
             &self.keys,
             &self.client_hello,
@@ -582,28 +695,47 @@ impl TlsConn {
             // No key log given: the summary says so once for all.
             return;
         }
-        let mut dec = Decryption {
-            status: DecryptStatus::NoKey,
-            records: 0,
-            failed_frame: None,
-            alpn: sh.alpn.clone(),
-            http2: sh.alpn.as_deref() == Some("h2"),
-        };
+        let mut dec = Self::undecrypted(sh);
         let suite = Suite::of(sh.cipher_suite).filter(|s| s.tls13 == (sh.version >= 0x0304));
         let Some(suite) = suite else {
-            dec.status = DecryptStatus::UnsupportedSuite;
             self.decryption = Some(Box::new(dec));
             return;
         };
-        let keyed = store
-            .lookup(&ch.random)
-            .and_then(|secrets| Self::keyed(suite, &secrets, ch, sh, client));
+        let secrets = if now {
+            store.lookup_now(&ch.random, frame)
+        } else {
+            store.lookup_at(&ch.random, frame)
+        };
+        let keyed = secrets.and_then(|secrets| Self::keyed(suite, &secrets, ch, sh, client));
         self.waiting = keyed.is_none() && store.follows();
         if keyed.is_some() {
             dec.status = DecryptStatus::Decrypted;
         }
+        // Secrets came after the connection began (a pcapng's, read later): bodies are kept
+        // from now on.
+        self.keep_all |= keyed.is_some() || self.waiting;
         self.keyed = keyed;
         self.decryption = Some(Box::new(dec));
+    }
+
+    /// What decrypting a connection with this ServerHello gave before any secret: no key, or
+    /// a suite not decrypted.
+    fn undecrypted(sh: &ServerHello) -> Decryption {
+        let suite = Suite::of(sh.cipher_suite).filter(|s| s.tls13 == (sh.version >= 0x0304));
+        Decryption {
+            status: if suite.is_some() {
+                DecryptStatus::NoKey
+            } else {
+                DecryptStatus::UnsupportedSuite
+            },
+            records: 0,
+            failed_frame: None,
+            alpn: sh.alpn.clone(),
+            http2: sh.alpn.as_deref() == Some("h2"),
+            early_data_records: 0,
+            stopped_frame: None,
+            stopped: None,
+        }
     }
 
     fn keyed(
@@ -649,7 +781,8 @@ impl TlsConn {
     /// the records kept are read in order.
     fn hold(&mut self, dir: usize, r: &Record<'_>, arrival: u64, plain: Plain<'_>) {
         let held = self.held.get_or_insert_with(Default::default);
-        if r.body.len() == r.len && held.1 + r.len <= MAX_HELD {
+        let room = r.body.len() == r.len && held.1 + r.len <= MAX_HELD;
+        if room && self.keys.as_ref().is_some_and(|k| k.hold(r.len)) {
             held.1 += r.len;
             held.0.push(Held {
                 dir,
@@ -665,23 +798,31 @@ impl TlsConn {
             self.stop_waiting();
             return;
         }
-        self.retry_keys(plain);
+        self.retry_keys(plain, false, r.frame);
     }
 
     fn stop_waiting(&mut self) {
         self.waiting = false;
-        self.held = None;
+        if let (Some(h), Some(k)) = (self.held.take(), &self.keys) {
+            k.release(h.1);
+        }
     }
 
-    /// Looks the connection's secrets up again; found, the records held are decrypted.
-    fn retry_keys(&mut self, plain: Plain<'_>) {
+    /// Looks the connection's secrets up again (`now`: reading followed key logs whatever
+    /// the interval); found, the records held are decrypted.
+    fn retry_keys(&mut self, plain: Plain<'_>, now: bool, frame: u64) {
         self.waiting = false;
-        self.setup_keys();
+        self.setup_keys(now, frame);
         if self.keyed.is_none() {
             return;
         }
         self.waiting = false;
-        let held = self.held.take().map(|h| h.0).unwrap_or_default();
+        let held = self.held.take().map_or_else(Vec::new, |h| {
+            if let Some(k) = &self.keys {
+                k.release(h.1);
+            }
+            h.0
+        });
         for mut h in held {
             let mut r = Record {
                 header: h.header,
@@ -731,7 +872,7 @@ impl TlsConn {
                     d.encrypted = true;
                 }
                 self.server_hello = Some(h);
-                self.setup_keys();
+                self.setup_keys(false, frame);
             }
             Parsed::HelloRetryRequest => self.hello_retry = true,
             Parsed::Certificates(certs, total) => {
@@ -766,20 +907,32 @@ impl TlsConn {
 
     /// The connection is over; records still held for secrets are tried once more (what
     /// they decrypt to goes to `plain`).
-    pub fn close(&mut self, _o: Origin, plain: Plain<'_>) {
+    pub fn close(&mut self, o: Origin, plain: Plain<'_>) {
         if self.closed {
             return;
         }
         self.closed = true;
         if self.waiting {
-            self.retry_keys(plain);
+            self.retry_keys(plain, true, o.frame);
             self.stop_waiting();
+        }
+        // Secrets came only after its handshake (a pcapng's block later in the file): it had
+        // none when they were needed.
+        if self.decryption.is_none()
+            && let (Some(sh), Some(k)) = (&self.server_hello, &self.keys)
+            && k.has_any()
+        {
+            self.decryption = Some(Box::new(Self::undecrypted(sh)));
         }
         if let Some(dec) = &mut self.decryption
             && dec.status == DecryptStatus::Decrypted
-            && dec.failed_frame.is_some()
         {
-            dec.status = DecryptStatus::Failed;
+            if dec.failed_frame.is_some() {
+                dec.status = DecryptStatus::Failed;
+            } else if dec.stopped_frame.is_some() && dec.stopped != Some(RENEGOTIATION) {
+                // The handshake was read, not what followed it.
+                dec.status = DecryptStatus::NoKey;
+            }
         }
         let summary = self.summary();
         let st = &mut self.stats;

@@ -86,8 +86,14 @@ impl Suite {
     }
 }
 
-/// Why a suite is not decrypted, in words for the summary (`CBC`, `CCM` ...).
-pub fn unsupported_kind(id: u16) -> &'static str {
+/// Why a suite is not decrypted with version `version`, in words for the summary (`CBC`,
+/// `CCM` ...).
+pub fn unsupported_kind(id: u16, version: u16) -> &'static str {
+    if let Some(s) = Suite::of(id)
+        && s.tls13 != (version >= 0x0304)
+    {
+        return "a suite of another TLS version than the one chosen";
+    }
     match id {
         0x1304 | 0x1305 | 0xc09c..=0xc0af => "AES-CCM",
         0x0000..=0x00ff | 0xc001..=0xc02a | 0xc031..=0xc03f => "CBC, RC4 or NULL",
@@ -151,8 +157,8 @@ pub enum OpenError {
     NoContentType,
 }
 
-/// One direction's record protection: its AEAD key, IV and sequence number.
-#[derive(Debug)]
+/// One direction's record protection: its AEAD key, IV and sequence number. Its `Debug`
+/// shows the sequence number only.
 pub struct Protection {
     aead: Aead,
     /// TLS 1.3 and ChaCha20: the 12-byte IV; TLS 1.2 AES-GCM: the 4-byte salt, then zeros.
@@ -161,6 +167,14 @@ pub struct Protection {
     tls13: bool,
     /// TLS 1.2 AES-GCM: the nonce's last 8 bytes are carried in the record.
     explicit_nonce: bool,
+}
+
+impl std::fmt::Debug for Protection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Protection")
+            .field("seq", &self.seq)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Protection {
@@ -453,7 +467,11 @@ mod tests {
         assert_eq!(Suite::of(0x1302).unwrap().hash, Hash::Sha384);
         assert_eq!(Suite::of(0xcca8).unwrap().cipher, Cipher::ChaCha20Poly1305);
         assert!(Suite::of(0xc013).is_none());
-        assert_eq!(unsupported_kind(0xc013), "CBC, RC4 or NULL");
-        assert_eq!(unsupported_kind(0x1304), "AES-CCM");
+        assert_eq!(unsupported_kind(0xc013, 0x0303), "CBC, RC4 or NULL");
+        assert_eq!(unsupported_kind(0x1304, 0x0304), "AES-CCM");
+        assert_eq!(
+            unsupported_kind(0x1301, 0x0303),
+            "a suite of another TLS version than the one chosen"
+        );
     }
 }

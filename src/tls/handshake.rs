@@ -30,6 +30,10 @@ pub struct Messages {
     /// A message longer than the limit was announced: the direction's handshake is no longer
     /// read.
     pub overflowed: bool,
+    /// With [`Messages::feed_skipping`]: messages over the limit passed over, and the bytes of
+    /// the current one still to pass over.
+    pub skipped: u64,
+    skip: usize,
 }
 
 /// A complete handshake message.
@@ -88,6 +92,68 @@ impl Messages {
         if self.buf.len() > limit {
             self.overflowed = true;
             self.buf = Vec::new();
+        }
+    }
+
+    /// As [`Messages::feed`], but a message over the limit is passed over (counted in
+    /// `skipped`) and the messages after it are read: decrypted handshakes must not lose
+    /// their Finished or KeyUpdate to a large certificate chain.
+    pub fn feed_skipping(
+        &mut self,
+        mut body: &[u8],
+        first_frame: u64,
+        frame: u64,
+        ts: i64,
+        limit: usize,
+        on: &mut dyn FnMut(Message<'_>),
+    ) {
+        let mut start = first_frame;
+        while !body.is_empty() {
+            if self.skip > 0 {
+                let n = self.skip.min(body.len());
+                self.skip -= n;
+                body = body.get(n..).unwrap_or_default();
+                start = frame;
+                continue;
+            }
+            if self.buf.is_empty() {
+                self.first_frame = start;
+            }
+            // The header first (at most 4 bytes held).
+            if self.buf.len() < 4 {
+                let take = (4 - self.buf.len()).min(body.len());
+                self.buf
+                    .extend_from_slice(body.get(..take).unwrap_or_default());
+                body = body.get(take..).unwrap_or_default();
+                if self.buf.len() < 4 {
+                    return;
+                }
+            }
+            let &[kind, a, b, c, ..] = self.buf.as_slice() else {
+                return;
+            };
+            let len = u32::from_be_bytes([0, a, b, c]) as usize;
+            if len + 4 > limit {
+                self.skipped += 1;
+                self.skip = len;
+                self.buf.clear();
+                continue;
+            }
+            let take = (4 + len - self.buf.len()).min(body.len());
+            self.buf
+                .extend_from_slice(body.get(..take).unwrap_or_default());
+            body = body.get(take..).unwrap_or_default();
+            if self.buf.len() == 4 + len {
+                on(Message {
+                    kind,
+                    bytes: &self.buf,
+                    first_frame: self.first_frame,
+                    frame,
+                    ts,
+                });
+                self.buf.clear();
+                start = frame;
+            }
         }
     }
 
@@ -414,6 +480,23 @@ mod tests {
         assert_eq!(out, vec![(2, 5, 1, 1), (11, 7, 1, 2), (14, 4, 2, 2)]);
         let (out, over) = messages(&[&[11, 0, 1, 0]], 100);
         assert!(over && out.is_empty());
+    }
+
+    #[test]
+    fn an_oversized_message_is_passed_over_when_skipping() {
+        // A 20-byte certificate over a 16-byte limit, split over records, then a Finished.
+        let mut m = Messages::default();
+        let mut out = Vec::new();
+        let recs: [&[u8]; 3] = [&[11, 0, 0, 20, 1, 2], &[0; 18], &[20, 0, 0, 1, 9]];
+        for (i, r) in recs.iter().enumerate() {
+            let f = i as u64 + 1;
+            m.feed_skipping(r, f, f, 0, 16, &mut |msg| {
+                out.push((msg.kind, msg.bytes.len(), msg.first_frame, msg.frame))
+            });
+        }
+        assert_eq!(out, vec![(20, 5, 3, 3)]);
+        assert_eq!(m.skipped, 1);
+        assert!(!m.pending());
     }
 
     #[test]

@@ -55,6 +55,14 @@ pub struct Secrets {
     pub client_early: Option<Secret>,
 }
 
+impl Secrets {
+    /// Whether it holds what a connection needs to the end: TLS 1.2's master secret, or TLS
+    /// 1.3's application traffic secrets.
+    pub fn is_complete(&self) -> bool {
+        self.master.is_some() || (self.client_traffic.is_some() && self.server_traffic.is_some())
+    }
+}
+
 /// What reading key logs found, line by line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct KeyLogStats {

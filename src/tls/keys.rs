@@ -58,9 +58,29 @@ struct Store {
     /// Malformed lines not yet reported, and how many were not kept to be.
     reports: Vec<Report>,
     reports_dropped: u64,
+    /// Secrets read from a capture ahead of the frames being analysed (a Decryption Secrets
+    /// Block met by the reading thread): their source, and the frame from which they count.
+    pending: std::collections::VecDeque<(u64, String, Vec<u8>)>,
+    pending_bytes: usize,
 }
 
+/// Bytes of pcapng secrets kept waiting for their frame; beyond, the oldest count at once.
+const MAX_PENDING: usize = 16 * 1024 * 1024;
+
 impl Store {
+    /// Secrets of blocks placed at or before `frame` count from now on.
+    fn apply_pending(&mut self, frame: u64) {
+        while self.pending.front().is_some_and(|(at, _, _)| *at <= frame)
+            || self.pending_bytes > MAX_PENDING
+        {
+            let Some((_, source, data)) = self.pending.pop_front() else {
+                break;
+            };
+            self.pending_bytes -= data.len();
+            self.add(&source, &data, 0);
+        }
+    }
+
     fn add(&mut self, source: &str, text: &[u8], first_line: u64) {
         for m in self.log.add(text) {
             if self.reports.len() < super::keylog::MAX_REPORTED {
@@ -82,14 +102,28 @@ impl Store {
         let mut files = std::mem::take(&mut self.files);
         let mut result = Ok(());
         for f in &mut files {
+            // A file that became shorter was rotated or truncated: read again from its start.
+            if std::fs::metadata(&f.path).is_ok_and(|m| m.len() < f.offset) {
+                f.offset = 0;
+                f.lines = 0;
+            }
             match read_from(&f.path, f.offset) {
                 Ok(bytes) => {
                     // Whole lines: up to the last line end (the rest is read when complete).
-                    let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                    let end = bytes
+                        .iter()
+                        .rposition(|&b| b == b'\n' || b == b'\r')
+                        .map_or(0, |i| i + 1);
                     let (whole, _) = bytes.split_at(end);
                     let name = f.name.clone();
                     self.add(&name, whole, f.lines);
-                    f.lines += whole.iter().filter(|&&b| b == b'\n').count() as u64;
+                    f.lines += whole
+                        .iter()
+                        .enumerate()
+                        .filter(|&(i, &b)| {
+                            b == b'\n' || (b == b'\r' && whole.get(i + 1) != Some(&b'\n'))
+                        })
+                        .count() as u64;
                     f.offset += end as u64;
                 }
                 // A followed key log that does not exist yet is read once the client makes it.
@@ -125,7 +159,14 @@ pub struct KeyStore {
     /// Whether secrets are held or may come (asked once per TLS connection, without the
     /// lock).
     any: std::sync::atomic::AtomicBool,
+    /// Bytes of records held over all connections while their secrets are awaited, and how
+    /// often a record could not be held because of the limit ([`MAX_HELD_TOTAL`]).
+    held: std::sync::atomic::AtomicUsize,
+    held_limit_hits: std::sync::atomic::AtomicU64,
 }
+
+/// Bytes of records held over all connections while their secrets are awaited.
+pub const MAX_HELD_TOTAL: usize = 64 * 1024 * 1024;
 
 /// What the store holds and read, for the summary.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -138,6 +179,9 @@ pub struct KeyStoreStats {
     pub embedded_other: u64,
     /// Connections (client randoms) with secrets.
     pub randoms: u64,
+    /// Records of connections waiting for their secrets that could not be held: the run's
+    /// budget for them was spent (the connection is read on without keys).
+    pub held_limit_hits: u64,
     #[serde(flatten)]
     pub lines: KeyLogStats,
 }
@@ -147,6 +191,8 @@ impl KeyStore {
     /// randoms not found (then a file that does not exist yet is not an error: it is read
     /// when it appears). An unreadable file is an error.
     pub fn open(paths: &[PathBuf], follow: bool) -> Result<KeyStore, String> {
+        // With no file there is nothing to follow (only a pcapng's own secrets can come).
+        let follow = follow && !paths.is_empty();
         let mut store = Store {
             follow,
             ..Store::default()
@@ -175,6 +221,7 @@ impl KeyStore {
         Ok(KeyStore {
             inner: Mutex::new(store),
             any: any.into(),
+            ..KeyStore::default()
         })
     }
 
@@ -184,8 +231,15 @@ impl KeyStore {
     }
 
     /// Takes the secrets of a pcapng Decryption Secrets Block (`kind` its secrets type,
-    /// `data` its secrets without padding), from capture `source`.
+    /// `data` its secrets without padding), from capture `source`, at once.
     pub fn add_embedded(&self, source: &str, kind: u32, data: &[u8]) {
+        self.add_embedded_at(source, kind, data, 0);
+    }
+
+    /// As [`KeyStore::add_embedded`], for a block found before frame `frame` of the capture:
+    /// its secrets count for lookups made at that frame or later (the capture may be read
+    /// ahead of the frames analysed, on another thread; this keeps the results the same).
+    pub fn add_embedded_at(&self, source: &str, kind: u32, data: &[u8], frame: u64) {
         let mut s = self.lock();
         s.embedded += 1;
         if kind != TLS_KEY_LOG {
@@ -193,25 +247,49 @@ impl KeyStore {
             return;
         }
         let name = format!("{source}: decryption secrets block {}", s.embedded);
-        s.add(&name, data, 0);
-        if !s.log.is_empty() {
-            self.any.store(true, std::sync::atomic::Ordering::Release);
-        }
+        s.pending_bytes += data.len();
+        s.pending.push_back((frame, name, data.to_vec()));
+        s.apply_pending(frame.min(1));
+        self.any.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// A capture was read to its end: all its secrets count.
+    pub fn apply_pending(&self) {
+        self.lock().apply_pending(u64::MAX);
     }
 
     /// The secrets logged for the connection whose ClientHello random is `random`.
     pub fn lookup(&self, random: &[u8; 32]) -> Option<Secrets> {
+        self.find(random, false, u64::MAX)
+    }
+
+    /// As [`KeyStore::lookup`], asked at frame `frame` of the capture being analysed (a
+    /// pcapng's secrets count from where they are in it).
+    pub fn lookup_at(&self, random: &[u8; 32], frame: u64) -> Option<Secrets> {
+        self.find(random, false, frame)
+    }
+
+    /// As [`KeyStore::lookup_at`], reading followed files again whenever they are (a
+    /// connection ending, or its handshake finished without the application secrets: a last
+    /// chance).
+    pub fn lookup_now(&self, random: &[u8; 32], frame: u64) -> Option<Secrets> {
+        self.find(random, true, frame)
+    }
+
+    fn find(&self, random: &[u8; 32], now: bool, frame: u64) -> Option<Secrets> {
         let mut s = self.lock();
-        if let Some(found) = s.log.get(random) {
+        if !s.pending.is_empty() {
+            s.apply_pending(frame);
+        }
+        if let Some(found) = s.log.get(random).filter(|f| !now || f.is_complete()) {
             return Some(found.clone());
         }
-        if s.follow && s.last_read.is_none_or(|t| t.elapsed() >= REREAD_INTERVAL) {
+        if s.follow && (now || s.last_read.is_none_or(|t| t.elapsed() >= REREAD_INTERVAL)) {
             s.last_read = Some(Instant::now());
             // A file that went away since is said when the run ends (its secrets stay).
             let _ = s.read_files();
-            return s.log.get(random).cloned();
         }
-        None
+        s.log.get(random).cloned()
     }
 
     /// The key log lines of the connections whose ClientHello randoms are `randoms` (those
@@ -241,6 +319,32 @@ impl KeyStore {
         out.into_bytes()
     }
 
+    /// Reserves `n` bytes of the run's budget for held records; false (counted) when it is
+    /// spent.
+    pub fn hold(&self, n: usize) -> bool {
+        use std::sync::atomic::Ordering;
+        let ok = self
+            .held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| {
+                (h + n <= MAX_HELD_TOTAL).then_some(h + n)
+            })
+            .is_ok();
+        if !ok {
+            self.held_limit_hits.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    /// Gives back `n` bytes reserved by [`KeyStore::hold`].
+    pub fn release(&self, n: usize) {
+        use std::sync::atomic::Ordering;
+        let _ = self
+            .held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| {
+                Some(h.saturating_sub(n))
+            });
+    }
+
     /// Whether secrets may still come: files are followed.
     pub fn follows(&self) -> bool {
         self.lock().follow
@@ -265,6 +369,9 @@ impl KeyStore {
             embedded: s.embedded - s.embedded_other,
             embedded_other: s.embedded_other,
             randoms: s.log.len() as u64,
+            held_limit_hits: self
+                .held_limit_hits
+                .load(std::sync::atomic::Ordering::Relaxed),
             lines: s.log.stats(),
         }
     }

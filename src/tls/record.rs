@@ -57,6 +57,8 @@ pub struct Records {
     body: Vec<u8>,
     first_frame: u64,
     pub broken: Option<Broken>,
+    /// Bodies of every content type are kept (to be decrypted).
+    keep_all: bool,
 }
 
 fn kept(content_type: u8) -> bool {
@@ -65,14 +67,16 @@ fn kept(content_type: u8) -> bool {
 
 impl Records {
     /// Reads `bytes` (in order, from frame `o`), calling `on` for each record completed.
-    /// With `keep_all`, the bodies of every content type are kept (to be decrypted).
+    /// With `keep_all`, or once `on` answers true (secrets came for the connection), the
+    /// bodies of every content type are kept, to be decrypted.
     pub fn feed(
         &mut self,
         mut bytes: &[u8],
         o: Origin,
         keep_all: bool,
-        on: &mut dyn FnMut(Record<'_>),
+        on: &mut dyn FnMut(Record<'_>) -> bool,
     ) {
+        self.keep_all |= keep_all;
         while !bytes.is_empty() && self.broken.is_none() {
             let Some((content_type, version, len)) = self.current else {
                 let take = (5 - self.header_len).min(bytes.len());
@@ -107,7 +111,7 @@ impl Records {
             };
             let take = self.remaining.min(bytes.len());
             let (b, rest) = bytes.split_at(take);
-            if keep_all || kept(content_type) {
+            if self.keep_all || kept(content_type) {
                 self.body.extend_from_slice(b);
             }
             self.remaining -= take;
@@ -119,9 +123,9 @@ impl Records {
         }
     }
 
-    fn complete(&mut self, o: Origin, on: &mut dyn FnMut(Record<'_>)) {
+    fn complete(&mut self, o: Origin, on: &mut dyn FnMut(Record<'_>) -> bool) {
         if let Some((content_type, version, len)) = self.current.take() {
-            on(Record {
+            self.keep_all |= on(Record {
                 header: self.header,
                 content_type,
                 version,
@@ -166,7 +170,8 @@ mod tests {
                     rec.body.to_vec(),
                     rec.first_frame,
                     rec.frame,
-                ))
+                ));
+                false
             });
         }
         (out, r.broken)
