@@ -790,6 +790,22 @@ fn extract_with_keys_embeds_only_the_extracted_connections_secrets() {
     let ex = v["exchanges"].as_array().expect("exchanges");
     assert_eq!(ex.len(), 1);
     assert_eq!(ex[0]["response"]["status"], 403);
+    // A finding made from decrypted traffic suggests the extract that opens decrypted.
+    let o = run(&["analyze", "--tls-keylog", k, c]);
+    let line = stdout(&o)
+        .lines()
+        .find(|l| l.contains("Extract evidence:"))
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(
+        line.ends_with(&format!(
+            "-w presigned-url-403-1.pcapng --tls-keylog {k} --with-keys --frames 9,14,23,27"
+        )),
+        "{line}"
+    );
+    let plain = repo("samples/registry/presigned-403.pcap");
+    let o = run(&["analyze", plain.to_str().expect("path")]);
+    assert!(!stdout(&o).contains("--with-keys"));
     // Frames before any handshake (the SYNs): no secret goes with them.
     let early = tmp("syns.pcapng", b"");
     let e = early.to_str().expect("path");

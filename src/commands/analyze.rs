@@ -66,10 +66,12 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
             if io_error.is_some() {
                 return;
             }
+            let extract_keys = super::extract_key_args(&args.tls, &keys);
             let from = Origin {
                 file: Some(&name),
                 interface: None,
                 extract_from: &name,
+                extract_keys: &extract_keys,
             };
             if let Err(e) = out.finding(&f, n, &from, 0) {
                 io_error = Some(e);

@@ -84,6 +84,22 @@ fn tls_keys(args: &crate::cli::TlsArgs, follow: bool) -> Option<Arc<crate::tls::
     }
 }
 
+/// What a finding's `capdiag extract` suggestion adds when the run has TLS secrets: the
+/// key logs given and `--with-keys`, so the extract opens decrypted (nothing without secrets).
+fn extract_key_args(args: &crate::cli::TlsArgs, keys: &crate::tls::KeyStore) -> String {
+    // Key logs given (a followed one may still be empty), or a pcapng's secrets read.
+    if args.tls_keylog.is_empty() && keys.stats().randoms == 0 {
+        return String::new();
+    }
+    let mut s: String = args
+        .tls_keylog
+        .iter()
+        .map(|p| format!(" --tls-keylog {}", crate::text::shell_quote(&name_of(p))))
+        .collect();
+    s.push_str(" --with-keys");
+    s
+}
+
 /// Says which key log lines were not used, by file (or capture block) and line number, never
 /// by their text.
 fn report_key_lines(keys: &crate::tls::KeyStore) {

@@ -236,10 +236,12 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
     let mut n = 0usize;
     let mut worst = None;
     let extract_name = write_name.clone().unwrap_or_else(|| "CAPTURE.pcap".into());
+    let extract_keys = super::extract_key_args(&args.tls, &keys);
     let from = Origin {
         file: write_name.as_deref(),
         interface: iface.as_deref(),
         extract_from: &extract_name,
+        extract_keys: &extract_keys,
     };
     // The first error writing the findings; the capture stops on it.
     let mut io_error: Option<io::Error> = None;

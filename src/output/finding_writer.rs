@@ -9,7 +9,7 @@
 //!
 //! Field names and meanings are an interface (`docs/output-schema.md`, `docs/watch.md`).
 
-use super::findings::finding_block;
+use super::findings::finding_block_with;
 use super::json::SCHEMA_VERSION;
 use crate::capture::live::DropReport;
 use crate::finding::Finding;
@@ -33,6 +33,8 @@ pub struct Origin<'a> {
     pub interface: Option<&'a str>,
     /// The file named in the text's `capdiag extract` suggestion.
     pub extract_from: &'a str,
+    /// What the suggestion adds for TLS secrets (` --with-keys --tls-keylog KEYS`), quoted.
+    pub extract_keys: &'a str,
 }
 
 /// A finding in `analyze`'s JSON: its fields and the capture it came from.
@@ -103,7 +105,8 @@ impl<W: Write> FindingWriter<W> {
     ) -> io::Result<()> {
         match self.style {
             Style::Text { color } => {
-                let mut block = finding_block(f, n, from.extract_from, color);
+                let mut block =
+                    finding_block_with(f, n, from.extract_from, from.extract_keys, color);
                 if drops > 0 {
                     block.push_str(&format!(
                         "  warning: the kernel dropped {drops} packets while this evidence was \

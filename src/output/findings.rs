@@ -41,6 +41,18 @@ fn paint(s: &str, sev: Severity, color: bool) -> String {
 /// Every text of the finding is shown [`printable`]: its own escapes (colour) are the only ones
 /// that reach the terminal.
 pub fn finding_block(f: &Finding, n: usize, file: &str, color: bool) -> String {
+    finding_block_with(f, n, file, "", color)
+}
+
+/// As [`finding_block`], with `extract_args` (already quoted for a shell: the run's TLS key
+/// logs and `--with-keys`) added to its `capdiag extract` suggestion.
+pub fn finding_block_with(
+    f: &Finding,
+    n: usize,
+    file: &str,
+    extract_args: &str,
+    color: bool,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -92,9 +104,16 @@ pub fn finding_block(f: &Finding, n: usize, file: &str, color: bool) -> String {
     let _ = writeln!(out, "\n  Wireshark filter: {}", printable(&f.filter));
     let _ = writeln!(
         out,
-        "  Extract evidence: capdiag extract {} -w {}-{n}.pcap --frames {}",
+        "  Extract evidence: capdiag extract {} -w {}-{n}.{}{} --frames {}",
         printable(&shell_quote(file)),
         f.rule,
+        // The secrets go in a pcapng.
+        if extract_args.contains("--with-keys") {
+            "pcapng"
+        } else {
+            "pcap"
+        },
+        printable(extract_args),
         frame_ranges(&f.frames)
     );
     out
