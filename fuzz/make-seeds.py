@@ -4,7 +4,8 @@
     python3 fuzz/make-seeds.py            # from the repository root, or
     python3 make-seeds.py                 # from fuzz/
 
-* whole_file:   every *.pcap / *.pcapng under samples/, tests/corpus/ and tests/malformed/, as they are, and
+* whole_file:   every *.pcap / *.pcapng under samples/, tests/corpus/ and tests/malformed/, as they are,
+                the HTTPS samples with their key logs injected (`editcap --inject-secrets`), and
                 the samples rewritten as pcapng with timestamps at the edges of the
                 representable range (saturated at i64::MAX, negative, jumping between them).
 * render:       the whole_file seeds (copied once they are made).
@@ -210,6 +211,19 @@ def seed_whole_file(files):
         rel = os.path.relpath(p, ROOT).replace(os.sep, "__")
         shutil.copyfile(p, os.path.join(d, rel))
     print(f"whole_file: {len(files)} captures")
+    # The HTTPS samples with their key logs inside (a Decryption Secrets Block), so the reader
+    # of the blocks and decryption are fuzzed from whole files too.
+    n = 0
+    if shutil.which("editcap") is not None:
+        for p in files:
+            keys = os.path.splitext(p)[0] + ".keys"
+            if not (p.endswith(".pcap") and os.path.exists(keys)):
+                continue
+            out = os.path.join(d, "dsb__" + os.path.relpath(p, ROOT).replace(os.sep, "__") + "ng")
+            r = subprocess.run(["editcap", "--inject-secrets", f"tls,{keys}", p, out],
+                               capture_output=True, timeout=60)
+            n += r.returncode == 0
+    print(f"whole_file: {n} captures with their secrets injected")
 
 
 def seed_render():

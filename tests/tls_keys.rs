@@ -9,22 +9,29 @@ use capdiag::tls::KeyStore;
 use std::path::Path;
 use std::sync::Arc;
 
+/// The exchanges (request and response frames) and the alerts (frame, description).
 #[derive(Default)]
-struct Frames(Vec<(u64, u64)>);
+struct Frames(Vec<(u64, u64)>, Vec<(u64, Option<u8>)>);
 
 impl Sink for Frames {
     fn event(&mut self, ev: Event<'_>) {
-        if let Event::Exchange(ex) = ev {
-            let f = |m: Option<&capdiag::http::Message>| m.map_or(0, |m| m.frame);
-            self.0
-                .push((f(ex.request.as_deref()), f(ex.response.as_deref())));
+        match ev {
+            Event::Exchange(ex) => {
+                let f = |m: Option<&capdiag::http::Message>| m.map_or(0, |m| m.frame);
+                self.0
+                    .push((f(ex.request.as_deref()), f(ex.response.as_deref())));
+            }
+            Event::Tls(t) => self
+                .1
+                .extend(t.alerts.iter().map(|a| (a.frame, a.description))),
+            _ => {}
         }
     }
 }
 
 /// The exchanges (request and response frames) of a sample, its secrets given when frame
 /// `keys_at` has been read (0: before any).
-fn exchanges(sample: &str, keys_at: u64) -> (Vec<(u64, u64)>, u64) {
+fn exchanges(sample: &str, keys_at: u64) -> (Frames, u64) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cap = root.join(sample);
     let key_log = std::fs::read(cap.with_extension("keys")).expect("key log");
@@ -57,7 +64,7 @@ fn exchanges(sample: &str, keys_at: u64) -> (Vec<(u64, u64)>, u64) {
     });
     add(&mut given);
     engine.finish(&mut sink);
-    (sink.0, engine.stats().tls.decrypted)
+    (sink, engine.stats().tls.decrypted)
 }
 
 #[test]
@@ -69,17 +76,24 @@ fn records_before_the_secrets_are_held_and_decrypted_at_their_frames() {
     ] {
         let (early, n) = exchanges(sample, 0);
         assert_eq!(n, 1, "{sample}");
-        assert!(early.len() >= 2, "{sample}: {early:?}");
+        assert!(early.0.len() >= 2, "{sample}: {:?}", early.0);
+        // Each ends with the client's close_notify, decrypted.
+        assert!(
+            early.1.iter().any(|a| a.1 == Some(0)),
+            "{sample}: {:?}",
+            early.1
+        );
         // The secrets come after the first response: every record up to there waited (and,
-        // the file being read again at most every 20 ms, perhaps to the connection's end).
-        let after_first = early[0].1;
+        // the file being read again at most every 20 ms, perhaps to the connection's end);
+        // the same exchanges and alerts.
+        let after_first = early.0[0].1;
         let (late, n) = exchanges(sample, after_first);
         assert_eq!(n, 1, "{sample}");
-        assert_eq!(late, early, "{sample}");
+        assert_eq!((&late.0, &late.1), (&early.0, &early.1), "{sample}");
         // They never come while the connection lasts: what was held is let go at its end,
         // and the connection counted as without a key.
         let (never, n) = exchanges(sample, u64::MAX);
-        assert!(never.is_empty() && n == 0, "{sample}: {never:?}");
+        assert!(never.0.is_empty() && n == 0, "{sample}: {:?}", never.0);
     }
 }
 

@@ -1,5 +1,7 @@
 //! A whole capture file through the reader, the engine and every rule, as `capdiag analyze`
-//! does it (`capdiag::commands::run_rules`). Must never panic.
+//! does it (`capdiag::commands::run_rules`), with the secrets of the file's pcapng Decryption
+//! Secrets Blocks taken as `analyze` takes them (so a damaged capture with secrets is decrypted
+//! too). Must never panic.
 #![no_main]
 
 use capdiag::capture::file::CaptureReader;
@@ -19,6 +21,10 @@ fuzz_target!(|data: &[u8]| {
     limits.flow.records = true;
     limits.flow.stalls = true;
     let mut engine = Engine::new(limits);
+    let keys = std::sync::Arc::new(capdiag::tls::KeyStore::default());
+    let k = std::sync::Arc::clone(&keys);
+    reader.on_secrets(move |kind, data, frame| k.add_embedded_at("fuzz", kind, data, frame));
+    engine.set_tls_keys(keys);
     let mut findings = 0usize;
     let mut on_finding = |f: capdiag::finding::Finding| {
         findings += 1;

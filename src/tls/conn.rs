@@ -834,7 +834,21 @@ impl TlsConn {
                 frame: h.frame,
                 ts: h.ts,
             };
-            self.open(h.dir, &mut r, h.arrival, plain);
+            let opened = self.open(h.dir, &mut r, h.arrival, plain);
+            // A TLS 1.2 alert was counted when it came, encrypted: now it says what it was.
+            if let Some(o) = opened.filter(|o| o.content_type == record::ALERT)
+                && let [level, description] = r.body.get(o.start..o.end).unwrap_or_default()
+            {
+                let from_client = Some(h.dir) == self.client;
+                if let Some(a) = self
+                    .alerts
+                    .iter_mut()
+                    .find(|a| a.frame == h.frame && a.from_client == from_client)
+                {
+                    a.level = Some(*level);
+                    a.description = Some(*description);
+                }
+            }
         }
     }
 
