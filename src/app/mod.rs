@@ -157,12 +157,13 @@ impl Consumers for Apps {
 }
 
 impl Conn {
-    /// Bytes of a TLS connection: to the TLS layer, and what it decrypts to HTTP.
-    fn tls_data(&mut self, dir: usize, bytes: &[u8], o: Origin) {
+    /// Calls `f` with the TLS layer and where what it decrypts goes: the HTTP reader of
+    /// decrypted bytes.
+    fn with_tls(&mut self, f: impl FnOnce(&mut TlsConn, crate::tls::Plain<'_>)) {
         if let Some(t) = &mut self.tls {
             let (inner, stream, ends) = (&mut self.inner, self.stream, self.ends);
             let (limits, max_pending) = (self.http_limits, self.max_pending);
-            t.data(dir, bytes, o, &mut |d, b, o| {
+            f(t, &mut |d, b, o| {
                 inner_http(inner, stream, ends, limits, max_pending).data(d, b, o)
             });
         }
@@ -195,7 +196,7 @@ impl StreamConsumer for Conn {
             }
         }
         if self.tls.is_some() {
-            self.tls_data(dir, bytes, o);
+            self.with_tls(|t, plain| t.data(dir, bytes, o, plain));
         }
         self.http.data(dir, bytes, o)
     }
@@ -221,13 +222,7 @@ impl StreamConsumer for Conn {
     }
 
     fn close(&mut self, o: Origin) {
-        if let Some(t) = &mut self.tls {
-            let (inner, stream, ends) = (&mut self.inner, self.stream, self.ends);
-            let (limits, max_pending) = (self.http_limits, self.max_pending);
-            t.close(o, &mut |d, b, o| {
-                inner_http(inner, stream, ends, limits, max_pending).data(d, b, o)
-            });
-        }
+        self.with_tls(|t, plain| t.close(o, plain));
         if let Some(i) = &mut self.inner {
             i.close(o);
         }

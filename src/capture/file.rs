@@ -203,18 +203,17 @@ struct Blocks {
 type TakeSecrets = Box<dyn FnMut(u32, &[u8], u64) + Send>;
 
 /// What is done with a pcapng's decryption secrets: given to a callback with their type and
-/// data (padding removed), or counted when nobody takes them.
+/// data (padding removed), or passed over when nobody takes them.
 #[derive(Default)]
 struct Secrets {
     take: Option<TakeSecrets>,
-    blocks: u64,
 }
 
 impl fmt::Debug for Secrets {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Secrets")
-            .field("blocks", &self.blocks)
-            .finish_non_exhaustive()
+            .field("taken", &self.take.is_some())
+            .finish()
     }
 }
 
@@ -376,7 +375,6 @@ impl CaptureReader {
         &self.blocks.link_types
     }
 
-    /// Number of frames read so far.
     /// Gives the secrets of each pcapng Decryption Secrets Block read from now on to `take`
     /// (its secrets type, its secrets without padding, and the number of the first frame
     /// after it).
@@ -384,11 +382,7 @@ impl CaptureReader {
         self.blocks.secrets.take = Some(Box::new(take));
     }
 
-    /// Decryption Secrets Blocks read so far.
-    pub fn secrets_blocks(&self) -> u64 {
-        self.blocks.secrets.blocks
-    }
-
+    /// Number of frames read so far.
     pub fn frames_read(&self) -> u64 {
         self.blocks.next_number - 1
     }
@@ -723,7 +717,6 @@ impl Blocks {
                     Err(reason) => return Err(reason),
                 },
                 Block::DecryptionSecrets(dsb) => {
-                    self.secrets.blocks += 1;
                     if let Some(take) = &mut self.secrets.take {
                         let len = (dsb.secrets_len as usize).min(dsb.data.len());
                         let data = dsb.data.get(..len).unwrap_or_default();

@@ -106,6 +106,11 @@ pub fn extract(args: &crate::cli::ExtractArgs) -> u8 {
     )
 }
 
+/// Whether frame `n` is in one of `ranges` (inclusive).
+fn in_ranges(ranges: &[(u64, u64)], n: u64) -> bool {
+    ranges.iter().any(|(a, b)| (*a..=*b).contains(&n))
+}
+
 /// Which frames are written.
 struct Selection<'a> {
     ranges: Option<&'a [(u64, u64)]>,
@@ -153,7 +158,7 @@ fn tls_connections(
     let end = reader.for_each_frame(|f| {
         let s = engine.frame(f, &mut randoms);
         let asked = match ranges {
-            Some(r) => r.iter().any(|(a, b)| (*a..=*b).contains(&f.number)),
+            Some(r) => in_ranges(r, f.number),
             None => s.is_some() && s == args.stream,
         };
         if let (true, Some(s)) = (asked, s) {
@@ -228,7 +233,7 @@ fn extract_frames(
     let end = reader.for_each_frame(|f| {
         let s = engine.as_mut().and_then(|e| e.frame(f, &mut Nothing));
         let mut keep = match (ranges, stream) {
-            (Some(r), _) => r.iter().any(|(a, b)| (*a..=*b).contains(&f.number)),
+            (Some(r), _) => in_ranges(r, f.number),
             (None, Some(want)) => s == Some(want),
             _ => false,
         };

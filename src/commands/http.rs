@@ -120,8 +120,7 @@ pub fn http(args: &HttpArgs) -> u8 {
         };
         let end = read_frames(&mut reader, args.threads, &mut engine, &mut sink, |_| true);
         engine.finish(&mut sink);
-        keys.apply_pending();
-        super::report_key_lines(&keys);
+        super::capture_done(&keys);
         sink.flush_rows();
         let summary = FileSummary::new(
             &name,

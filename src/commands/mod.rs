@@ -100,6 +100,13 @@ fn extract_key_args(args: &crate::cli::TlsArgs, keys: &crate::tls::KeyStore) -> 
     s
 }
 
+/// A capture was read to its end: its pcapng secrets all count from now on (for the next
+/// capture), and the key log lines not used are said.
+fn capture_done(keys: &crate::tls::KeyStore) {
+    keys.apply_pending();
+    report_key_lines(keys);
+}
+
 /// Says which key log lines were not used, by file (or capture block) and line number, never
 /// by their text.
 fn report_key_lines(keys: &crate::tls::KeyStore) {
@@ -299,9 +306,7 @@ pub fn run_rules(
         p.finish_and_clear();
     }
     engine.finish(&mut set);
-    // The capture's secrets all count for the next one.
-    keys.apply_pending();
-    report_key_lines(keys);
+    capture_done(keys);
     Ok(RulesRun {
         end,
         engine,

@@ -421,18 +421,14 @@ impl TlsConn {
                     d.encrypted = true;
                 }
             }
-            record::ALERT => {
-                // Decrypted (TLS ≤ 1.2 with keys), or in plaintext.
-                let (clear, body) = match opened {
-                    Some(o) => (true, r.body.get(o.start..o.end).unwrap_or_default()),
-                    None => (!d.encrypted, &*r.body),
-                };
-                let known = clear && body.len() == 2;
+            // Decrypted, it was read when it opened (`decrypted_alert`).
+            record::ALERT if opened.is_none() => {
+                let known = !d.encrypted && r.body.len() == 2;
                 let alert = Alert {
                     frame: r.frame,
                     from_client: Some(dir) == self.client,
-                    level: body.first().copied().filter(|_| known),
-                    description: body.get(1).copied().filter(|_| known),
+                    level: r.body.first().copied().filter(|_| known),
+                    description: r.body.get(1).copied().filter(|_| known),
                     encrypted: d.encrypted || !known,
                 };
                 self.push_alert(alert);
@@ -459,6 +455,34 @@ impl TlsConn {
                 Self::encrypted(d, &r);
             }
             _ => {}
+        }
+    }
+
+    /// A decrypted alert record (`content` its plaintext): a TLS 1.2 alert held for late
+    /// secrets was counted when it came, encrypted, and now says what it was; any other is
+    /// added.
+    fn decrypted_alert(&mut self, dir: usize, frame: u64, content: &[u8]) {
+        let from_client = Some(dir) == self.client;
+        let (level, description) = match content {
+            [level, description] => (Some(*level), Some(*description)),
+            _ => (None, None),
+        };
+        let counted = self
+            .alerts
+            .iter_mut()
+            .find(|a| a.frame == frame && a.from_client == from_client && a.level.is_none());
+        match counted {
+            Some(a) => {
+                a.level = level;
+                a.description = description;
+            }
+            None => self.push_alert(Alert {
+                frame,
+                from_client,
+                level,
+                description,
+                encrypted: true,
+            }),
         }
     }
 
@@ -577,16 +601,7 @@ impl TlsConn {
                     self.decrypted_handshake(dir, r.frame, suite, e);
                 }
             }
-            record::ALERT if suite.tls13 => {
-                let alert = Alert {
-                    frame: r.frame,
-                    from_client: Some(dir) == self.client,
-                    level: content.first().copied().filter(|_| content.len() == 2),
-                    description: content.get(1).copied().filter(|_| content.len() == 2),
-                    encrypted: true,
-                };
-                self.push_alert(alert);
-            }
+            record::ALERT => self.decrypted_alert(dir, r.frame, content),
             _ => {}
         }
         Some(opened)
@@ -680,8 +695,7 @@ impl TlsConn {
     }
 
     /// Secrets for the connection, once its ServerHello is read: its keys, or why there are
-    /// none.
-    /// `now`: read followed key logs whatever the interval; `frame`: the frame being read.
+    /// none. `now`: read followed key logs whatever the interval; `frame`: the frame being read.
     fn setup_keys(&mut self, now: bool, frame: u64) {
         let (Some(store), Some(ch), Some(sh), Some(client)) = (
             &self.keys,
@@ -696,8 +710,7 @@ impl TlsConn {
             return;
         }
         let mut dec = Self::undecrypted(sh);
-        let suite = Suite::of(sh.cipher_suite).filter(|s| s.tls13 == (sh.version >= 0x0304));
-        let Some(suite) = suite else {
+        let Some(suite) = Suite::chosen(sh.cipher_suite, sh.version) else {
             self.decryption = Some(Box::new(dec));
             return;
         };
@@ -721,9 +734,8 @@ impl TlsConn {
     /// What decrypting a connection with this ServerHello gave before any secret: no key, or
     /// a suite not decrypted.
     fn undecrypted(sh: &ServerHello) -> Decryption {
-        let suite = Suite::of(sh.cipher_suite).filter(|s| s.tls13 == (sh.version >= 0x0304));
         Decryption {
-            status: if suite.is_some() {
+            status: if Suite::chosen(sh.cipher_suite, sh.version).is_some() {
                 DecryptStatus::NoKey
             } else {
                 DecryptStatus::UnsupportedSuite
@@ -816,7 +828,6 @@ impl TlsConn {
         if self.keyed.is_none() {
             return;
         }
-        self.waiting = false;
         let held = self.held.take().map_or_else(Vec::new, |h| {
             if let Some(k) = &self.keys {
                 k.release(h.1);
@@ -834,21 +845,7 @@ impl TlsConn {
                 frame: h.frame,
                 ts: h.ts,
             };
-            let opened = self.open(h.dir, &mut r, h.arrival, plain);
-            // A TLS 1.2 alert was counted when it came, encrypted: now it says what it was.
-            if let Some(o) = opened.filter(|o| o.content_type == record::ALERT)
-                && let [level, description] = r.body.get(o.start..o.end).unwrap_or_default()
-            {
-                let from_client = Some(h.dir) == self.client;
-                if let Some(a) = self
-                    .alerts
-                    .iter_mut()
-                    .find(|a| a.frame == h.frame && a.from_client == from_client)
-                {
-                    a.level = Some(*level);
-                    a.description = Some(*description);
-                }
-            }
+            self.open(h.dir, &mut r, h.arrival, plain);
         }
     }
 

@@ -61,6 +61,12 @@ pub struct Suite {
 }
 
 impl Suite {
+    /// The suite `id` chosen by a ServerHello of version `version`, when capdiag decrypts it
+    /// there (a TLS 1.3 suite with TLS 1.3, a TLS 1.2 one with TLS 1.2).
+    pub fn chosen(id: u16, version: u16) -> Option<Suite> {
+        Suite::of(id).filter(|s| s.tls13 == (version >= 0x0304))
+    }
+
     /// The suite `id`, when it is one capdiag decrypts: TLS 1.3's AES-GCM and ChaCha20-Poly1305
     /// suites, and TLS 1.2's AEAD suites with (EC)DHE or RSA key exchange.
     pub fn of(id: u16) -> Option<Suite> {
@@ -89,9 +95,7 @@ impl Suite {
 /// Why a suite is not decrypted with version `version`, in words for the summary (`CBC`,
 /// `CCM` ...).
 pub fn unsupported_kind(id: u16, version: u16) -> &'static str {
-    if let Some(s) = Suite::of(id)
-        && s.tls13 != (version >= 0x0304)
-    {
+    if Suite::of(id).is_some() && Suite::chosen(id, version).is_none() {
         return "a suite of another TLS version than the one chosen";
     }
     match id {

@@ -81,7 +81,9 @@ impl Store {
         }
     }
 
-    fn add(&mut self, source: &str, text: &[u8], first_line: u64) {
+    /// Reads the lines of `text` (numbered from `first_line` + 1 in reports); how many.
+    fn add(&mut self, source: &str, text: &[u8], first_line: u64) -> u64 {
+        let before = self.log.stats().lines;
         for m in self.log.add(text) {
             if self.reports.len() < super::keylog::MAX_REPORTED {
                 self.reports.push(Report {
@@ -95,6 +97,7 @@ impl Store {
                 self.reports_dropped += 1;
             }
         }
+        self.log.stats().lines - before
     }
 
     /// Reads what was appended to each file since last time: whole lines only.
@@ -116,14 +119,7 @@ impl Store {
                         .map_or(0, |i| i + 1);
                     let (whole, _) = bytes.split_at(end);
                     let name = f.name.clone();
-                    self.add(&name, whole, f.lines);
-                    f.lines += whole
-                        .iter()
-                        .enumerate()
-                        .filter(|&(i, &b)| {
-                            b == b'\n' || (b == b'\r' && whole.get(i + 1) != Some(&b'\n'))
-                        })
-                        .count() as u64;
+                    f.lines += self.add(&name, whole, f.lines);
                     f.offset += end as u64;
                 }
                 // A followed key log that does not exist yet is read once the client makes it.
@@ -198,24 +194,21 @@ impl KeyStore {
             ..Store::default()
         };
         for p in paths {
+            let name = crate::text::lossless(p.as_os_str().as_encoded_bytes());
+            if !follow {
+                // Read once, whole: a last line without its line end is a line.
+                let text = std::fs::read(p).map_err(|e| format!("{name}: {e}"))?;
+                store.add(&name, &text, 0);
+            }
             store.files.push(Followed {
                 path: p.clone(),
-                name: crate::text::lossless(p.as_os_str().as_encoded_bytes()),
+                name,
                 offset: 0,
                 lines: 0,
             });
         }
-        store.read_files()?;
-        if !follow {
-            // Read once: a line without its line end at the end of the file is a line.
-            for f in std::mem::take(&mut store.files) {
-                let rest = read_from(&f.path, f.offset).map_err(|e| format!("{}: {e}", f.name))?;
-                store.add(&f.name, &rest, f.lines);
-                store.files.push(Followed {
-                    offset: u64::MAX,
-                    ..f
-                });
-            }
+        if follow {
+            store.read_files()?;
         }
         let any = store.follow || !store.log.is_empty();
         Ok(KeyStore {
@@ -249,6 +242,7 @@ impl KeyStore {
         let name = format!("{source}: decryption secrets block {}", s.embedded);
         s.pending_bytes += data.len();
         s.pending.push_back((frame, name, data.to_vec()));
+        // A block before the first frame counts at once.
         s.apply_pending(frame.min(1));
         self.any.store(true, std::sync::atomic::Ordering::Release);
     }
