@@ -52,11 +52,14 @@ pub struct AnalyzeArgs {
     pub files: Vec<PathBuf>,
 
     /// Output format
-    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-    pub format: OutputFormat,
+    #[arg(long, value_enum, default_value_t = AnalyzeFormat::Table)]
+    pub format: AnalyzeFormat,
 
     #[command(flatten)]
     pub rule_args: RuleArgs,
+
+    #[command(flatten)]
+    pub diagram: DiagramArgs,
 
     /// Threads: 2 reads the capture, decodes it and parses its HTTP header blocks on a second
     /// thread while the first analyses it, 1 does it all on one (the results are the same)
@@ -69,6 +72,29 @@ pub struct AnalyzeArgs {
 
     #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AnalyzeFormat {
+    /// Finding blocks and summaries for people
+    Table,
+    /// One JSON document (schema: docs/output-schema.md)
+    Json,
+    /// One self-contained HTML page: summary, findings with diagrams, timeline
+    /// (docs/report.md)
+    Html,
+}
+
+/// How the finding blocks for people are drawn (`analyze` and `watch`).
+#[derive(Debug, Args)]
+pub struct DiagramArgs {
+    /// Draw with ASCII characters only (also when the locale is not UTF-8)
+    #[arg(long)]
+    pub ascii: bool,
+
+    /// No ladder diagram of the evidence in the finding blocks
+    #[arg(long)]
+    pub no_diagram: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -145,6 +171,9 @@ pub struct WatchArgs {
 
     #[command(flatten)]
     pub rule_args: RuleArgs,
+
+    #[command(flatten)]
+    pub diagram: DiagramArgs,
 
     #[command(flatten)]
     pub tls: TlsArgs,

@@ -96,6 +96,9 @@ pub struct Stats {
     pub exchanges: u64,
     pub http_messages: u64,
     pub connection_attempts: u64,
+    /// Capture times of the earliest and the latest frame.
+    pub first_ts: Option<TimestampNs>,
+    pub last_ts: Option<TimestampNs>,
     pub flow: FlowStats,
     pub http: HttpStats,
     pub tls: TlsStats,
@@ -333,6 +336,8 @@ impl Engine {
         let s = &mut self.stats;
         s.frames += 1;
         s.captured_bytes += frame.data.len() as u64;
+        s.first_ts = Some(s.first_ts.map_or(frame.ts, |t| t.min(frame.ts)));
+        s.last_ts = Some(s.last_ts.map_or(frame.ts, |t| t.max(frame.ts)));
         self.last_frame = frame.number;
         if (frame.wire_len as usize) > frame.data.len() {
             s.snaplen_truncated += 1;

@@ -1,6 +1,8 @@
 //! Findings: what went wrong, the frames that prove it, what to change.
 
+use crate::capture::TimestampNs;
 use serde::Serialize;
+use std::net::{IpAddr, SocketAddr};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -32,12 +34,143 @@ impl std::str::FromStr for Severity {
     }
 }
 
+/// One end of an evidence packet: its address, and the part it plays in the finding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Party {
+    pub ip: IpAddr,
+    /// None for a host that is not one end of a TCP connection (an ICMP error's sender).
+    pub port: Option<u16>,
+    /// `client`, `server`, or what the rule knows the server to be (`registry`, `S3 endpoint`,
+    /// `token realm`, `proxy`); `router` for an ICMP error's sender.
+    pub role: &'static str,
+}
+
+impl Party {
+    pub const CLIENT: &'static str = "client";
+    pub const SERVER: &'static str = "server";
+
+    pub fn client(addr: SocketAddr) -> Party {
+        Party {
+            ip: addr.ip(),
+            port: Some(addr.port()),
+            role: Party::CLIENT,
+        }
+    }
+
+    pub fn server(addr: SocketAddr) -> Party {
+        Party {
+            ip: addr.ip(),
+            port: Some(addr.port()),
+            role: Party::SERVER,
+        }
+    }
+
+    /// A host without a port (an ICMP error's sender).
+    pub fn host(ip: IpAddr, role: &'static str) -> Party {
+        Party {
+            ip,
+            port: None,
+            role,
+        }
+    }
+
+    pub fn is_client(&self) -> bool {
+        self.role == Party::CLIENT
+    }
+
+    /// `10.0.0.1:80`, `[2001:db8::1]:80`, or the bare address without a port.
+    pub fn addr(&self) -> String {
+        match self.port {
+            Some(p) => SocketAddr::new(self.ip, p).to_string(),
+            None => self.ip.to_string(),
+        }
+    }
+}
+
+impl Serialize for Party {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Party", 2)?;
+        st.serialize_field("addr", &self.addr())?;
+        st.serialize_field("role", self.role)?;
+        st.end()
+    }
+}
+
 /// One frame of evidence and what it shows.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Evidence {
     pub frame: u64,
     pub stream: Option<u64>,
     pub what: String,
+    /// The packet's sender, when the evidence is one packet between two parties.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<Party>,
+    /// The packet's receiver.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<Party>,
+    /// Capture time of the frame (nanoseconds since the epoch; seconds in JSON).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "seconds")]
+    pub time: Option<TimestampNs>,
+    /// The message in a few words, for a ladder diagram (`GET /v2/`, `403 AccessDenied`,
+    /// `SYN (retransmission #3)`); `what` says it in full.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub label: String,
+}
+
+fn seconds<S: serde::Serializer>(t: &Option<TimestampNs>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(ns) => s.serialize_f64(*ns as f64 / 1e9),
+        None => s.serialize_none(),
+    }
+}
+
+impl Evidence {
+    /// Evidence that is a frame and what it shows, not drawn as a packet between parties.
+    pub fn note(frame: u64, stream: Option<u64>, what: impl Into<String>) -> Evidence {
+        Evidence {
+            frame,
+            stream,
+            what: what.into(),
+            from: None,
+            to: None,
+            time: None,
+            label: String::new(),
+        }
+    }
+
+    /// Evidence that is one packet from `from` to `to` at `ts`, said in full (`what`) and in
+    /// a few words (`label`).
+    pub fn packet(
+        frame: u64,
+        stream: Option<u64>,
+        (from, to): (Party, Party),
+        ts: impl Into<Option<TimestampNs>>,
+        what: impl Into<String>,
+        label: impl Into<String>,
+    ) -> Evidence {
+        Evidence {
+            frame,
+            stream,
+            what: what.into(),
+            from: Some(from),
+            to: Some(to),
+            time: ts.into(),
+            label: label.into(),
+        }
+    }
+}
+
+/// Names the part the server at `addr` plays (`registry`, `S3 endpoint`) wherever the evidence
+/// still calls it `server`.
+pub fn name_server(evidence: &mut [Evidence], addr: SocketAddr, role: &'static str) {
+    for e in evidence {
+        for p in [e.from.as_mut(), e.to.as_mut()].into_iter().flatten() {
+            if p.role == Party::SERVER && p.ip == addr.ip() && p.port == Some(addr.port()) {
+                p.role = role;
+            }
+        }
+    }
 }
 
 /// A diagnosis.

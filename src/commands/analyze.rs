@@ -2,9 +2,9 @@
 
 use super::{
     EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, count_line_n, fail_threshold, is_broken_pipe, name_of,
-    progress_bar, report_error, run_rules, use_color, warn_if_incomplete,
+    progress_bar, report_error, run_rules, warn_if_incomplete,
 };
-use crate::cli::OutputFormat;
+use crate::cli::AnalyzeFormat;
 use crate::output::FileSummary;
 use crate::output::table::summary_text;
 use std::io;
@@ -25,14 +25,14 @@ struct AnalyzeFileSummary {
 pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
     use crate::finding::Severity;
     use crate::output::finding_writer::{FindingWriter, Origin, Style};
-    let json = args.format == OutputFormat::Json;
+    let json = args.format == AnalyzeFormat::Json;
     let Some(keys) = super::tls_keys(&args.tls, false) else {
         return EXIT_ERROR;
     };
     let style = if json {
         Style::Json
     } else {
-        Style::Text { color: use_color() }
+        Style::Text(super::text_style(&args.diagram))
     };
     let mut out = match FindingWriter::start(io::BufWriter::new(io::stdout().lock()), style) {
         Ok(w) => w,

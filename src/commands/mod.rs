@@ -200,6 +200,30 @@ fn use_color() -> bool {
     io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
+/// How finding blocks are drawn for people: colour on a terminal, box-drawing characters
+/// where the locale is UTF-8 (and not `--ascii`), the terminal's width (`COLUMNS`, else 80).
+fn text_style(d: &crate::cli::DiagramArgs) -> crate::output::findings::TextStyle {
+    let width = terminal_width().unwrap_or(80).clamp(60, 240);
+    crate::output::findings::TextStyle {
+        color: use_color(),
+        ascii: d.ascii || !crate::output::findings::locale_is_utf8(),
+        diagram: !d.no_diagram,
+        width,
+    }
+}
+
+/// The width of the terminal on standard output, or `COLUMNS`.
+fn terminal_width() -> Option<usize> {
+    use std::io::IsTerminal;
+    if io::stdout().is_terminal()
+        && let Ok(ws) = rustix::termios::tcgetwinsize(io::stdout())
+        && ws.ws_col > 0
+    {
+        return Some(usize::from(ws.ws_col));
+    }
+    std::env::var("COLUMNS").ok()?.trim().parse().ok()
+}
+
 /// A progress bar on standard error for a long offline run: only on a terminal, only for a
 /// file whose size is known, and only with human output.
 pub fn progress_bar(path: &Path, human: bool) -> Option<indicatif::ProgressBar> {

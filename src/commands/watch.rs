@@ -3,7 +3,7 @@
 
 use super::{
     EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, count_line_n, fail_threshold, is_broken_pipe, name_of,
-    print_text, read_frames, report_error, use_color, warn_if_incomplete,
+    print_text, read_frames, report_error, warn_if_incomplete,
 };
 use crate::capture::file::CaptureReader;
 use crate::engine::Engine;
@@ -223,7 +223,7 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
     let style = if json {
         Style::Ndjson
     } else {
-        Style::Text { color: use_color() }
+        Style::Text(super::text_style(&args.diagram))
     };
     // Shared by the findings and the drop reports; flushed after each.
     let out = match FindingWriter::start(io::stdout().lock(), style) {

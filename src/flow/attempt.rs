@@ -1,7 +1,7 @@
 //! Connection attempts: what happened to a client's SYNs.
 
 use serde::Serialize;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Most SYN frames remembered per attempt (the count goes on).
 pub const MAX_SYN_FRAMES: usize = 16;
@@ -39,6 +39,15 @@ pub struct ConnectionAttempt {
     /// What the ICMP destination unreachable said, in words ("port unreachable").
     pub icmp_says: Option<&'static str>,
     pub outcome: Outcome,
+    /// Capture time of each frame in `syn_frames`.
+    #[serde(skip)]
+    pub syn_ts: Vec<i64>,
+    /// Capture time of the reset, when `rst_frame` is set.
+    #[serde(skip)]
+    pub rst_ts: i64,
+    /// Who sent the ICMP error, and when, when `icmp_frame` is set.
+    #[serde(skip)]
+    pub icmp_from: Option<(IpAddr, i64)>,
 }
 
 impl ConnectionAttempt {
@@ -56,6 +65,9 @@ impl ConnectionAttempt {
             icmp_frame: None,
             icmp_says: None,
             outcome: Outcome::NoAnswer,
+            syn_ts: vec![ts],
+            rst_ts: 0,
+            icmp_from: None,
         }
     }
 
@@ -68,6 +80,7 @@ impl ConnectionAttempt {
         self.last_syn_ts = ts;
         if self.syn_frames.len() < MAX_SYN_FRAMES {
             self.syn_frames.push(frame);
+            self.syn_ts.push(ts);
         }
     }
 }

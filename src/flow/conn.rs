@@ -411,6 +411,7 @@ pub(super) fn process<A: Consumers>(
     } else if rst && f.attempt_open && f.client_dir == other {
         if let Some(a) = f.attempt.as_mut() {
             a.rst_frame = Some(n);
+            a.rst_ts = ts;
             a.outcome = Outcome::Refused;
         }
         f.close_attempt(out);

@@ -440,6 +440,7 @@ impl<A: Consumers> FlowTable<A> {
         if icmp.is_unreachable() && f.attempt_open && f.client_dir == dir {
             if let Some(a) = f.attempt.as_mut() {
                 a.icmp_frame = Some(frame.number);
+                a.icmp_from = Some((icmp.reporter, frame.ts));
                 a.icmp_says = Some(icmp.says());
                 a.outcome = Outcome::Unreachable;
             }

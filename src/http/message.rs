@@ -181,6 +181,8 @@ pub struct Message {
     pub last_frame: u64,
     pub first_ts: TimestampNs,
     pub end_ts: TimestampNs,
+    /// Capture time of `last_frame`.
+    pub last_ts: TimestampNs,
     pub body: Body,
     /// The message ended where its framing says it ends (false: cut short by a reset, a gap in
     /// chunked framing, or the end of the capture).
@@ -211,9 +213,19 @@ impl Message {
             last_frame: first_frame,
             first_ts: ts,
             end_ts: ts,
+            last_ts: ts,
             body: Body::default(),
             complete: false,
             anomalies: Vec::new(),
+        }
+    }
+
+    /// Capture time of `frame`, the frame where Wireshark shows the message.
+    pub fn frame_ts(&self) -> TimestampNs {
+        if self.complete {
+            self.end_ts
+        } else {
+            self.last_ts
         }
     }
 

@@ -491,6 +491,7 @@ impl Parser {
     fn start_body(&mut self, mut msg: Box<Message>, o: Origin, sink: &mut dyn MessageSink) {
         self.is_http = true;
         msg.last_frame = o.frame;
+        msg.last_ts = o.ts;
         let keep = match self.limits.bodies {
             BodyPolicy::All => true,
             BodyPolicy::ErrorResponses => msg.status().is_some_and(|s| s >= 300 && s != 304),
@@ -550,6 +551,7 @@ impl Parser {
                 self.room -= take;
             }
             m.last_frame = o.frame;
+            m.last_ts = o.ts;
             m.end_ts = o.ts;
         }
     }
@@ -588,6 +590,7 @@ impl Parser {
     ) -> usize {
         if let Some(m) = self.cur.as_mut() {
             m.last_frame = o.frame;
+            m.last_ts = o.ts;
         }
         match cs {
             ChunkState::Size | ChunkState::Trailer => {

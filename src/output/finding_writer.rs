@@ -9,7 +9,7 @@
 //!
 //! Field names and meanings are an interface (`docs/output-schema.md`, `docs/watch.md`).
 
-use super::findings::finding_block_with;
+use super::findings::{TextStyle, finding_block_with};
 use super::json::SCHEMA_VERSION;
 use crate::capture::live::DropReport;
 use crate::finding::Finding;
@@ -19,7 +19,7 @@ use std::io::{self, Write};
 /// How findings are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Style {
-    Text { color: bool },
+    Text(TextStyle),
     Json,
     Ndjson,
 }
@@ -104,9 +104,9 @@ impl<W: Write> FindingWriter<W> {
         drops: u64,
     ) -> io::Result<()> {
         match self.style {
-            Style::Text { color } => {
+            Style::Text(style) => {
                 let mut block =
-                    finding_block_with(f, n, from.extract_from, from.extract_keys, color);
+                    finding_block_with(f, n, from.extract_from, from.extract_keys, &style);
                 if drops > 0 {
                     block.push_str(&format!(
                         "  warning: the kernel dropped {drops} packets while this evidence was \
@@ -148,7 +148,7 @@ impl<W: Write> FindingWriter<W> {
                 file: from.file,
                 report: *r,
             }),
-            Style::Text { .. } => writeln!(
+            Style::Text(_) => writeln!(
                 self.out,
                 "capdiag: warning: the kernel dropped {} packets between frames {} and {} ({} \
                  since the start): its buffer was full. Findings with evidence there may be \

@@ -1,5 +1,6 @@
 //! Findings for people: one block per finding, then the summary.
 
+use super::ladder::Ladder;
 use crate::finding::{Finding, Severity, frame_ranges};
 use crate::text::{fit, printable, shell_quote};
 use comfy_table::{Cell, ContentArrangement, Table, presets};
@@ -37,22 +38,61 @@ fn paint(s: &str, sev: Severity, color: bool) -> String {
     format!("\x1b[{code}m{s}\x1b[0m")
 }
 
+/// How finding blocks are written for people.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TextStyle {
+    /// ANSI colours for the severity.
+    pub color: bool,
+    /// ASCII instead of box-drawing characters (diagram and table).
+    pub ascii: bool,
+    /// A ladder diagram of the evidence.
+    pub diagram: bool,
+    /// The terminal's width, in columns.
+    pub width: usize,
+}
+
+impl TextStyle {
+    /// 80 columns, box-drawing characters, diagrams, colour as given.
+    pub fn plain(color: bool) -> TextStyle {
+        TextStyle {
+            color,
+            ascii: false,
+            diagram: true,
+            width: 80,
+        }
+    }
+}
+
+/// Whether the locale's character set is UTF-8 (`LC_ALL`, else `LC_CTYPE`, else `LANG`, as
+/// the C library chooses): if not, the terminal may not show box-drawing characters.
+pub fn locale_is_utf8() -> bool {
+    ["LC_ALL", "LC_CTYPE", "LANG"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .find(|v| !v.is_empty())
+        .is_some_and(|v| {
+            let v = v.to_ascii_lowercase();
+            v.contains("utf-8") || v.contains("utf8")
+        })
+}
+
 /// One finding as a block of text. `n` is its number for `capdiag extract --finding N`.
 /// Every text of the finding is shown [`printable`]: its own escapes (colour) are the only ones
 /// that reach the terminal.
 pub fn finding_block(f: &Finding, n: usize, file: &str, color: bool) -> String {
-    finding_block_with(f, n, file, "", color)
+    finding_block_with(f, n, file, "", &TextStyle::plain(color))
 }
 
 /// As [`finding_block`], with `extract_args` (already quoted for a shell: the run's TLS key
-/// logs and `--with-keys`) added to its `capdiag extract` suggestion.
+/// logs and `--with-keys`) added to its `capdiag extract` suggestion, written in `style`.
 pub fn finding_block_with(
     f: &Finding,
     n: usize,
     file: &str,
     extract_args: &str,
-    color: bool,
+    style: &TextStyle,
 ) -> String {
+    let color = style.color;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -77,14 +117,24 @@ pub fn finding_block_with(
     out.push('\n');
     out.push_str(&wrap(&printable(&f.detail), 96, "  "));
     out.push('\n');
+    if style.diagram
+        && let Some(l) = Ladder::of(f)
+    {
+        out.push_str(&l.text(style.width, style.ascii));
+        out.push('\n');
+    }
     let mut t = Table::new();
-    t.load_style(presets::UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(vec!["frame", "stream", "evidence"]);
+    t.load_style(if style.ascii {
+        presets::ASCII_FULL_CONDENSED
+    } else {
+        presets::UTF8_FULL_CONDENSED
+    })
+    .set_content_arrangement(ContentArrangement::Disabled)
+    .set_header(vec!["frame", "stream", "evidence"]);
     for e in &f.evidence {
         t.add_row(vec![
             Cell::new(if e.frame == f.key_frame {
-                format!("{} ◀", e.frame)
+                format!("{} {}", e.frame, if style.ascii { "<" } else { "◀" })
             } else {
                 e.frame.to_string()
             }),

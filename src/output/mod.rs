@@ -4,6 +4,7 @@
 pub mod finding_writer;
 pub mod findings;
 pub mod json;
+pub mod ladder;
 pub mod table;
 
 use crate::capture::LinkType;
@@ -86,6 +87,11 @@ pub struct FileSummary {
     pub tls: crate::tls::TlsStats,
     /// The TLS secrets the run had: key log files, pcapng secrets blocks, lines read.
     pub tls_keys: crate::tls::keys::KeyStoreStats,
+    /// Capture times of the earliest and the latest frame (for the HTML report).
+    #[serde(skip)]
+    pub first_ts: Option<i64>,
+    #[serde(skip)]
+    pub last_ts: Option<i64>,
     /// The layers' counters, for the report (the JSON has them in `tcp`).
     #[serde(skip)]
     pub flow: FlowStats,
@@ -135,6 +141,8 @@ impl FileSummary {
             snaplen_truncated_frames: stats.snaplen_truncated,
             skipped: stats.skipped(),
             tcp: TcpCounters::of(&stats.flow, &stats.http),
+            first_ts: stats.first_ts,
+            last_ts: stats.last_ts,
             flow: stats.flow,
             http: stats.http,
             tls: stats.tls,
@@ -215,6 +223,8 @@ mod tests {
             snaplen_truncated_frames: 0,
             skipped: Vec::new(),
             tcp: t,
+            first_ts: None,
+            last_ts: None,
             flow: f,
             http: h,
             tls: crate::tls::TlsStats {

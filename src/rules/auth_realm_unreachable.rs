@@ -8,7 +8,7 @@ use super::kit::referral::{Referral, Referrals, failure_words};
 use super::kit::{Url, exchange_evidence, is_internal, realm_of, request_line, secs};
 use super::{Interest, Rule, RuleInfo};
 use crate::capture::TimestampNs;
-use crate::finding::{Finding, FindingDraft, Severity};
+use crate::finding::{Finding, FindingDraft, Severity, name_server};
 use crate::flow::ConnectionAttempt;
 use crate::http::Exchange;
 use crate::text::lossless;
@@ -67,6 +67,8 @@ impl AuthRealmUnreachable {
             format!("SYN to the realm {} from {}", a.server, a.client),
             "reset: nothing listens on the realm's port",
         ));
+        name_server(&mut evidence, c.ex.server, "registry");
+        name_server(&mut evidence, a.server, "token realm");
         let mut detail = format!(
             "{} answered {} from {} with 401 and `WWW-Authenticate` realm \"{}\". The client then tried to reach the realm at {}: {how}.",
             c.ex.server,

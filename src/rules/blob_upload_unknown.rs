@@ -9,10 +9,10 @@
 //! there too, and the finding names the backends each request of the upload reached. The copies
 //! of one error (the replica's answer to the proxy, the proxy's to the client) make one finding.
 
-use super::kit::{Bounded, Waiting, body_of, secs, target_path};
+use super::kit::{Bounded, Waiting, body_of, request_label, response_label, secs, target_path};
 use super::{Interest, Rule, RuleInfo};
 use crate::capture::TimestampNs;
-use crate::finding::{Evidence, Finding, FindingDraft, Severity};
+use crate::finding::{Evidence, Finding, FindingDraft, Party, Severity, name_server};
 use crate::http::Exchange;
 use crate::text::{lossless, shorten};
 use std::net::SocketAddr;
@@ -46,6 +46,48 @@ struct Step {
     server: SocketAddr,
     client: SocketAddr,
     status: u16,
+    req_ts: TimestampNs,
+    resp_ts: TimestampNs,
+    req_label: String,
+    resp_label: String,
+}
+
+impl Step {
+    /// The request and its answer as evidence, the answer said with `code` (the registry's
+    /// error code) when there is one.
+    fn evidence(&self, code: &str) -> [Evidence; 2] {
+        let (client, server) = (Party::client(self.client), Party::server(self.server));
+        let code = if code.is_empty() {
+            String::new()
+        } else {
+            format!(" {code}")
+        };
+        [
+            Evidence::packet(
+                self.req_frame,
+                Some(self.stream),
+                (client, server),
+                self.req_ts,
+                format!(
+                    "{} of the upload ({} → {})",
+                    self.method, self.client, self.server
+                ),
+                self.req_label.clone(),
+            ),
+            Evidence::packet(
+                self.resp_frame,
+                Some(self.stream),
+                (server, client),
+                self.resp_ts,
+                format!("{}{code} from {}", self.status, self.server),
+                if code.is_empty() {
+                    self.resp_label.clone()
+                } else {
+                    format!("{}{code}", self.status)
+                },
+            ),
+        ]
+    }
 }
 
 #[derive(Debug)]
@@ -106,28 +148,13 @@ impl BlobUploadUnknown {
         };
         let mut evidence = Vec::new();
         for s in &u.steps {
-            evidence.push(Evidence {
-                frame: s.req_frame,
-                stream: Some(s.stream),
-                what: format!("{} of the upload ({} → {})", s.method, s.client, s.server),
-            });
-            evidence.push(Evidence {
-                frame: s.resp_frame,
-                stream: Some(s.stream),
-                what: format!("{} from {}", s.status, s.server),
-            });
+            evidence.extend(s.evidence(""));
         }
         for (s, code) in &u.errors {
-            evidence.push(Evidence {
-                frame: s.req_frame,
-                stream: Some(s.stream),
-                what: format!("{} of the upload ({} → {})", s.method, s.client, s.server),
-            });
-            evidence.push(Evidence {
-                frame: s.resp_frame,
-                stream: Some(s.stream),
-                what: format!("{} {code} from {}", s.status, s.server),
-            });
+            evidence.extend(s.evidence(code));
+        }
+        for s in u.steps.iter().chain(u.errors.iter().map(|(s, _)| s)) {
+            name_server(&mut evidence, s.server, "registry");
         }
         // The client's own request came first (a proxy's request to a replica follows it).
         let Some(start) = u.steps.iter().min_by_key(|s| s.req_frame) else {
@@ -247,6 +274,10 @@ impl Rule for BlobUploadUnknown {
             server: ex.server,
             client: ex.client,
             status,
+            req_ts: req.frame_ts(),
+            resp_ts: resp.frame_ts(),
+            req_label: request_label(req),
+            resp_label: response_label(resp),
         };
         if status < 400 {
             // A start (its id in the answer) or a step of a known upload.

@@ -18,7 +18,7 @@
 use super::kit::secs;
 use super::{Interest, Rule, RuleInfo};
 use crate::capture::TimestampNs;
-use crate::finding::{Evidence, Finding, FindingDraft, Severity};
+use crate::finding::{Evidence, Finding, FindingDraft, Party, Severity};
 use crate::flow::Stall;
 use crate::flow::stall::{Seen, Sent};
 
@@ -46,12 +46,26 @@ const WAITED_NS: TimestampNs = 1_000_000_000;
 #[derive(Default)]
 pub struct MtuBlackhole;
 
-fn at(what: String, s: Sent, stream: u64) -> Evidence {
-    Evidence {
-        frame: s.frame,
-        stream: Some(stream),
-        what,
-    }
+/// The packet `p` of the stalled connection `s` as evidence, sent by the data's sender
+/// (`from_sender`) or by its receiver.
+fn at(what: String, label: impl Into<String>, p: Sent, s: &Stall, from_sender: bool) -> Evidence {
+    let (sender, receiver) = parties(s);
+    let ends = if from_sender {
+        (sender, receiver)
+    } else {
+        (receiver, sender)
+    };
+    Evidence::packet(p.frame, Some(s.stream), ends, p.ts, what, label)
+}
+
+/// The stalled connection's two ends: the side whose data does not get through, and the other.
+fn parties(s: &Stall) -> (Party, Party) {
+    let party = |a: std::net::SocketAddr, role| Party {
+        ip: a.ip(),
+        port: Some(a.port()),
+        role,
+    };
+    (party(s.sender, "sender"), party(s.receiver, "receiver"))
 }
 
 /// `2.3 s`, `45 s`.
@@ -72,11 +86,19 @@ fn mss_part(s: &Stall, ev: &mut Vec<Evidence>) -> String {
         ("receiver", s.receiver, s.receiver_mss),
     ] {
         if let Some((frame, m)) = mss {
-            ev.push(Evidence {
+            let (sender, receiver) = parties(s);
+            ev.push(Evidence::packet(
                 frame,
-                stream: Some(s.stream),
-                what: format!("SYN of the {who} {addr}: MSS {m}"),
-            });
+                Some(s.stream),
+                if who == "sender" {
+                    (sender, receiver)
+                } else {
+                    (receiver, sender)
+                },
+                None,
+                format!("SYN of the {who} {addr}: MSS {m}"),
+                format!("SYN, MSS {m}"),
+            ));
             words.push(format!("the {who} announced an MSS of {m} (frame {frame})"));
         }
     }
@@ -112,8 +134,10 @@ fn waiting_part(s: &Stall, what: &str, ev: &mut Vec<Evidence>) {
     {
         ev.push(at(
             format!("TCP packet from {} {what}", s.receiver),
+            "ACK (still waiting)",
             *w,
-            s.stream,
+            s,
+            false,
         ));
     }
 }
@@ -139,11 +163,13 @@ fn close_part(s: &Stall, start: Sent, ev: &mut Vec<Evidence>) -> Option<String> 
     .filter(|(_, _, (f, _, _))| *f > start.frame)
     .min_by_key(|(_, _, (f, _, _))| *f)?;
     let how = if rst { "RST" } else { "FIN" };
-    ev.push(Evidence {
-        frame,
-        stream: Some(s.stream),
-        what: format!("{how} from the {who} {addr}: it gives up"),
-    });
+    ev.push(at(
+        format!("{how} from the {who} {addr}: it gives up"),
+        how,
+        Sent { frame, ts, len: 0 },
+        s,
+        who == "sender",
+    ));
     Some(format!(
         "the {who} closed the connection ({how}, frame {frame}, {} after)",
         span(ts.saturating_sub(start.ts))
@@ -203,8 +229,10 @@ impl MtuBlackhole {
                         "TCP segment, full size ({} bytes), from {} to {}: never acknowledged",
                         f.len, s.sender, s.receiver
                     ),
+                    format!("{} bytes, never ACKed", f.len),
                     *f,
-                    stream,
+                    s,
+                    true,
                 ));
                 if f.len > size + OPTIONS {
                     format!(
@@ -226,8 +254,10 @@ impl MtuBlackhole {
                     r.len,
                     span(r.ts.saturating_sub(start.ts))
                 ),
+                format!("retransmission #{} ({} bytes)", i + 1, r.len),
                 *r,
-                stream,
+                s,
+                true,
             ));
         }
         waiting_part(
@@ -241,8 +271,10 @@ impl MtuBlackhole {
                     "TCP packet from {}, its last before: small packets pass",
                     s.receiver
                 ),
+                format!("{} bytes (last before)", b.len),
                 b,
-                stream,
+                s,
+                false,
             ));
         }
         if let Some(t) = s.largest_through {
@@ -251,8 +283,10 @@ impl MtuBlackhole {
                     "TCP segment: the largest of {}'s known to have got through ({} bytes)",
                     s.sender, t.len
                 ),
+                format!("{} bytes (got through)", t.len),
                 t,
-                stream,
+                s,
+                true,
             ));
         }
         let mss = mss_part(s, &mut ev);
@@ -279,15 +313,21 @@ impl MtuBlackhole {
         };
         let icmp_words = match s.icmp {
             Some((i, mtu)) if i.frame < last_full.frame => {
-                ev.push(at(
+                let mut e = Evidence::note(
+                    i.frame,
+                    Some(stream),
                     format!(
                         "ICMP fragmentation needed / packet too big about {}'s packets{}",
                         s.sender,
                         mtu.map(|m| format!(" (MTU {m})")).unwrap_or_default()
                     ),
-                    i,
-                    stream,
-                ));
+                );
+                e.time = Some(i.ts);
+                e.label = format!(
+                    "ICMP too big{}",
+                    mtu.map(|m| format!(" (MTU {m})")).unwrap_or_default()
+                );
+                ev.push(e);
                 format!(
                     " An ICMP \"fragmentation needed\" about its packets did reach the capture point \
                      (frame {}{}), yet the sender went on at full size: something between the capture \
@@ -327,16 +367,20 @@ impl MtuBlackhole {
                         "TCP retransmission, smaller ({} bytes): the sender probing a smaller segment size",
                         sm.len
                     ),
+                    format!("retransmission, smaller ({} bytes)", sm.len),
                     sm,
-                    stream,
+                    s,
+                    true,
                 ));
                 ev.push(at(
                     format!(
                         "TCP ACK from {} of the smaller segment: it got through",
                         s.receiver
                     ),
+                    "ACK of it",
                     a,
-                    stream,
+                    s,
+                    false,
                 ));
                 (
                     Severity::Warning,
@@ -435,23 +479,26 @@ impl MtuBlackhole {
         {
             return;
         }
-        let stream = s.stream;
         let mut ev = vec![
             at(
                 format!(
                     "TCP packet from {}, its last before the missing bytes",
                     s.sender
                 ),
+                format!("{} bytes (last before)", before.len),
                 *before,
-                stream,
+                s,
+                true,
             ),
             at(
                 format!(
                     "TCP previous segment not captured: {hole_bytes} bytes {} sent before this never arrived",
                     s.sender
                 ),
+                format!("{} bytes after {hole_bytes} missing", after.len),
                 *after,
-                stream,
+                s,
+                true,
             ),
         ];
         waiting_part(
@@ -468,8 +515,10 @@ impl MtuBlackhole {
                     "TCP segment: the largest of {}'s that arrived ({} bytes)",
                     s.sender, t.len
                 ),
+                format!("{} bytes (arrived)", t.len),
                 t,
-                stream,
+                s,
+                true,
             ));
         }
         let mss_words = mss_part(s, &mut ev);

@@ -5,8 +5,8 @@
 //! follow-up at all (taken on the registry side), an `info` finding says where to capture.
 
 use super::kit::{
-    Url, Waiting, body_of, exchange_evidence, human_duration, parse_http_date, request_line, secs,
-    target_path_query,
+    Url, Waiting, body_of, exchange_evidence, human_duration, named, parse_http_date, request_line,
+    secs, target_path_query,
 };
 use super::s3::{Presigned, parse_s3_error, presigned};
 use super::{Interest, Rule, RuleInfo};
@@ -227,18 +227,22 @@ impl PresignedUrl403 {
         else {
             return;
         };
-        let mut evidence = exchange_evidence(
-            &r.ex,
-            "request redirected",
-            "redirect to a presigned S3 URL",
+        let mut evidence = named(
+            exchange_evidence(
+                &r.ex,
+                "request redirected",
+                "redirect to a presigned S3 URL",
+            ),
+            r.ex.server,
+            "registry",
         );
         let mut all_causes: Vec<String> = Vec::new();
         let mut all_fixes: Vec<String> = Vec::new();
         for f in &refused {
-            evidence.extend(exchange_evidence(
-                &f.ex,
-                "follow-up to the presigned URL",
-                "refused",
+            evidence.extend(named(
+                exchange_evidence(&f.ex, "follow-up to the presigned URL", "refused"),
+                f.ex.server,
+                "S3 endpoint",
             ));
             let (c, x) = causes(r, f);
             for c in c {
@@ -312,10 +316,14 @@ impl PresignedUrl403 {
         let Some(resp) = &r.ex.response else {
             return;
         };
-        let evidence = exchange_evidence(
-            &r.ex,
-            "request redirected",
-            "redirect to a presigned S3 URL",
+        let evidence = named(
+            exchange_evidence(
+                &r.ex,
+                "request redirected",
+                "redirect to a presigned S3 URL",
+            ),
+            r.ex.server,
+            "registry",
         );
         out.push(FindingDraft {
 rule: INFO.id,

@@ -8,7 +8,9 @@
 //! it arrives while the body is still being sent). Repeats (a client retrying the same upload)
 //! are suppressed for a minute.
 
-use super::kit::{body_of, exchange_evidence, html_title, looks_like_html, request_line, secs};
+use super::kit::{
+    body_of, exchange_evidence, html_title, looks_like_html, named, request_line, secs,
+};
 use super::{Interest, Rule, RuleInfo};
 use crate::finding::{Evidence, Finding, FindingDraft, Severity};
 use crate::http::{Exchange, Message};
@@ -94,15 +96,23 @@ impl Rule for ProxyBodyTooLarge {
         } else {
             "request headers (its body cut short)"
         };
-        let mut evidence = exchange_evidence(ex, label, "refused");
+        let mut evidence = named(
+            exchange_evidence(ex, label, "refused"),
+            ex.server,
+            if from_registry { "registry" } else { "proxy" },
+        );
         if let Some(e) = evidence.iter_mut().find(|e| e.frame == req.frame) {
             e.frame = req.first_frame;
+            e.time = Some(req.first_ts);
         }
         if req.frame != req.first_frame {
-            evidence.push(Evidence {
-                frame: req.frame,
-                stream: Some(ex.stream),
-                what: format!(
+            let (client, server) = super::kit::exchange_parties(ex);
+            evidence.push(Evidence::packet(
+                req.frame,
+                Some(ex.stream),
+                (client, server),
+                req.frame_ts(),
+                format!(
                     "last body bytes sent: {sent_txt}{}",
                     if req.complete {
                         String::new()
@@ -110,7 +120,8 @@ impl Rule for ProxyBodyTooLarge {
                         ", the rest never sent (cut short)".to_string()
                     }
                 ),
-            });
+                format!("body: {sent} bytes sent"),
+            ));
         }
         let answered_by = if from_registry {
             format!(

@@ -164,7 +164,11 @@ impl Rule for ProxyErrorPage {
                 rule: INFO.id,
                 severity: INFO.severity,
                 key_frame: resp.frame,
-                evidence: exchange_evidence(ex, "registry API request", "answered by a proxy"),
+                evidence: super::kit::named(
+                    exchange_evidence(ex, "registry API request", "answered by a proxy"),
+                    ex.server,
+                    "proxy",
+                ),
                 title: format!(
                     "{} answered a registry API request {status} with {}, not the registry",
                     ex.server,

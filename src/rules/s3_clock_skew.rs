@@ -226,7 +226,11 @@ impl Rule for S3ClockSkew {
                 || clocks.too_skewed();
             if skewed {
                 let answer = Answer {
-                    evidence: exchange_evidence(ex, "S3 request", "S3 refusal"),
+                    evidence: super::kit::named(
+                        exchange_evidence(ex, "S3 request", "S3 refusal"),
+                        ex.server,
+                        "S3 endpoint",
+                    ),
                     request: request_line(req, 80),
                     status: resp.status().unwrap_or(0),
                     code: error.map(|e| e.code).unwrap_or_default(),

@@ -218,7 +218,11 @@ impl Rule for S3ErrorRule {
                 && !Clocks::of(req, resp).too_skewed()
             {
                 let answer = Answer {
-                    evidence: exchange_evidence(ex, "S3 request", "S3 error"),
+                    evidence: super::kit::named(
+                        exchange_evidence(ex, "S3 request", "S3 error"),
+                        ex.server,
+                        "S3 endpoint",
+                    ),
                     request: request_line(req, 80),
                     status: resp.status().unwrap_or(0),
                     resp_frame: resp.frame,

@@ -168,7 +168,11 @@ impl Rule for S3ErrorNotXml {
             let path = path.split('?').next().unwrap_or_default().to_string();
             let key = (method.to_string(), path);
             let answer = BadAnswer {
-                evidence: exchange_evidence(ex, "S3 request", "non-XML S3 error"),
+                evidence: super::kit::named(
+                    exchange_evidence(ex, "S3 request", "non-XML S3 error"),
+                    ex.server,
+                    "S3 endpoint",
+                ),
                 status,
                 content_type: resp.header_str("content-type").unwrap_or_default(),
                 server: resp.header_str("server").unwrap_or_default(),

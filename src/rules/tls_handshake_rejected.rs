@@ -14,7 +14,7 @@
 
 use super::kit::secs;
 use super::{Interest, Rule, RuleInfo};
-use crate::finding::{Evidence, Finding, FindingDraft, Severity};
+use crate::finding::{Evidence, Finding, FindingDraft, Party, Severity};
 use crate::text::shell_quote;
 use crate::tls::{CertInfo, Outcome, TlsSummary, alert_name, version_name};
 
@@ -355,36 +355,65 @@ impl TlsHandshakeRejected {
             ),
         };
         detail.push_str(&format!(" Cause: {what}."));
-        let mut evidence = vec![Evidence {
-            frame: ch.frame,
-            stream: Some(t.stream),
-            what: format!(
+        let (client, server) = (Party::client(t.client), Party::server(t.server));
+        let mut evidence = vec![Evidence::packet(
+            ch.frame,
+            Some(t.stream),
+            (client, server),
+            ch.ts,
+            format!(
                 "TLS ClientHello, SNI {}",
                 ch.sni.as_deref().unwrap_or("none")
             ),
-        }];
+            format!(
+                "ClientHello{}",
+                ch.sni
+                    .as_deref()
+                    .map(|s| format!(" (SNI {s})"))
+                    .unwrap_or_default()
+            ),
+        )];
         if let Some(h) = sh {
-            evidence.push(Evidence {
-                frame: h.frame,
-                stream: Some(t.stream),
-                what: format!("TLS ServerHello, {}", version_name(h.version)),
-            });
+            evidence.push(Evidence::packet(
+                h.frame,
+                Some(t.stream),
+                (server, client),
+                h.ts,
+                format!("TLS ServerHello, {}", version_name(h.version)),
+                format!("ServerHello ({})", version_name(h.version)),
+            ));
         }
         if let (Some(f), Some(leaf)) = (t.certificate_frame, t.certificates.first()) {
-            evidence.push(Evidence {
-                frame: f,
-                stream: Some(t.stream),
-                what: format!(
+            evidence.push(Evidence::packet(
+                f,
+                Some(t.stream),
+                (server, client),
+                None,
+                format!(
                     "TLS Certificate: {}",
                     crate::text::shorten(&leaf.subject, 60)
                 ),
-            });
+                format!("Certificate {}", crate::text::shorten(&leaf.subject, 40)),
+            ));
         }
-        evidence.push(Evidence {
-            frame: key,
-            stream: Some(t.stream),
-            what: label,
-        });
+        let alert_ts = t.alerts.iter().find(|a| a.frame == key).map(|a| a.ts);
+        let short = label
+            .strip_prefix("TLS ")
+            .unwrap_or(&label)
+            .replace(" from the client", "")
+            .replace(" from the server", "");
+        evidence.push(Evidence::packet(
+            key,
+            Some(t.stream),
+            if by_client {
+                (client, server)
+            } else {
+                (server, client)
+            },
+            alert_ts,
+            label,
+            short,
+        ));
         evidence.sort_by_key(|e| e.frame);
         evidence.dedup_by_key(|e| e.frame);
         out.push(

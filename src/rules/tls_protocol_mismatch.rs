@@ -13,7 +13,7 @@
 use super::kit::{Bounded, exchange_evidence, request_line, secs, tls_port_answer};
 use super::{Interest, Rule, RuleInfo};
 use crate::capture::TimestampNs;
-use crate::finding::{Evidence, Finding, FindingDraft, Severity};
+use crate::finding::{Evidence, Finding, FindingDraft, Party, Severity};
 use crate::http::Exchange;
 use crate::tls::TlsSummary;
 use std::net::{IpAddr, SocketAddr};
@@ -40,6 +40,8 @@ struct Probe {
     answer: String,
     sni: Option<String>,
     ts: TimestampNs,
+    /// The connection's ends.
+    ends: (SocketAddr, SocketAddr),
 }
 
 #[derive(Default)]
@@ -52,26 +54,32 @@ pub struct TlsProtocolMismatch {
 
 impl TlsProtocolMismatch {
     fn report(p: &Probe, fallback: Option<&Exchange>, out: &mut Vec<Finding>) {
+        let (client, server) = (Party::client(p.ends.0), Party::server(p.ends.1));
+        let sni = p
+            .sni
+            .as_deref()
+            .map(|s| format!(", SNI {s}"))
+            .unwrap_or_default();
         let mut evidence = vec![
-            Evidence {
-                frame: p.hello_frame,
-                stream: Some(p.stream),
-                what: format!(
-                    "TLS ClientHello{}",
-                    p.sni
-                        .as_deref()
-                        .map(|s| format!(", SNI {s}"))
-                        .unwrap_or_default()
-                ),
-            },
-            Evidence {
-                frame: p.answer_frame,
-                stream: Some(p.stream),
-                what: format!(
+            Evidence::packet(
+                p.hello_frame,
+                Some(p.stream),
+                (client, server),
+                p.ts,
+                format!("TLS ClientHello{sni}"),
+                "ClientHello",
+            ),
+            Evidence::packet(
+                p.answer_frame,
+                Some(p.stream),
+                (server, client),
+                None,
+                format!(
                     "answered in plaintext: {}",
                     crate::text::shorten(&p.answer, 60)
                 ),
-            },
+                format!("plaintext {}", crate::text::shorten(&p.answer, 40)),
+            ),
         ];
         let (severity, title, detail, remediation) = match fallback {
             Some(ex) => {
@@ -170,6 +178,7 @@ impl Rule for TlsProtocolMismatch {
             answer: line.clone(),
             sni: ch.sni.clone(),
             ts: ch.ts,
+            ends: (t.client, t.server),
         };
         if let Some(old) = self.waiting.push(p) {
             Self::report(&old, None, out);

@@ -15,7 +15,7 @@ use super::kit::{
 };
 use super::{Interest, Rule, RuleInfo};
 use crate::capture::TimestampNs;
-use crate::finding::{Evidence, Finding, FindingDraft, Severity};
+use crate::finding::{Evidence, Finding, FindingDraft, Severity, name_server};
 use crate::http::{Exchange, Message};
 use crate::text::lossless;
 use base64::Engine;
@@ -38,11 +38,23 @@ struct Used {
     tail: Tail,
     jwt_iat: Option<i64>,
     jwt_exp: Option<i64>,
-    /// The first request that carried it: frame, time, what, stream.
-    first: (u64, TimestampNs, String, u64),
-    /// The client's token request to a realm just before, if the capture has it: request and
-    /// answer frames, stream, the realm's address.
-    issued: Option<(u64, u64, u64, SocketAddr)>,
+    /// The first request that carried it: frame, time, what.
+    first: (u64, TimestampNs, String),
+    /// The first request that carried it, as evidence.
+    first_evidence: Evidence,
+    /// The client's token request to a realm just before, if the capture has it.
+    issued: Option<Issued>,
+}
+
+/// A client's answered token request to a realm.
+#[derive(Clone, Debug)]
+struct Issued {
+    /// The frame of the answer.
+    answer: u64,
+    /// The realm's address.
+    realm: SocketAddr,
+    /// The request and the answer.
+    evidence: Vec<Evidence>,
 }
 
 /// A realm an earlier 401 named, and the client's last request to it.
@@ -50,8 +62,8 @@ struct Used {
 struct Realm {
     client: IpAddr,
     path: String,
-    /// The last answered request to it: request and answer frames, stream, server.
-    last: Option<(u64, u64, u64, SocketAddr)>,
+    /// The last answered request to it.
+    last: Option<Issued>,
 }
 
 #[derive(Default)]
@@ -133,7 +145,7 @@ impl TokenExpired {
             return;
         };
         let used_secs = req.first_ts / 1_000_000_000;
-        let (first_frame, first_ts, first_what, first_stream) = &u.first;
+        let (first_frame, first_ts, first_what) = &u.first;
         let lifetime = match (u.jwt_iat, u.jwt_exp) {
             (Some(a), Some(b)) => Some(b - a),
             _ => None,
@@ -148,9 +160,10 @@ impl TokenExpired {
             first_what,
             span(req.first_ts.saturating_sub(*first_ts) / 1_000_000_000),
         );
-        if let Some((_, answer, _, realm)) = u.issued {
+        if let Some(i) = &u.issued {
             detail.push_str(&format!(
-                "; it got it from the realm at {realm} (frame {answer})"
+                "; it got it from the realm at {} (frame {})",
+                i.realm, i.answer
             ));
         }
         detail.push('.');
@@ -199,24 +212,15 @@ impl TokenExpired {
             )
         };
         let mut evidence = Vec::new();
-        if let Some((q, a, stream, realm)) = u.issued {
-            evidence.push(Evidence {
-                frame: q,
-                stream: Some(stream),
-                what: format!("token request to the realm {realm}"),
-            });
-            evidence.push(Evidence {
-                frame: a,
-                stream: Some(stream),
-                what: "token issued".to_string(),
-            });
+        if let Some(i) = &u.issued {
+            evidence.extend(i.evidence.iter().cloned());
         }
-        evidence.push(Evidence {
-            frame: *first_frame,
-            stream: Some(*first_stream),
-            what: format!("request: first with the token: {first_what}"),
-        });
+        evidence.push(u.first_evidence.clone());
         evidence.extend(exchange_evidence(ex, "request with the token", "refused"));
+        if let Some(i) = &u.issued {
+            name_server(&mut evidence, i.realm, "token realm");
+        }
+        name_server(&mut evidence, ex.server, "registry");
         out.push(
             FindingDraft {
                 rule: INFO.id,
@@ -286,8 +290,19 @@ impl Rule for TokenExpired {
             let to_realm = |r: &Realm| path.starts_with(r.path.as_bytes()) && r.client == client;
             // Most answers are not to a realm: looked for before anything is written.
             if self.realms.iter().any(to_realm) {
+                let mut evidence = exchange_evidence(ex, "", "");
+                for (e, what) in evidence.iter_mut().zip([
+                    format!("token request to the realm {}", ex.server),
+                    "token issued".to_string(),
+                ]) {
+                    e.what = what;
+                }
                 for r in self.realms.iter_mut().filter(|r| to_realm(r)) {
-                    r.last = Some((req.frame, resp.frame, ex.stream, ex.server));
+                    r.last = Some(Issued {
+                        answer: resp.frame,
+                        realm: ex.server,
+                        evidence: evidence.clone(),
+                    });
                 }
             }
         }
@@ -305,9 +320,10 @@ impl Rule for TokenExpired {
                 .realms
                 .iter()
                 .filter(|r| r.client == client)
-                .filter_map(|r| r.last)
-                .filter(|(_, a, _, _)| *a < req.frame)
-                .max_by_key(|(_, a, _, _)| *a);
+                .filter_map(|r| r.last.as_ref())
+                .filter(|i| i.answer < req.frame)
+                .max_by_key(|i| i.answer)
+                .cloned();
             if let Some(old) = self.order.push(key) {
                 self.tokens.remove(&old);
             }
@@ -317,7 +333,17 @@ impl Rule for TokenExpired {
                     tail: key.1,
                     jwt_iat,
                     jwt_exp,
-                    first: (req.frame, req.first_ts, request_line(req, 60), ex.stream),
+                    first: (req.frame, req.first_ts, request_line(req, 60)),
+                    first_evidence: {
+                        let mut e = exchange_evidence(ex, "", "");
+                        e.truncate(1);
+                        let mut e = e.pop().unwrap_or_else(|| {
+                            Evidence::note(req.frame, Some(ex.stream), String::new())
+                        });
+                        e.what =
+                            format!("request: first with the token: {}", request_line(req, 60));
+                        e
+                    },
                     issued,
                 },
             );

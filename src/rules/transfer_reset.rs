@@ -14,7 +14,7 @@
 //! closed; a connection whose peer never answers the closing side's FIN (a dead peer) ends when
 //! the flow goes idle (5 minutes) or the capture ends.
 
-use super::kit::{Waiting, request_line, secs};
+use super::kit::{Waiting, exchange_parties, request_label, request_line, response_label, secs};
 use super::{Interest, Rule, RuleInfo};
 use crate::capture::TimestampNs;
 use crate::finding::{Evidence, Finding, FindingDraft, Severity};
@@ -241,40 +241,60 @@ impl TransferReset {
                 who(closer)
             ),
         };
-        let mut evidence = vec![Evidence {
-            frame: req.frame,
-            stream: Some(c.ex.stream),
-            what: format!(
+        let (client, server) = exchange_parties(&c.ex);
+        let ends = |from: SocketAddr| {
+            if from == c.ex.client {
+                (client, server)
+            } else {
+                (server, client)
+            }
+        };
+        let mut evidence = vec![Evidence::packet(
+            req.frame,
+            Some(c.ex.stream),
+            (client, server),
+            req.frame_ts(),
+            format!(
                 "request: {} ({} → {})",
                 request_line(req, 80),
                 c.ex.client,
                 c.ex.server
             ),
-        }];
+            request_label(req),
+        )];
         if c.response {
-            evidence.push(Evidence {
-                frame: msg.first_frame,
-                stream: Some(c.ex.stream),
-                what: format!(
+            evidence.push(Evidence::packet(
+                msg.first_frame,
+                Some(c.ex.stream),
+                (server, client),
+                msg.first_ts,
+                format!(
                     "response (cut short) begins: {} {}",
                     msg.status().unwrap_or(0),
                     crate::text::lossless(msg.reason().unwrap_or_default())
                 ),
-            });
+                response_label(msg),
+            ));
         }
-        evidence.push(Evidence {
-            frame: msg.last_frame,
-            stream: Some(c.ex.stream),
-            what: format!(
+        evidence.push(Evidence::packet(
+            msg.last_frame,
+            Some(c.ex.stream),
+            ends(sender),
+            msg.last_ts,
+            format!(
                 "last body bytes before it was cut short ({} in all)",
                 bytes(got)
             ),
-        });
-        evidence.push(Evidence {
+            format!("last body bytes ({})", bytes(got)),
+        ));
+        evidence.push(Evidence::packet(
             frame,
-            stream: Some(c.ex.stream),
-            what: format!("{} from {}", if rst { "RST" } else { "FIN" }, closer),
-        });
+            Some(c.ex.stream),
+            ends(closer),
+            end_ts,
+            format!("{} from {}", if rst { "RST" } else { "FIN" }, closer),
+            if rst { "RST" } else { "FIN" },
+        ));
         out.push(
             FindingDraft {
                 rule: INFO.id,

@@ -10,7 +10,7 @@ use super::kit::referral::{Referral, Referrals, failure_words};
 use super::kit::{Url, exchange_evidence, request_line, secs, target_path};
 use super::{Interest, Rule, RuleInfo};
 use crate::capture::TimestampNs;
-use crate::finding::{Finding, FindingDraft, Severity};
+use crate::finding::{Finding, FindingDraft, Severity, name_server};
 use crate::flow::ConnectionAttempt;
 use crate::http::Exchange;
 use crate::text::{lossless, shorten};
@@ -99,6 +99,8 @@ impl UploadLocationUnreachable {
             format!("SYN to the Location's {} from {}", a.server, a.client),
             "reset: nothing listens there",
         ));
+        name_server(&mut evidence, u.ex.server, "registry");
+        name_server(&mut evidence, a.server, "upload location");
         let used = &u.data.authority;
         let why = match u.data.mismatch {
             Mismatch::PortDropped => format!(

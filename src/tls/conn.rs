@@ -83,6 +83,9 @@ pub struct Alert {
     /// Sent encrypted: a TLS ≤ 1.2 alert record after ChangeCipherSpec, or a TLS 1.3 record of
     /// an alert's size ending the client's side after the server's flight.
     pub encrypted: bool,
+    /// Capture time of the frame.
+    #[serde(skip)]
+    pub ts: i64,
 }
 
 /// One direction's traffic, as the summary shows it.
@@ -430,6 +433,7 @@ impl TlsConn {
                     level: r.body.first().copied().filter(|_| known),
                     description: r.body.get(1).copied().filter(|_| known),
                     encrypted: d.encrypted || !known,
+                    ts: r.ts,
                 };
                 self.push_alert(alert);
             }
@@ -461,7 +465,7 @@ impl TlsConn {
     /// A decrypted alert record (`content` its plaintext): a TLS 1.2 alert held for late
     /// secrets was counted when it came, encrypted, and now says what it was; any other is
     /// added.
-    fn decrypted_alert(&mut self, dir: usize, frame: u64, content: &[u8]) {
+    fn decrypted_alert(&mut self, dir: usize, frame: u64, ts: i64, content: &[u8]) {
         let from_client = Some(dir) == self.client;
         let (level, description) = match content {
             [level, description] => (Some(*level), Some(*description)),
@@ -482,6 +486,7 @@ impl TlsConn {
                 level,
                 description,
                 encrypted: true,
+                ts,
             }),
         }
     }
@@ -601,7 +606,7 @@ impl TlsConn {
                     self.decrypted_handshake(dir, r.frame, suite, e);
                 }
             }
-            record::ALERT => self.decrypted_alert(dir, r.frame, content),
+            record::ALERT => self.decrypted_alert(dir, r.frame, r.ts, content),
             _ => {}
         }
         Some(opened)

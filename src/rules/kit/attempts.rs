@@ -7,7 +7,7 @@ use super::repeats::Repeats;
 use super::url::Url;
 use super::waiting::Waiting;
 use crate::capture::TimestampNs;
-use crate::finding::Evidence;
+use crate::finding::{Evidence, Party};
 use crate::flow::ConnectionAttempt;
 use crate::http::Exchange;
 use crate::rules::Interest;
@@ -87,31 +87,47 @@ impl Group {
 /// One attempt's frames as evidence: its SYNs (the first said `first_syn`, the others
 /// retransmissions), its reset (said `reset`) and its ICMP error.
 pub fn attempt_evidence(a: &ConnectionAttempt, first_syn: String, reset: &str) -> Vec<Evidence> {
+    let (client, server) = (Party::client(a.client), Party::server(a.server));
     let mut v: Vec<Evidence> = a
         .syn_frames
         .iter()
         .enumerate()
-        .map(|(i, f)| Evidence {
-            frame: *f,
-            stream: Some(a.stream),
-            what: if i == 0 {
-                first_syn.clone()
+        .map(|(i, f)| {
+            let ts = a.syn_ts.get(i).copied().unwrap_or(a.first_syn_ts);
+            let (what, label) = if i == 0 {
+                (first_syn.clone(), "SYN".to_string())
             } else {
-                format!("SYN retransmitted (#{})", i + 1)
-            },
+                (
+                    format!("SYN retransmitted (#{})", i + 1),
+                    format!("SYN #{} (retransmitted)", i + 1),
+                )
+            };
+            Evidence::packet(*f, Some(a.stream), (client, server), ts, what, label)
         })
         .collect();
-    for (frame, what) in [
-        (a.rst_frame, reset),
-        (a.icmp_frame, "ICMP destination unreachable"),
-    ] {
-        if let Some(frame) = frame {
-            v.push(Evidence {
+    if let Some(frame) = a.rst_frame {
+        v.push(Evidence::packet(
+            frame,
+            Some(a.stream),
+            (server, client),
+            a.rst_ts,
+            reset,
+            "RST",
+        ));
+    }
+    if let Some(frame) = a.icmp_frame {
+        let what = "ICMP destination unreachable";
+        v.push(match a.icmp_from {
+            Some((ip, ts)) => Evidence::packet(
                 frame,
-                stream: Some(a.stream),
-                what: what.to_string(),
-            });
-        }
+                Some(a.stream),
+                (Party::host(ip, "router"), client),
+                ts,
+                what,
+                format!("ICMP {}", a.icmp_says.unwrap_or("unreachable")),
+            ),
+            None => Evidence::note(frame, Some(a.stream), what),
+        });
     }
     v
 }

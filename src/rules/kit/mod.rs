@@ -18,7 +18,9 @@ pub use attempts::{AttemptGroups, Group, Named, Names, Shared, SharedNames};
 pub use auth::{auth_param, realm_of};
 pub use body::{body_of, html_title, looks_like_html, tls_port_answer};
 pub use bounded::Bounded;
-pub use evidence::{exchange_evidence, request_line, secs};
+pub use evidence::{
+    exchange_evidence, exchange_parties, named, request_label, request_line, response_label, secs,
+};
 pub use net::is_internal;
 pub use repeats::Repeats;
 pub use s3_groups::{S3Group, S3Groups};

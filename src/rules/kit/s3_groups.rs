@@ -63,7 +63,11 @@ impl<K, A> S3Group<K, A> {
                     request_line(req, 80),
                     resp.frame
                 ));
-                evidence.extend(exchange_evidence(c, "registry request", "registry answer"));
+                evidence.extend(super::evidence::named(
+                    exchange_evidence(c, "registry request", "registry answer"),
+                    c.server,
+                    "registry",
+                ));
             }
             None => detail.push_str(none),
         }
