@@ -96,7 +96,7 @@ pub struct Stats {
     pub exchanges: u64,
     pub http_messages: u64,
     pub connection_attempts: u64,
-    /// Capture times of the earliest and the latest frame.
+    /// Capture times of the first frame and of the latest.
     pub first_ts: Option<TimestampNs>,
     pub last_ts: Option<TimestampNs>,
     pub flow: FlowStats,
@@ -336,8 +336,9 @@ impl Engine {
         let s = &mut self.stats;
         s.frames += 1;
         s.captured_bytes += frame.data.len() as u64;
-        s.first_ts = Some(s.first_ts.map_or(frame.ts, |t| t.min(frame.ts)));
-        s.last_ts = Some(s.last_ts.map_or(frame.ts, |t| t.max(frame.ts)));
+        if s.frames == 1 {
+            s.first_ts = Some(frame.ts);
+        }
         self.last_frame = frame.number;
         if (frame.wire_len as usize) > frame.data.len() {
             s.snaplen_truncated += 1;
@@ -371,6 +372,7 @@ impl Engine {
         }
         if frame.ts > self.max_ts {
             self.max_ts = frame.ts;
+            self.stats.last_ts = Some(frame.ts);
         }
         match self.last_sweep {
             None => self.last_sweep = Some(frame.ts),

@@ -534,3 +534,113 @@ fn explain_prints_its_page_safely() {
         assert_both_safe(id, &o);
     }
 }
+
+// ---- What may reach a web page ----
+
+mod common;
+
+/// Markup a capture can carry where a client or a server puts text: a script, an element with
+/// an event handler, a quote and an ampersand that end an attribute or start an entity.
+const MARKUP: &str = "<script>alert(1)</script><img src=x onerror=alert(2)>\"'&amp;";
+/// The same as the page must show it: text, every `<`, `>`, `"` and `&` escaped.
+const MARKUP_SHOWN: &str =
+    "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;&quot;'&amp;amp;";
+
+/// A registry GET whose URI and `User-Agent` carry markup (no spaces: a request target has
+/// none), answered 307 to a presigned S3 URL whose path does too; the follow-up refused 403
+/// with an S3 XML error whose `<Code>` is an escaped script (`&lt;script&gt;`, which the XML
+/// reader turns back into markup), then an S3-signed request answered by a gateway's HTML page
+/// whose `<title>` holds a script, and whose `Server` carries markup.
+fn markup_captures() -> Vec<PathBuf> {
+    let tight = MARKUP.replace(' ', "/");
+    let mut p = Pcap::new();
+    let path = format!(
+        "/bucket/blob-{tight}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20261204%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20261204T115900Z&X-Amz-Expires=1200&X-Amz-SignedHeaders=host&X-Amz-Signature=abcd"
+    );
+    let req = format!(
+        "GET /v2/{tight}/blobs/sha256:abc HTTP/1.1\r\nHost: 10.0.0.20:5000\r\nUser-Agent: {MARKUP}\r\n\r\n"
+    );
+    let resp = response(
+        &format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://10.0.0.40:9000{path}\r\nDocker-Distribution-Api-Version: registry/2.0\r\n"
+        ),
+        b"",
+    );
+    p.exchange((CLIENT, 44000), (REGISTRY, 5000), req.as_bytes(), &resp);
+    let req = format!("GET {path} HTTP/1.1\r\nHost: proxy.example:9000\r\n\r\n");
+    let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>&lt;script&gt;alert(6)&lt;/script&gt;</Code><Message>&lt;img src=x onerror=alert(7)&gt;</Message><RequestId>1</RequestId></Error>";
+    let resp = response(
+        "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\n",
+        xml.as_bytes(),
+    );
+    p.exchange((CLIENT, 44001), (S3, 9000), req.as_bytes(), &resp);
+    let presigned = p.write("markup-presigned.pcap");
+    let mut p = Pcap::new();
+    let req = format!(
+        "GET /bucket/{tight} HTTP/1.1\r\nHost: 10.0.0.30:9000\r\nAuthorization: AWS4-HMAC-SHA256 Credential=AK/20261204/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00\r\n\r\n"
+    );
+    let body = format!(
+        "<html><head><title>502 <script>alert(5)</script>{MARKUP}</title></head><body>bad gateway</body></html>"
+    );
+    let resp = response(
+        &format!("HTTP/1.1 502 Bad Gateway\r\nServer: {MARKUP}\r\nContent-Type: text/html\r\n"),
+        body.as_bytes(),
+    );
+    p.exchange((REGISTRY, 41000), (GATEWAY, 9000), req.as_bytes(), &resp);
+    vec![presigned, p.write("markup-s3-html.pcap")]
+}
+
+fn html_report(caps: &[PathBuf]) -> String {
+    let mut args = vec!["analyze", "--format", "html"];
+    args.extend(caps.iter().filter_map(|c| c.to_str()));
+    let o = run(&args);
+    assert_terminal_safe("analyze --format html (stderr)", &o.stderr);
+    String::from_utf8(o.stdout).expect("UTF-8 page")
+}
+
+#[test]
+fn markup_from_a_capture_is_text_in_the_html_report() {
+    let caps = markup_captures();
+    let page = html_report(&caps);
+    // The findings are there, with the capture's text in them...
+    for rule in ["presigned-url-403", "s3-error-not-xml"] {
+        assert!(
+            page.contains(&format!("data-rule=\"{rule}\"")),
+            "{rule}: {page}"
+        );
+    }
+    assert!(
+        page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{page}"
+    );
+    assert!(
+        page.contains("&lt;script&gt;alert(6)&lt;/script&gt;"),
+        "{page}"
+    );
+    assert!(page.contains("502 &lt;script&gt;alert(5)"), "{page}");
+    assert!(page.contains(MARKUP_SHOWN), "{page}");
+    // ...and nothing of it is markup: every tag is the report's own.
+    common::html::assert_only_known_tags("markup report", &page);
+    for raw in ["<script", "<img", "onerror=alert(2)>", "'&amp;\""] {
+        assert!(!page.contains(raw), "{raw} in the page");
+    }
+}
+
+#[test]
+#[ignore = "needs chromium (apt-get install -y chromium)"]
+fn markup_from_a_capture_runs_nothing_in_a_browser() {
+    let page = html_report(&markup_captures());
+    let path = common::browser::artefacts().join("hostile-markup.html");
+    std::fs::write(&path, page).expect("write page");
+    let png = common::browser::artefacts().join("hostile-markup.png");
+    let o = common::browser::open(
+        &path,
+        &[
+            "--window-size=1200,1600".to_string(),
+            format!("--screenshot={}", png.display()),
+        ],
+    );
+    // A script or an image in the page would be blocked by its policy, and say so.
+    assert!(o.problems.is_empty(), "{:?}", o.problems);
+    assert!(png.exists());
+}

@@ -3,8 +3,9 @@
 //! to the batch's copy of each frame, and HTTP header blocks parsed ahead), with everything
 //! the commands print made from it: each exchange as a `capdiag http` table row and as JSON
 //! with its decoded body (`--show-body`), each finding as an `analyze` block (plain and
-//! coloured) and as JSON, and the file summary as text and JSON. Must never panic; the
-//! attached decoding must equal decoding the copy; every JSON text must parse back.
+//! coloured, with its ladder diagram) and as JSON, the file summary as text and JSON, and the
+//! HTML report of it all. Must never panic; the attached decoding must equal decoding the
+//! copy; every JSON text must parse back; the HTML report must hold no tag but its own.
 #![no_main]
 
 use capdiag::capture::file::CaptureReader;
@@ -14,6 +15,7 @@ use capdiag::engine::{Engine, Event, Sink};
 use capdiag::http::{BodyPolicy, Exchange};
 use capdiag::output::FileSummary;
 use capdiag::output::findings::finding_block;
+use capdiag::output::html::Report;
 use capdiag::output::json::JsonExchange;
 use capdiag::output::table::{exchange_row, exchange_table, summary_text};
 use capdiag::rules::{RuleSet, instantiate};
@@ -57,10 +59,34 @@ fn terminal_safe(text: &str, color: bool) {
     }
 }
 
-/// Renders each exchange, then hands everything to the rules.
+/// The tags the HTML report writes: any other came from the capture unescaped.
+const TAGS: &[&str] = &[
+    "!DOCTYPE", "html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "h3",
+    "p", "ul", "li", "span", "strong", "code", "section", "table", "thead", "tbody", "tr", "th",
+    "td", "div", "article", "figure", "figcaption", "dl", "dt", "dd", "footer", "svg", "g",
+    "text", "line", "rect", "polygon",
+];
+
+fn html_safe(page: &str) {
+    for (i, _) in page.match_indices('<') {
+        let name: String = page[i + 1..]
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '!')
+            .collect();
+        assert!(
+            TAGS.iter().any(|t| t.eq_ignore_ascii_case(&name)),
+            "tag <{name}> in the report: {}",
+            &page[i..(i + 80).min(page.len())]
+        );
+    }
+}
+
+/// Renders each exchange, then hands everything to the report and the rules.
 struct Render<'f> {
     rules: RuleSet<'f>,
     rows: Vec<Vec<comfy_table::Cell>>,
+    report: &'f std::cell::RefCell<Report>,
 }
 
 impl Sink for Render<'_> {
@@ -68,6 +94,7 @@ impl Sink for Render<'_> {
         if let Event::Exchange(ex) = ev {
             self.exchange(ex);
         }
+        self.report.borrow_mut().event(&ev);
         self.rules.event(ev);
     }
 }
@@ -97,16 +124,19 @@ fuzz_target!(|data: &[u8]| {
     limits.app.http.bodies = BodyPolicy::All;
     let mut engine = Engine::new(limits);
     let mut n = 0;
+    let report = std::cell::RefCell::new(Report::default());
     let mut on_finding = |f: capdiag::finding::Finding| {
         n += 1;
         for color in [false, true] {
             terminal_safe(&finding_block(&f, n, "f.pcap", color), color);
         }
         parses(&serde_json::to_vec(&f).expect("json"));
+        report.borrow_mut().finding(f, n);
     };
     let mut sink = Render {
         rules: RuleSet::new(instantiate(&[]).expect("all rules"), &mut on_finding),
         rows: Vec::new(),
+        report: &report,
     };
     let preparer = engine.preparer();
     let end = reader.for_each_frame_prefetched(
@@ -136,4 +166,7 @@ fuzz_target!(|data: &[u8]| {
     );
     terminal_safe(&summary_text(&summary), false);
     parses(&serde_json::to_vec(&summary).expect("json"));
+    let mut report = report.into_inner();
+    report.file_done(summary, n, 0, 0);
+    html_safe(&report.render());
 });

@@ -26,6 +26,9 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
     use crate::finding::Severity;
     use crate::output::finding_writer::{FindingWriter, Origin, Style};
     let json = args.format == AnalyzeFormat::Json;
+    let html = args.format == AnalyzeFormat::Html;
+    // The page is written once every capture is read.
+    let report = std::cell::RefCell::new(crate::output::html::Report::default());
     let Some(keys) = super::tls_keys(&args.tls, false) else {
         return EXIT_ERROR;
     };
@@ -63,6 +66,10 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
         let mut on_finding = |f: crate::finding::Finding| {
             n += 1;
             worst = worst.max(Some(f.severity));
+            if html {
+                report.borrow_mut().finding(f, n);
+                return;
+            }
             if io_error.is_some() {
                 return;
             }
@@ -78,6 +85,7 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
                 output_gone.set(true);
             }
         };
+        let mut on_event = |ev: &crate::engine::Event<'_>| report.borrow_mut().event(ev);
         let bar = progress_bar(path, !json);
         let super::RulesRun {
             end,
@@ -91,6 +99,7 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
             &keys,
             &args.rule_args.rules,
             &mut on_finding,
+            if html { Some(&mut on_event) } else { None },
             bar.as_ref(),
             &|| !output_gone.get(),
         ) {
@@ -111,7 +120,11 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
             engine.stats(),
             &end,
         );
-        if !json && io_error.is_none() {
+        if html {
+            report
+                .borrow_mut()
+                .file_done(summary.clone(), n, dropped, suppressed);
+        } else if !json && io_error.is_none() {
             let mut text = summary_text(&summary);
             text.push_str(&super::rules_summary(dropped, suppressed));
             text.push_str(&count_line_n(n));
@@ -130,6 +143,13 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
     }
     if json && io_error.is_none() {
         if let Err(e) = out.end_json(&summaries) {
+            io_error = Some(e);
+        }
+    }
+    if html && io_error.is_none() {
+        let mut r = report.into_inner();
+        r.set_extract_args(super::extract_key_args(&args.tls, &keys));
+        if let Err(e) = out.text(&r.render()) {
             io_error = Some(e);
         }
     }

@@ -41,6 +41,7 @@ pub fn extract(args: &crate::cli::ExtractArgs) -> u8 {
                 &[],
                 &mut keep,
                 None,
+                None,
                 &|| true,
             ) {
                 report_error("extract", &e);

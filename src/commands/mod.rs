@@ -308,11 +308,15 @@ pub fn run_rules(
     keys: &Arc<crate::tls::KeyStore>,
     only: &[String],
     on_finding: &mut dyn FnMut(crate::finding::Finding),
+    on_event: Option<&mut dyn FnMut(&crate::engine::Event<'_>)>,
     progress: Option<&indicatif::ProgressBar>,
     go_on: &dyn Fn() -> bool,
 ) -> Result<RulesRun, String> {
     let rules = crate::rules::instantiate(only)?;
     let mut set = crate::rules::RuleSet::new(rules, on_finding);
+    if let Some(f) = on_event {
+        set.observe(f);
+    }
     let mut engine = Engine::new(set.configure(limits));
     engine.set_tls_keys(Arc::clone(keys));
     let mut read = 0u64;

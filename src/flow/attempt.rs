@@ -39,7 +39,8 @@ pub struct ConnectionAttempt {
     /// What the ICMP destination unreachable said, in words ("port unreachable").
     pub icmp_says: Option<&'static str>,
     pub outcome: Outcome,
-    /// Capture time of each frame in `syn_frames`.
+    /// Capture time of each frame in `syn_frames` after the first (whose time is
+    /// `first_syn_ts`): no allocation for the attempts without a retransmitted SYN.
     #[serde(skip)]
     pub syn_ts: Vec<i64>,
     /// Capture time of the reset, when `rst_frame` is set.
@@ -65,9 +66,17 @@ impl ConnectionAttempt {
             icmp_frame: None,
             icmp_says: None,
             outcome: Outcome::NoAnswer,
-            syn_ts: vec![ts],
+            syn_ts: Vec::new(),
             rst_ts: 0,
             icmp_from: None,
+        }
+    }
+
+    /// Capture time of the `i`th SYN kept (0: the first).
+    pub fn syn_time(&self, i: usize) -> i64 {
+        match i.checked_sub(1) {
+            None => self.first_syn_ts,
+            Some(j) => self.syn_ts.get(j).copied().unwrap_or(self.last_syn_ts),
         }
     }
 

@@ -167,9 +167,10 @@ impl Ladder {
         let roles: Vec<String> = self.columns.iter().map(|c| c.role.to_string()).collect();
         let addrs: Vec<String> = self.columns.iter().map(Column::addr).collect();
         let addrs_fit = addrs.iter().enumerate().all(|(i, a)| fits(a, i));
-        out.push_str(&head_line(left, spacing, &roles, "frame", frame_w));
+        let cut = if ascii { '~' } else { '…' };
+        out.push_str(&head_line(left, spacing, &roles, "frame", frame_w, cut));
         if addrs_fit {
-            out.push_str(&head_line(left, spacing, &addrs, "", frame_w));
+            out.push_str(&head_line(left, spacing, &addrs, "", frame_w, cut));
         }
         for r in &self.rows {
             let mut line = String::new();
@@ -182,7 +183,15 @@ impl Ladder {
             );
             line.push_str(&lanes_line(n, spacing, r.arrow, g));
             line.push_str("  ");
-            line.push_str(&fit_label(&printable(&r.label), message_w));
+            line.push_str(&if ascii {
+                // Its arrows spelled out first; the `…` a shortening adds becomes `...`.
+                fit_label(
+                    &ascii_only(&printable(&r.label)),
+                    message_w.saturating_sub(2),
+                )
+            } else {
+                fit_label(&printable(&r.label), message_w)
+            });
             out.push_str(line.trim_end());
             out.push('\n');
         }
@@ -333,7 +342,15 @@ fn set(cells: &mut [char], i: usize, c: char) {
 }
 
 /// A head line: `texts` each at its column, cut to fit before the next.
-fn head_line(left: usize, spacing: usize, texts: &[String], first: &str, frame_w: usize) -> String {
+/// (`cut` marks a text cut short.)
+fn head_line(
+    left: usize,
+    spacing: usize,
+    texts: &[String],
+    first: &str,
+    frame_w: usize,
+    cut: char,
+) -> String {
     let mut line = format!("  {first:>frame_w$}");
     while line.chars().count() < left {
         line.push(' ');
@@ -347,7 +364,7 @@ fn head_line(left: usize, spacing: usize, texts: &[String], first: &str, frame_w
         };
         let shown: String = if t.chars().count() > room {
             let mut s: String = t.chars().take(room.saturating_sub(1)).collect();
-            s.push('…');
+            s.push(cut);
             s
         } else {
             t.to_string()

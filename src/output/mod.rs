@@ -3,6 +3,7 @@
 
 pub mod finding_writer;
 pub mod findings;
+pub mod html;
 pub mod json;
 pub mod ladder;
 pub mod table;

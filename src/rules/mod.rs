@@ -225,6 +225,8 @@ pub struct RuleSet<'a> {
     /// Every rule called for every event, whatever its interest.
     every_rule: bool,
     on_finding: &'a mut dyn FnMut(Finding),
+    /// Shown every event, before the rules (the HTML report's timeline).
+    on_event: Option<&'a mut dyn FnMut(&Event<'_>)>,
 }
 
 impl<'a> RuleSet<'a> {
@@ -248,6 +250,7 @@ impl<'a> RuleSet<'a> {
             wanted,
             every_rule: false,
             on_finding,
+            on_event: None,
         }
     }
 
@@ -332,6 +335,11 @@ impl<'a> RuleSet<'a> {
         self.suppressed + self.rules.iter().map(|s| s.rule.suppressed()).sum::<u64>()
     }
 
+    /// Shows `f` every event, before the rules see it.
+    pub fn observe(&mut self, f: &'a mut dyn FnMut(&Event<'_>)) {
+        self.on_event = Some(f);
+    }
+
     /// `limits` with what the rules need of the layers below them turned on (connection
     /// records, stalls, when a rule reads them).
     pub fn configure(&self, mut limits: crate::engine::Limits) -> crate::engine::Limits {
@@ -353,6 +361,9 @@ impl Sink for RuleSet<'_> {
     /// The hook for the event of every rule it concerns ([`Rule::interest`]; a tick, of every
     /// rule once one is due), then the findings made, in key-frame order.
     fn event(&mut self, ev: Event<'_>) {
+        if let Some(f) = self.on_event.as_mut() {
+            f(&ev);
+        }
         let concerns = match ev {
             Event::Tick(now) if self.next_deadline.is_none_or(|d| now < d) => return,
             Event::Exchange(ex) => Interest::of(ex, self.wanted),

@@ -50,6 +50,28 @@ pub fn parse_s3_error(body: &[u8]) -> Option<S3Error> {
                     _ => {}
                 }
             }
+            // An entity in the text (`&lt;`, `&amp;`, `&#39;`): the character it stands for.
+            Ok(Event::GeneralRef(r)) if path.len() == 2 => {
+                let c = match r.resolve_char_ref() {
+                    Ok(Some(c)) => Some(c),
+                    _ => match r.decode().unwrap_or_default().as_ref() {
+                        "lt" => Some('<'),
+                        "gt" => Some('>'),
+                        "amp" => Some('&'),
+                        "quot" => Some('"'),
+                        "apos" => Some('\''),
+                        _ => None,
+                    },
+                };
+                if let Some(c) = c {
+                    match path.get(1).map(Vec::as_slice) {
+                        Some(b"Code") => err.code.push(c),
+                        Some(b"Message") => err.message.push(c),
+                        Some(b"RequestId") => err.request_id.push(c),
+                        _ => {}
+                    }
+                }
+            }
             Ok(Event::Eof) => break,
             Ok(_) => {}
             Err(_) => return saw_root.then_some(err),
@@ -185,6 +207,17 @@ impl Clocks {
 mod tests {
     use super::*;
     use crate::rules::kit::{html_title, human_duration, parse_http_date, target_path_query};
+
+    #[test]
+    fn s3_error_documents_with_entities() {
+        let e = parse_s3_error(
+            b"<Error><Code>A&amp;B</Code><Message>&lt;x&gt; &#39;y&#x27; &quot;z&quot;</Message></Error>",
+        );
+        assert_eq!(
+            e.map(|e| (e.code, e.message)),
+            Some(("A&B".into(), "<x> 'y' \"z\"".into()))
+        );
+    }
 
     #[test]
     fn s3_error_documents() {

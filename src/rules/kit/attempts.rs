@@ -93,7 +93,7 @@ pub fn attempt_evidence(a: &ConnectionAttempt, first_syn: String, reset: &str) -
         .iter()
         .enumerate()
         .map(|(i, f)| {
-            let ts = a.syn_ts.get(i).copied().unwrap_or(a.first_syn_ts);
+            let ts = a.syn_time(i);
             let (what, label) = if i == 0 {
                 (first_syn.clone(), "SYN".to_string())
             } else {
@@ -121,7 +121,16 @@ pub fn attempt_evidence(a: &ConnectionAttempt, first_syn: String, reset: &str) -
             Some((ip, ts)) => Evidence::packet(
                 frame,
                 Some(a.stream),
-                (Party::host(ip, "router"), client),
+                // The server's host itself (port unreachable), or a router or firewall on the
+                // way.
+                (
+                    if ip == a.server.ip() {
+                        server
+                    } else {
+                        Party::host(ip, "router")
+                    },
+                    client,
+                ),
                 ts,
                 what,
                 format!("ICMP {}", a.icmp_says.unwrap_or("unreachable")),
