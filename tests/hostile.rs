@@ -619,11 +619,29 @@ fn markup_from_a_capture_is_text_in_the_html_report() {
     );
     assert!(page.contains("502 &lt;script&gt;alert(5)"), "{page}");
     assert!(page.contains(MARKUP_SHOWN), "{page}");
-    // ...and nothing of it is markup: every tag is the report's own.
+    // ...and nothing of it is markup: every tag and attribute is the report's own, and the
+    // page allows nothing to run or load.
     common::html::assert_only_known_tags("markup report", &page);
-    for raw in ["<script", "<img", "onerror=alert(2)>", "'&amp;\""] {
+    for raw in ["<script", "<img", "onerror=alert(2)>", "\"'&amp;"] {
         assert!(!page.contains(raw), "{raw} in the page");
     }
+    assert!(page.contains(
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
+    ));
+}
+
+#[test]
+fn markup_in_a_file_name_is_text_in_the_html_report() {
+    let caps = markup_captures();
+    let named = caps[0].with_file_name("x\"><svg onload=alert(8)>'.pcap");
+    std::fs::copy(&caps[0], &named).expect("copy capture");
+    let page = html_report(&[named]);
+    assert!(page.contains("data-rule=\"presigned-url-403\""), "{page}");
+    assert!(
+        page.contains("x&quot;&gt;&lt;svg onload=alert(8)&gt;'.pcap"),
+        "{page}"
+    );
+    common::html::assert_only_known_tags("file name report", &page);
 }
 
 #[test]

@@ -398,3 +398,33 @@ fn damaged_tls_is_counted_and_listed() {
     assert_eq!(t["certificates"].as_array().map(Vec::len), Some(0));
     assert_eq!(t["certificates_not_read"], 1);
 }
+
+#[test]
+fn timestamps_at_the_ends_of_pcapng_give_every_output_without_overflow() {
+    for (name, findings) in [
+        ("pcapng-extreme-timestamps.pcapng", 0),
+        ("pcapng-latest-timestamps-http.pcapng", 1),
+    ] {
+        let p = path(name);
+        for args in [
+            vec!["analyze", "--format", "html", &p],
+            vec!["analyze", "--format", "json", &p],
+            vec!["analyze", &p],
+            vec!["watch", "-r", &p],
+            vec!["conns", &p],
+            vec!["http", &p],
+        ] {
+            let o = run(&args);
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(!err.contains("panicked"), "{args:?}: {err}");
+            assert!(o.status.code().is_some_and(|c| c <= 1), "{args:?}: {err}");
+        }
+        let html =
+            String::from_utf8_lossy(&run(&["analyze", "--format", "html", &p]).stdout).into_owned();
+        assert_eq!(
+            html.matches("<article class=\"finding").count(),
+            findings,
+            "{name}"
+        );
+    }
+}

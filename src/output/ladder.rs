@@ -10,8 +10,8 @@ use std::net::IpAddr;
 
 /// Rows drawn per diagram; the rest are counted under it.
 pub const MAX_ROWS: usize = 40;
-/// Columns drawn per diagram: the evidence of a finding about more parties is left as rows
-/// without arrows, counted.
+/// Columns drawn per diagram: a packet of a party beyond them is a row without an arrow,
+/// counted ([`Ladder::without_column`]).
 pub const MAX_COLUMNS: usize = 8;
 
 /// One party of the diagram. A client is one column per address (its ports change from one
@@ -74,6 +74,8 @@ pub struct Ladder {
     pub origin: Option<TimestampNs>,
     /// Evidence frames not drawn ([`MAX_ROWS`]).
     pub rows_left_out: usize,
+    /// Packets drawn without an arrow because a party of theirs is beyond [`MAX_COLUMNS`].
+    pub without_column: usize,
 }
 
 impl Ladder {
@@ -82,44 +84,63 @@ impl Ladder {
         Ladder::of_evidence(&f.evidence, f.key_frame)
     }
 
+    /// The diagram of `evidence` (in frame order). Two pieces of evidence of one frame make
+    /// one row when they are the same packet between the same parties (a FIN on the segment
+    /// with the last bytes): its labels joined; otherwise a row each.
     pub fn of_evidence(evidence: &[Evidence], key_frame: u64) -> Option<Ladder> {
         if !evidence.iter().any(|e| e.from.is_some() && e.to.is_some()) {
             return None;
         }
         let mut columns: Vec<Column> = Vec::new();
-        let mut rows = Vec::new();
-        let mut seen_frames: Vec<u64> = Vec::new();
-        let mut left_out = 0;
+        let mut rows: Vec<Row> = Vec::new();
+        let mut left_out: Vec<u64> = Vec::new();
+        let mut without_column = 0;
         let origin = evidence.iter().filter_map(|e| e.time).min();
         for e in evidence {
-            if seen_frames.contains(&e.frame) {
+            let label = if e.label.is_empty() {
+                &e.what
+            } else {
+                &e.label
+            };
+            let drawn = rows.iter().any(|r| r.frame == e.frame);
+            if rows.len() >= MAX_ROWS && !drawn {
+                if !left_out.contains(&e.frame) {
+                    left_out.push(e.frame);
+                }
                 continue;
             }
-            if rows.len() == MAX_ROWS {
-                left_out += 1;
-                continue;
-            }
-            seen_frames.push(e.frame);
             let arrow = match (e.from, e.to) {
                 (Some(a), Some(b)) => {
                     match (column_of(&mut columns, &a), column_of(&mut columns, &b)) {
                         (Some(x), Some(y)) if x != y => Some((x, y)),
-                        _ => None,
+                        _ => {
+                            without_column += 1;
+                            None
+                        }
                     }
                 }
                 _ => None,
             };
+            if let Some(r) = rows.iter_mut().find(|r| {
+                r.frame == e.frame && (r.arrow == arrow || r.arrow.is_none() || arrow.is_none())
+            }) {
+                r.arrow = r.arrow.or(arrow);
+                if r.since.is_none() {
+                    r.since = e.time.zip(origin).map(|(t, o)| t.saturating_sub(o));
+                }
+                if !r.label.split(" + ").any(|l| l == label.as_str()) {
+                    r.label = format!("{} + {label}", r.label);
+                    r.what = format!("{}; {}", r.what, e.what);
+                }
+                continue;
+            }
             rows.push(Row {
                 frame: e.frame,
                 stream: e.stream,
                 key: e.frame == key_frame,
                 arrow,
                 since: e.time.zip(origin).map(|(t, o)| t.saturating_sub(o)),
-                label: if e.label.is_empty() {
-                    e.what.clone()
-                } else {
-                    e.label.clone()
-                },
+                label: label.clone(),
                 what: e.what.clone(),
             });
         }
@@ -127,7 +148,8 @@ impl Ladder {
             columns,
             rows,
             origin,
-            rows_left_out: left_out,
+            rows_left_out: left_out.len(),
+            without_column,
         })
     }
 
@@ -144,8 +166,9 @@ impl Ladder {
             .unwrap_or(1);
         // "  " + frame + key mark + " " + time (9) + " ".
         let left = 2 + frame_w + 1 + 1 + 9 + 1;
-        // Room for the messages first (up to 44 columns), the lanes share the rest.
-        let min_message = 24;
+        // Room for the messages first (up to 44 columns), the lanes share the rest; 8 columns
+        // fit in 80.
+        let min_message = 16;
         let want = self
             .rows
             .iter()
@@ -156,7 +179,7 @@ impl Ladder {
         let spacing = if n < 2 {
             1
         } else {
-            (width.saturating_sub(left + want + 2) / (n - 1)).clamp(8, 22)
+            (width.saturating_sub(left + want + 2) / (n - 1)).clamp(4, 22)
         };
         let lanes = (n.max(1) - 1) * spacing + 1;
         let message_at = left + lanes + 2;
@@ -168,9 +191,15 @@ impl Ladder {
         let addrs: Vec<String> = self.columns.iter().map(Column::addr).collect();
         let addrs_fit = addrs.iter().enumerate().all(|(i, a)| fits(a, i));
         let cut = if ascii { '~' } else { '…' };
-        out.push_str(&head_line(left, spacing, &roles, "frame", frame_w, cut));
+        out.push_str(&head_line(
+            (left, spacing, width),
+            &roles,
+            "frame",
+            frame_w,
+            cut,
+        ));
         if addrs_fit {
-            out.push_str(&head_line(left, spacing, &addrs, "", frame_w, cut));
+            out.push_str(&head_line((left, spacing, width), &addrs, "", frame_w, cut));
         }
         for r in &self.rows {
             let mut line = String::new();
@@ -194,6 +223,14 @@ impl Ladder {
             });
             out.push_str(line.trim_end());
             out.push('\n');
+        }
+        if self.without_column > 0 {
+            let _ = writeln!(
+                out,
+                "  {} packet{} drawn without an arrow: more than {MAX_COLUMNS} parties",
+                self.without_column,
+                if self.without_column == 1 { "" } else { "s" }
+            );
         }
         if self.rows_left_out > 0 {
             let _ = writeln!(
@@ -344,8 +381,7 @@ fn set(cells: &mut [char], i: usize, c: char) {
 /// A head line: `texts` each at its column, cut to fit before the next.
 /// (`cut` marks a text cut short.)
 fn head_line(
-    left: usize,
-    spacing: usize,
+    (left, spacing, width): (usize, usize, usize),
     texts: &[String],
     first: &str,
     frame_w: usize,
@@ -357,8 +393,9 @@ fn head_line(
     }
     for (i, t) in texts.iter().enumerate() {
         let t = printable(t);
+        let at = left + i * spacing;
         let room = if i + 1 == texts.len() {
-            40
+            width.saturating_sub(at).clamp(4, 40)
         } else {
             spacing - 1
         };
@@ -369,7 +406,6 @@ fn head_line(
         } else {
             t.to_string()
         };
-        let at = left + i * spacing;
         while line.chars().count() < at {
             line.push(' ');
         }
@@ -476,6 +512,56 @@ mod tests {
         assert!(s.ends_with("e5f6"), "{s}");
         let s = fit_label("403 SignatureDoesNotMatch", 30);
         assert_eq!(s, "403 SignatureDoesNotMatch");
+    }
+
+    #[test]
+    fn eight_parties_fit_80_columns() {
+        let ev: Vec<Evidence> = (0..8u16)
+            .map(|i| {
+                let c = Party::client(addr(&format!("10.0.0.{}:4000{i}", i + 1)));
+                let s = Party::server(addr(&format!("[2001:db8::{}]:{}", i + 1, 5000 + i)));
+                packet(
+                    u64::from(i) + 1,
+                    c,
+                    s,
+                    1_000_000_000,
+                    "GET /v2/library/alpine/manifests/latest",
+                )
+            })
+            .collect();
+        let l = Ladder::of_evidence(&ev, 1).unwrap_or_else(|| unreachable!());
+        assert_eq!(l.columns.len(), MAX_COLUMNS);
+        assert_eq!(l.without_column, 4);
+        for ascii in [false, true] {
+            let t = l.text(80, ascii);
+            for line in t.lines() {
+                assert!(
+                    line.chars().count() <= 80,
+                    "{} columns: {line}\n{t}",
+                    line.chars().count()
+                );
+            }
+            assert!(t.contains("4 packets drawn without an arrow"), "{t}");
+        }
+    }
+
+    #[test]
+    fn one_packet_said_twice_is_one_row() {
+        let c = Party::client(addr("10.0.0.1:40000"));
+        let s = Party::server(addr("10.0.0.2:5000"));
+        let ev = vec![
+            packet(5, c, s, 1, "GET /x"),
+            packet(9, s, c, 2, "last body bytes (1 KiB)"),
+            packet(9, s, c, 2, "FIN"),
+            packet(9, c, s, 2, "odd"),
+        ];
+        let l = Ladder::of_evidence(&ev, 9).unwrap_or_else(|| unreachable!());
+        let labels: Vec<&str> = l.rows.iter().map(|r| r.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            vec!["GET /x", "last body bytes (1 KiB) + FIN", "odd"]
+        );
+        assert_eq!(l.rows_left_out, 0);
     }
 
     #[test]

@@ -88,7 +88,7 @@ pub struct FileSummary {
     pub tls: crate::tls::TlsStats,
     /// The TLS secrets the run had: key log files, pcapng secrets blocks, lines read.
     pub tls_keys: crate::tls::keys::KeyStoreStats,
-    /// Capture times of the earliest and the latest frame (for the HTML report).
+    /// Capture times of the first frame and of the latest (for the HTML report).
     #[serde(skip)]
     pub first_ts: Option<i64>,
     #[serde(skip)]

@@ -8,11 +8,9 @@
 //! it arrives while the body is still being sent). Repeats (a client retrying the same upload)
 //! are suppressed for a minute.
 
-use super::kit::{
-    body_of, exchange_evidence, html_title, looks_like_html, named, request_line, secs,
-};
+use super::kit::{body_of, exchange_evidence, html_title, looks_like_html, request_line, secs};
 use super::{Interest, Rule, RuleInfo};
-use crate::finding::{Evidence, Finding, FindingDraft, Severity};
+use crate::finding::{Evidence, Finding, FindingDraft, Severity, name_server};
 use crate::http::{Exchange, Message};
 
 pub static INFO: RuleInfo = RuleInfo {
@@ -96,11 +94,7 @@ impl Rule for ProxyBodyTooLarge {
         } else {
             "request headers (its body cut short)"
         };
-        let mut evidence = named(
-            exchange_evidence(ex, label, "refused"),
-            ex.server,
-            if from_registry { "registry" } else { "proxy" },
-        );
+        let mut evidence = exchange_evidence(ex, label, "refused");
         if let Some(e) = evidence.iter_mut().find(|e| e.frame == req.frame) {
             e.frame = req.first_frame;
             e.time = Some(req.first_ts);
@@ -123,6 +117,11 @@ impl Rule for ProxyBodyTooLarge {
                 format!("body: {sent} bytes sent"),
             ));
         }
+        name_server(
+            &mut evidence,
+            ex.server,
+            if from_registry { "registry" } else { "proxy" },
+        );
         let answered_by = if from_registry {
             format!(
                 "by the registry itself at {} (it sends Docker-Distribution-Api-Version; {who})",

@@ -147,7 +147,7 @@ impl TokenExpired {
         let used_secs = req.first_ts / 1_000_000_000;
         let (first_frame, first_ts, first_what) = &u.first;
         let lifetime = match (u.jwt_iat, u.jwt_exp) {
-            (Some(a), Some(b)) => Some(b - a),
+            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
             _ => None,
         };
         let mut detail = format!(
@@ -171,15 +171,18 @@ impl TokenExpired {
             (iat, Some(exp)) => {
                 detail.push_str(&format!(
                     " The token is a JWT issued {}, valid for {}: at this request it was {}.",
-                    iat.map(|i| format!("{} before this request (`iat`)", span(used_secs - i)))
-                        .unwrap_or_else(|| "at a time it does not say".to_string()),
+                    iat.map(|i| format!(
+                        "{} before this request (`iat`)",
+                        span(used_secs.saturating_sub(i))
+                    ))
+                    .unwrap_or_else(|| "at a time it does not say".to_string()),
                     lifetime
                         .map(|l| format!("{} (`exp`)", span(l)))
                         .unwrap_or_else(|| "until its `exp`".to_string()),
                     if used_secs > exp {
-                        format!("{} past its expiry", span(used_secs - exp))
+                        format!("{} past its expiry", span(used_secs.saturating_sub(exp)))
                     } else {
-                        format!("{} before its expiry", span(exp - used_secs))
+                        format!("{} before its expiry", span(exp.saturating_sub(used_secs)))
                     }
                 ));
                 used_secs > exp
@@ -231,7 +234,7 @@ impl TokenExpired {
                     format!(
                         "{} refused an expired token ({} past its exp; issued for {})",
                         ex.server,
-                        span(used_secs - u.jwt_exp.unwrap_or(used_secs)),
+                        span(used_secs.saturating_sub(u.jwt_exp.unwrap_or(used_secs))),
                         lifetime.map(span).unwrap_or_default()
                     )
                 } else {

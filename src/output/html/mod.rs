@@ -22,8 +22,6 @@ use timeline::Timeline;
 pub const MAX_DETAILED: usize = 200;
 /// Findings listed one line each after those.
 pub const MAX_LISTED: usize = 5000;
-/// Findings marked on a timeline.
-pub const MAX_MARKS: usize = 500;
 
 const CSS: &str = include_str!("report.css");
 /// Nothing but the inline style may load or run: no script, no image, no font, no request.
@@ -229,20 +227,23 @@ impl Report {
     }
 
     fn file_timeline(&self, i: usize, f: &FileEntry) -> Markup {
-        let range = match (f.summary.first_ts, f.summary.last_ts) {
-            (Some(a), Some(b)) => Some((a, b)),
-            _ => f.timeline.range(),
-        };
         let marks: Vec<svg::Mark<'_>> = self
             .detailed
             .iter()
             .filter(|k| k.file == i)
-            .take(MAX_MARKS)
             .map(|k| svg::Mark {
                 n: k.n,
                 f: &k.finding,
             })
             .collect();
+        // The capture's first and latest frame; else what was counted or marked.
+        let range = match (f.summary.first_ts, f.summary.last_ts) {
+            (Some(a), Some(b)) => Some((a, b)),
+            _ => f.timeline.range().or_else(|| {
+                let times = marks.iter().map(|m| svg::key_time(m.f));
+                Some((times.clone().min()?, times.max()?))
+            }),
+        };
         let unmarked = f.findings.saturating_sub(marks.len());
         html! {
             figure class="timeline" data-file=(f.summary.path) {
@@ -258,7 +259,7 @@ impl Report {
                     (printable(&f.summary.path)) ": " (f.timeline.exchanges) " exchanges and "
                     (f.timeline.failed_attempts) " failed connection attempts"
                     @if let Some((a, b)) = range {
-                        " from " (utc(a)) " to " (utc(b)) " (" (super::ladder::since(b - a)) ")"
+                        " from " (utc(a)) " to " (utc(b)) " (" (super::ladder::since(b.saturating_sub(a))) ")"
                     }
                     ", by the time of each request; findings marked at their key frame."
                     @if unmarked > 0 {
@@ -367,7 +368,12 @@ impl Report {
 fn file_summary(i: usize, f: &FileEntry) -> Markup {
     let s = &f.summary;
     let duration = match (s.first_ts, s.last_ts) {
-        (Some(a), Some(b)) => format!("{} ({} to {})", super::ladder::since(b - a), utc(a), utc(b)),
+        (Some(a), Some(b)) => format!(
+            "{} ({} to {})",
+            super::ladder::since(b.saturating_sub(a)),
+            utc(a),
+            utc(b)
+        ),
         _ => "-".to_string(),
     };
     let servers = f.timeline.top_servers(8);

@@ -144,7 +144,9 @@ const BARS: usize = 168;
 /// The capture's exchanges over time (stacked by answer class), the findings' key frames
 /// marked, from `start` to `end` (capture times).
 pub fn timeline(t: &Timeline, start: TimestampNs, end: TimestampNs, marks: &[Mark<'_>]) -> Markup {
-    let end = end.max(start + 1);
+    // Spans in floating point: capture times may lie anywhere in i64 (pcapng offsets).
+    let end = end.max(start.saturating_add(1));
+    let span = (end as f64 - start as f64).max(1.0);
     let (origin, bar_span, bars) = t.bars(start, end, BARS);
     let peak = bars
         .iter()
@@ -152,11 +154,12 @@ pub fn timeline(t: &Timeline, start: TimestampNs, end: TimestampNs, marks: &[Mar
         .max()
         .unwrap_or(0)
         .max(1);
-    let px_per_ns = (PLOT_R - PLOT_L) / (end - start) as f64;
+    let px_per_ns = (PLOT_R - PLOT_L) / span;
     let bw = (bar_span as f64 * px_per_ns).max(0.6);
-    let bar_x = |i: usize| PLOT_L + ((origin + i as i64 * bar_span) - start) as f64 * px_per_ns;
+    let bar_x =
+        |i: usize| PLOT_L + (origin as f64 + i as f64 * bar_span as f64 - start as f64) * px_per_ns;
     let xt = |ts: TimestampNs| {
-        PLOT_L + (PLOT_R - PLOT_L) * ((ts - start) as f64 / (end - start) as f64).clamp(0.0, 1.0)
+        PLOT_L + (PLOT_R - PLOT_L) * ((ts as f64 - start as f64) / span).clamp(0.0, 1.0)
     };
     let h = |n: u64| (PLOT_B - PLOT_T) * n as f64 / peak as f64;
     let labelled = marks.len() <= 40;
@@ -208,10 +211,10 @@ pub fn timeline(t: &Timeline, start: TimestampNs, end: TimestampNs, marks: &[Mar
                 }
             }
             @for (i, frac) in [0.0f64, 0.25, 0.5, 0.75, 1.0].iter().enumerate() {
-                @let ts = start + ((end - start) as f64 * frac) as TimestampNs;
+                @let ts = start.saturating_add((span * frac) as TimestampNs);
                 text class="axis" x=(num(xt(ts))) y=(num(PLOT_B + 30.0))
                     text-anchor=(match i { 0 => "start", 4 => "end", _ => "middle" }) {
-                    "+" (since(ts - start))
+                    "+" (since(ts.saturating_sub(start)))
                 }
             }
             @for (i, c) in Class::ALL.iter().enumerate() {
@@ -226,7 +229,7 @@ pub fn timeline(t: &Timeline, start: TimestampNs, end: TimestampNs, marks: &[Mar
 }
 
 /// When the key frame was captured (the finding's time when its evidence does not say).
-fn key_time(f: &Finding) -> TimestampNs {
+pub fn key_time(f: &Finding) -> TimestampNs {
     f.evidence
         .iter()
         .find(|e| e.frame == f.key_frame)

@@ -202,15 +202,17 @@ impl Timeline {
         let w = self.width_ns.max(1);
         let first = start.div_euclid(w);
         let last = end.div_euclid(w);
-        let bins = (last - first + 1).max(1);
-        let per_bar = (bins + most as i64 - 1) / most.max(1) as i64;
-        let span = w.saturating_mul(per_bar.max(1));
+        let bins = last.saturating_sub(first).saturating_add(1).max(1);
+        let most = most.max(1) as i64;
+        let per_bar = (bins.saturating_add(most - 1) / most).max(1);
+        let span = w.saturating_mul(per_bar);
         let origin = first.saturating_mul(w);
-        let count = ((bins + per_bar - 1) / per_bar.max(1)).max(1) as usize;
+        let count = (bins.saturating_add(per_bar - 1) / per_bar).clamp(1, most) as usize;
         let mut out = vec![[0u64; 6]; count];
         for (i, c) in &self.bins {
-            let x = (i - first)
-                .div_euclid(per_bar.max(1))
+            let x = i
+                .saturating_sub(first)
+                .div_euclid(per_bar)
                 .clamp(0, count as i64 - 1) as usize;
             if let Some(o) = out.get_mut(x) {
                 for (m, n) in o.iter_mut().zip(c) {
@@ -227,7 +229,8 @@ impl Timeline {
         let last = self.bins.keys().next_back()?;
         Some((
             first.saturating_mul(self.width_ns),
-            last.saturating_mul(self.width_ns) + self.width_ns,
+            last.saturating_mul(self.width_ns)
+                .saturating_add(self.width_ns),
         ))
     }
 }
