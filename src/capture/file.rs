@@ -638,16 +638,14 @@ impl Blocks {
                     None
                 }
                 Block::EnhancedPacket(epb) => {
-                    match self.interfaces.get(epb.if_id as usize).copied() {
-                        Some(ifc)
-                            if let Some(reason) = packet_too_large(
-                                self.next_number,
-                                u64::from(epb.caplen),
-                                ifc.link_type,
-                            ) =>
-                        {
-                            return Err(reason);
-                        }
+                    let ifc = self.interfaces.get(epb.if_id as usize).copied();
+                    if let Some(ifc) = ifc
+                        && let Some(reason) =
+                            packet_too_large(self.next_number, u64::from(epb.caplen), ifc.link_type)
+                    {
+                        return Err(reason);
+                    }
+                    match ifc {
                         Some(ifc) => {
                             let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
                             Some(Frame {
@@ -724,12 +722,13 @@ impl Blocks {
                     }
                     None
                 }
-                Block::Unknown(u) if let Some(min) = sysdig_event_min_len(u.block_type) => {
-                    match record_block(u.block_len1, min, "Sysdig event") {
+                Block::Unknown(u) => match sysdig_event_min_len(u.block_type) {
+                    Some(min) => match record_block(u.block_len1, min, "Sysdig event") {
                         Ok(()) => Some(record_only(LinkType::SYSDIG_EVENT)),
                         Err(reason) => return Err(reason),
-                    }
-                }
+                    },
+                    None => None,
+                },
                 _ => None,
             },
         })

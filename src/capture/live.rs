@@ -278,15 +278,15 @@ impl DropLog {
                 until_frame: frames.saturating_add(1),
                 dropped: kernel,
             };
-            if self.windows.len() >= Self::MAX_WINDOWS {
-                if let (Some(a), Some(b)) = (self.windows.pop_front(), self.windows.pop_front()) {
-                    self.windows.push_front(DropWindow {
-                        after_frame: a.after_frame,
-                        until_frame: b.until_frame,
-                        dropped: a.dropped + b.dropped,
-                    });
-                    self.merged += 1;
-                }
+            if self.windows.len() >= Self::MAX_WINDOWS
+                && let (Some(a), Some(b)) = (self.windows.pop_front(), self.windows.pop_front())
+            {
+                self.windows.push_front(DropWindow {
+                    after_frame: a.after_frame,
+                    until_frame: b.until_frame,
+                    dropped: a.dropped + b.dropped,
+                });
+                self.merged += 1;
             }
             self.windows.push_back(window);
             let p = self.pending.get_or_insert(DropReport {

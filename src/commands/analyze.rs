@@ -141,10 +141,11 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
             findings_suppressed: suppressed,
         });
     }
-    if json && io_error.is_none() {
-        if let Err(e) = out.end_json(&summaries) {
-            io_error = Some(e);
-        }
+    if json
+        && io_error.is_none()
+        && let Err(e) = out.end_json(&summaries)
+    {
+        io_error = Some(e);
     }
     if html && io_error.is_none() {
         let mut r = report.into_inner();
@@ -153,16 +154,16 @@ pub fn analyze(args: &crate::cli::AnalyzeArgs) -> u8 {
             io_error = Some(e);
         }
     }
-    if io_error.is_none() {
-        if let Err(e) = out.flush() {
-            io_error = Some(e);
-        }
+    if io_error.is_none()
+        && let Err(e) = out.flush()
+    {
+        io_error = Some(e);
     }
-    if let Some(e) = io_error {
-        if !is_broken_pipe(&e) {
-            report_error("writing output", &e);
-            return EXIT_ERROR;
-        }
+    if let Some(e) = io_error
+        && !is_broken_pipe(&e)
+    {
+        report_error("writing output", &e);
+        return EXIT_ERROR;
     }
     if code == EXIT_ERROR {
         return EXIT_ERROR;

@@ -252,22 +252,22 @@ fn extract_frames(
             not_packets.add(f.number);
             return;
         }
-        if writer.is_none() {
-            if let Some(out) = file.take() {
-                let w = match pcap_ns {
-                    Some(ns) => CaptureWriter::pcap(out, f.link_type, ns),
-                    None => CaptureWriter::pcapng(out),
-                };
-                let w = w.and_then(|mut w| {
-                    if let Some(t) = tls.filter(|t| !t.key_log.is_empty()) {
-                        w.write_secrets(crate::tls::keys::TLS_KEY_LOG, &t.key_log)?;
-                    }
-                    Ok(w)
-                });
-                match w {
-                    Ok(w) => writer = Some(w),
-                    Err(e) => error = Some(e),
+        if writer.is_none()
+            && let Some(out) = file.take()
+        {
+            let w = match pcap_ns {
+                Some(ns) => CaptureWriter::pcap(out, f.link_type, ns),
+                None => CaptureWriter::pcapng(out),
+            };
+            let w = w.and_then(|mut w| {
+                if let Some(t) = tls.filter(|t| !t.key_log.is_empty()) {
+                    w.write_secrets(crate::tls::keys::TLS_KEY_LOG, &t.key_log)?;
                 }
+                Ok(w)
+            });
+            match w {
+                Ok(w) => writer = Some(w),
+                Err(e) => error = Some(e),
             }
         }
         if let Some(w) = writer.as_mut() {

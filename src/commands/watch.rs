@@ -338,10 +338,10 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
         // Drops since the last check, then those not yet said.
         let mut log = drops.borrow_mut();
         let last = log.check(kernel, frames.get(), f64::INFINITY);
-        if let Some(r) = last.or_else(|| log.flush()) {
-            if io_error.is_none() {
-                let _ = out.borrow_mut().drops(&r, &from);
-            }
+        if let Some(r) = last.or_else(|| log.flush())
+            && io_error.is_none()
+        {
+            let _ = out.borrow_mut().drops(&r, &from);
         }
     }
     let stats = engine.stats();

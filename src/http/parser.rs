@@ -326,17 +326,16 @@ impl Parser {
             return used;
         }
         // Otherwise a whole block that needs the lenient paths, or one still arriving.
-        if self.buf.is_empty() {
-            if let Some(end) = find_head_end(rest, 0) {
-                if end <= self.limits.max_header_bytes {
-                    self.append(rest.get(..end).unwrap_or_default(), o);
-                    // Not a message: resynchronise from the next line, which may start one.
-                    return match self.parse_buffered(o, sink) {
-                        Some(()) => end,
-                        None => first_line(rest).len(),
-                    };
-                }
-            }
+        if self.buf.is_empty()
+            && let Some(end) = find_head_end(rest, 0)
+            && end <= self.limits.max_header_bytes
+        {
+            self.append(rest.get(..end).unwrap_or_default(), o);
+            // Not a message: resynchronise from the next line, which may start one.
+            return match self.parse_buffered(o, sink) {
+                Some(()) => end,
+                None => first_line(rest).len(),
+            };
         }
         let old = self.buf.len();
         let from = old.saturating_sub(3);

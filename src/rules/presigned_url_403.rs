@@ -92,18 +92,17 @@ fn causes(r: &Redirect, f: &FollowUp) -> (Vec<String>, Vec<String>) {
     };
     let resp = f.ex.response.as_ref();
     let sent_at = req.first_ts / 1_000_000_000;
-    if let Some(exp) = r.signed.expires_at {
-        if sent_at > exp {
-            causes.push(format!(
+    if let Some(exp) = r.signed.expires_at
+        && sent_at > exp
+    {
+        causes.push(format!(
                 "the URL had expired: it was valid until {} (X-Amz-Date + X-Amz-Expires), the request was sent {} later",
                 fmt_time(exp),
                 human_duration(sent_at.saturating_sub(exp))
             ));
-            fixes.push(
-                "follow the redirect promptly, or have the registry sign URLs for longer"
-                    .to_string(),
-            );
-        }
+        fixes.push(
+            "follow the redirect promptly, or have the registry sign URLs for longer".to_string(),
+        );
     }
     let s3_date = resp
         .and_then(|m| m.header_str("date"))
@@ -120,17 +119,18 @@ fn causes(r: &Redirect, f: &FollowUp) -> (Vec<String>, Vec<String>) {
             fixes.push(
                 "synchronise the registry host's and the S3 service's clocks (NTP)".to_string(),
             );
-        } else if let Some(exp) = r.signed.expires_at {
-            if s3_now > exp && sent_at <= exp {
-                causes.push(format!(
+        } else if let Some(exp) = r.signed.expires_at
+            && s3_now > exp
+            && sent_at <= exp
+        {
+            causes.push(format!(
                     "clock skew: by S3's clock ({}) the URL had expired at {}, although by the capture's clock it had not",
                     fmt_time(s3_now),
                     fmt_time(exp)
                 ));
-                fixes.push(
-                    "synchronise the registry host's and the S3 service's clocks (NTP)".to_string(),
-                );
-            }
+            fixes.push(
+                "synchronise the registry host's and the S3 service's clocks (NTP)".to_string(),
+            );
         }
     }
     let host = req.header_str("host").unwrap_or_default();

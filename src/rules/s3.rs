@@ -132,10 +132,10 @@ pub fn is_s3_request(req: &Message) -> bool {
 
 /// [`is_s3_request`] of a request with this `Authorization` (if any) and target.
 pub fn is_s3_signed(authorization: Option<&[u8]>, uri: &[u8]) -> bool {
-    if let Some(a) = authorization {
-        if a.starts_with(b"AWS4-HMAC-SHA256 ") || a.starts_with(b"AWS ") {
-            return true;
-        }
+    if let Some(a) = authorization
+        && (a.starts_with(b"AWS4-HMAC-SHA256 ") || a.starts_with(b"AWS "))
+    {
+        return true;
     }
     let Some(q) = memchr::memchr(b'?', uri).and_then(|i| uri.get(i + 1..)) else {
         return false;
