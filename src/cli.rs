@@ -3,10 +3,21 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// `capdiag --version`: the version, the commit it was built from and the libpcap it was built
+/// with (`build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("CAPDIAG_COMMIT"),
+    ", libpcap ",
+    env!("CAPDIAG_LIBPCAP"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "capdiag",
-    version,
+    version = VERSION,
     about = "Diagnose HTTP/1.x traffic (container registries, S3) in packet captures",
     long_about = None
 )]
@@ -34,6 +45,16 @@ pub enum Command {
     Explain {
         /// Rule id (see `capdiag rules`)
         id: String,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page, or a command's (roff; `capdiag man analyze | man -l -`)
+    Man {
+        /// The command whose page to print (`capdiag-analyze(1)`); none: `capdiag(1)`
+        command: Option<String>,
     },
 }
 
@@ -399,7 +420,10 @@ impl Command {
                 }
                 Ok(())
             }
-            Command::Rules | Command::Explain { .. } => Ok(()),
+            Command::Rules
+            | Command::Explain { .. }
+            | Command::Completions { .. }
+            | Command::Man { .. } => Ok(()),
         }
     }
 }

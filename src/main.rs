@@ -26,6 +26,8 @@ fn main() -> ExitCode {
         capdiag::cli::Command::Extract(args) => capdiag::commands::extract(args),
         capdiag::cli::Command::Rules => capdiag::commands::rules(),
         capdiag::cli::Command::Explain { id } => capdiag::commands::explain(id),
+        capdiag::cli::Command::Completions { shell } => capdiag::commands::completions(*shell),
+        capdiag::cli::Command::Man { command } => capdiag::commands::man(command.as_deref()),
     };
     ExitCode::from(code)
 }

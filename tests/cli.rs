@@ -858,3 +858,127 @@ fn suites_not_decrypted_are_counted_and_named() {
     assert!(stdout(&o).contains("unsupported suite 0x002f (CBC, RC4 or NULL)"));
     assert!(stdout(&o).contains("with a cipher suite not decrypted (CBC, CCM)"));
 }
+
+#[test]
+fn version_says_the_commit_and_the_libpcap_it_was_built_with() {
+    let o = run(&["--version"]);
+    let v = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        v.starts_with(&format!("capdiag {} (commit ", env!("CARGO_PKG_VERSION"))),
+        "{v}"
+    );
+    // A checkout's commit, as git names it; the libpcap version pkg-config gave.
+    let commit = v
+        .split("(commit ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .unwrap_or_default();
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 12 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{v}"
+    );
+    let pcap = v
+        .split("libpcap ")
+        .nth(1)
+        .unwrap_or_default()
+        .trim_end()
+        .trim_end_matches(')');
+    assert!(pcap.starts_with("1.") || pcap == "unknown", "{v}");
+}
+
+#[test]
+fn completions_are_scripts_the_shells_parse() {
+    for (shell, check) in [
+        ("bash", Some(("bash", vec!["-n"]))),
+        ("zsh", Some(("zsh", vec!["-n"]))),
+        ("fish", Some(("fish", vec!["--no-execute"]))),
+        ("elvish", None),
+        ("powershell", None),
+    ] {
+        let o = run(&["completions", shell]);
+        assert!(o.status.success(), "{shell}: {}", stderr(&o));
+        let script = stdout(&o);
+        for word in ["analyze", "watch", "format", "tls-keylog", "no-diagram"] {
+            assert!(script.contains(word), "{shell}: no {word}");
+        }
+        let Some((program, args)) = check else {
+            continue;
+        };
+        // bash is always there; zsh and fish are checked where installed.
+        if program != "bash" && Command::new(program).arg("--version").output().is_err() {
+            continue;
+        }
+        let path = tmp(&format!("capdiag.{shell}"), script.as_bytes());
+        let c = Command::new(program)
+            .args(&args)
+            .arg(&path)
+            .output()
+            .expect(program);
+        assert!(
+            c.status.success(),
+            "{shell}: {}",
+            String::from_utf8_lossy(&c.stderr)
+        );
+    }
+    let o = run(&["completions", "tcsh"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn the_man_page_renders_without_warnings() {
+    let o = run(&["man"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let page = stdout(&o);
+    assert!(
+        page.starts_with(".ie \\n(.g .ds Aq \\(aq") || page.contains(".TH capdiag 1"),
+        "{page}"
+    );
+    for word in ["analyze", "watch", "extract", "completions"] {
+        assert!(page.contains(word), "no {word}");
+    }
+    let mut pages = vec![("capdiag".to_string(), page)];
+    for c in [
+        "analyze",
+        "watch",
+        "http",
+        "conns",
+        "extract",
+        "rules",
+        "explain",
+        "completions",
+        "man",
+    ] {
+        let o = run(&["man", c]);
+        assert!(o.status.success(), "{c}: {}", stderr(&o));
+        pages.push((format!("capdiag-{c}"), stdout(&o)));
+    }
+    assert!(
+        pages[1].1.contains("tls\\-keylog") && pages[1].1.contains("no\\-diagram"),
+        "{}",
+        pages[1].1
+    );
+    for (name, page) in &pages {
+        let path = tmp(&format!("{name}.1"), page.as_bytes());
+        // groff with every warning on: the page must give none.
+        let g = Command::new("groff")
+            .args(["-man", "-Tutf8", "-ww", "-z"])
+            .arg(&path)
+            .output()
+            .expect("groff (Debian: groff-base) renders the page");
+        assert!(
+            g.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&g.stderr)
+        );
+        assert!(
+            g.stderr.is_empty(),
+            "{name}: groff: {}",
+            String::from_utf8_lossy(&g.stderr)
+        );
+    }
+    let o = run(&["man", "nosuch"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no command 'nosuch'"), "{}", stderr(&o));
+}

@@ -24,6 +24,7 @@ mod analyze;
 mod conns;
 mod extract;
 mod http;
+mod install;
 mod rule_docs;
 mod watch;
 
@@ -31,6 +32,7 @@ pub use analyze::analyze;
 pub use conns::conns;
 pub use extract::extract;
 pub use http::http;
+pub use install::{completions, man};
 pub use rule_docs::{explain, rules};
 pub use watch::watch;
 
