@@ -154,8 +154,19 @@ pub fn finding_block_with(
     let _ = writeln!(out, "\n  Wireshark filter: {}", printable(&f.filter));
     let _ = writeln!(
         out,
-        "  Extract evidence: capdiag extract {} -w {}-{n}.{}{} --frames {}",
-        printable(&shell_quote(file)),
+        "  Extract evidence: {}",
+        printable(&extract_command(f, n, file, extract_args))
+    );
+    out
+}
+
+/// The `capdiag extract` command that writes finding `n`'s evidence frames of `file` to a
+/// capture of their own, with `extract_args` (already quoted for a shell: the run's TLS key
+/// logs and `--with-keys`) added; not yet made printable.
+pub fn extract_command(f: &Finding, n: usize, file: &str, extract_args: &str) -> String {
+    format!(
+        "capdiag extract {} -w {}-{n}.{}{extract_args} --frames {}",
+        shell_quote(file),
         f.rule,
         // The secrets go in a pcapng.
         if extract_args.contains("--with-keys") {
@@ -163,10 +174,8 @@ pub fn finding_block_with(
         } else {
             "pcap"
         },
-        printable(extract_args),
         frame_ranges(&f.frames)
-    );
-    out
+    )
 }
 
 #[cfg(test)]

@@ -57,6 +57,19 @@ pub struct PresignedUrl403 {
 
 /// When a redirect is decided: [`SETTLE_NS`] after its refusal, or [`NO_FOLLOW_UP_NS`] after
 /// it when none came.
+/// The redirected request and its 307 as evidence, the server named the registry.
+fn redirect_evidence(r: &Redirect) -> Vec<crate::finding::Evidence> {
+    named(
+        exchange_evidence(
+            &r.ex,
+            "request redirected",
+            "redirect to a presigned S3 URL",
+        ),
+        r.ex.server,
+        "registry",
+    )
+}
+
 fn decided_at(r: &Redirect) -> TimestampNs {
     match r.refused_at {
         Some(t) => t.saturating_add(SETTLE_NS),
@@ -227,15 +240,7 @@ impl PresignedUrl403 {
         else {
             return;
         };
-        let mut evidence = named(
-            exchange_evidence(
-                &r.ex,
-                "request redirected",
-                "redirect to a presigned S3 URL",
-            ),
-            r.ex.server,
-            "registry",
-        );
+        let mut evidence = redirect_evidence(r);
         let mut all_causes: Vec<String> = Vec::new();
         let mut all_fixes: Vec<String> = Vec::new();
         for f in &refused {
@@ -316,15 +321,7 @@ impl PresignedUrl403 {
         let Some(resp) = &r.ex.response else {
             return;
         };
-        let evidence = named(
-            exchange_evidence(
-                &r.ex,
-                "request redirected",
-                "redirect to a presigned S3 URL",
-            ),
-            r.ex.server,
-            "registry",
-        );
+        let evidence = redirect_evidence(r);
         out.push(FindingDraft {
 rule: INFO.id,
 severity: Severity::Info,

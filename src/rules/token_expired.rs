@@ -11,7 +11,8 @@
 //! its times; a token is never printed.
 
 use super::kit::{
-    Bounded, Url, auth_param, exchange_evidence, realm_of, request_line, secs, target_path,
+    Bounded, Url, auth_param, exchange_evidence, exchange_parties, realm_of, request_label,
+    request_line, secs, target_path,
 };
 use super::{Interest, Rule, RuleInfo};
 use crate::capture::TimestampNs;
@@ -337,16 +338,14 @@ impl Rule for TokenExpired {
                     jwt_iat,
                     jwt_exp,
                     first: (req.frame, req.first_ts, request_line(req, 60)),
-                    first_evidence: {
-                        let mut e = exchange_evidence(ex, "", "");
-                        e.truncate(1);
-                        let mut e = e.pop().unwrap_or_else(|| {
-                            Evidence::note(req.frame, Some(ex.stream), String::new())
-                        });
-                        e.what =
-                            format!("request: first with the token: {}", request_line(req, 60));
-                        e
-                    },
+                    first_evidence: Evidence::packet(
+                        req.frame,
+                        Some(ex.stream),
+                        exchange_parties(ex),
+                        req.frame_ts(),
+                        format!("request: first with the token: {}", request_line(req, 60)),
+                        request_label(req),
+                    ),
                     issued,
                 },
             );

@@ -9,11 +9,12 @@ pub mod svg;
 pub mod timeline;
 
 use super::FileSummary;
+use super::findings::extract_command;
 use super::ladder::Ladder;
 use super::table::summary_details;
 use crate::capture::TimestampNs;
-use crate::finding::{Finding, Severity, frame_ranges};
-use crate::text::{printable, shell_quote};
+use crate::finding::{Finding, Severity};
+use crate::text::printable;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use std::collections::BTreeMap;
 use timeline::Timeline;
@@ -273,19 +274,7 @@ impl Report {
     fn finding_markup(&self, k: &Kept) -> Markup {
         let f = &k.finding;
         let file = self.file_name(k.file);
-        let ext = if self.extract_args.contains("--with-keys") {
-            "pcapng"
-        } else {
-            "pcap"
-        };
-        let extract = format!(
-            "capdiag extract {} -w {}-{}.{ext}{} --frames {}",
-            shell_quote(&file),
-            f.rule,
-            k.n,
-            self.extract_args,
-            frame_ranges(&f.frames)
-        );
+        let extract = extract_command(f, k.n, &file, &self.extract_args);
         let frames: Vec<String> = f.frames.iter().map(u64::to_string).collect();
         let streams: Vec<String> = f.streams.iter().map(u64::to_string).collect();
         html! {
