@@ -16,7 +16,7 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
     #[error(
-        "capturing on {iface} needs privileges: run as root, or give the binary the capabilities once with `sudo setcap cap_net_raw,cap_net_admin=eip {exe}` (in a container: add the NET_RAW and NET_ADMIN capabilities)"
+        "capturing on {iface} needs privileges: run as root, or give the binary the capability once with `sudo setcap cap_net_raw=eip {exe}` (in a container: add the NET_RAW capability)"
     )]
     Permission { iface: String, exe: String },
     #[error("no interface named '{iface}'; interfaces: {known}")]
