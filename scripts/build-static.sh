@@ -181,6 +181,6 @@ cp "$BIN" "$OUT/capdiag.tmp"
 mv "$OUT/capdiag.tmp" "$OUT/capdiag"
 
 say "done in $(($(date +%s) - start)) s: $OUT/capdiag"
-say "$(file -L "$OUT/capdiag" | cut -d: -f2- | cut -d, -f1-5), $(stat -c %s "$OUT/capdiag") bytes"
+say "$(stat -c %s "$OUT/capdiag") bytes: $(file -bL "$OUT/capdiag")"
 echo "$OUT/capdiag"
 "$OUT/capdiag" --version
