@@ -5,12 +5,14 @@
 //! analyser needs around it: frame numbering, per-interface link types and timestamp resolution
 //! for pcapng, and a precise account of how reading ended (cleanly, cut off mid-record, damaged).
 
+use super::stream::{Pausable, PauseState};
 use super::{Frame, LinkType, TimestampNs};
 use pcap_parser::pcapng::Block;
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{PcapBlockOwned, PcapError};
 use std::fmt;
 use std::io::{self, Read};
+use std::sync::Arc;
 
 /// Largest record accepted in a pcap file; Wireshark refuses larger ones too
 /// (`WTAP_MAX_PACKET_SIZE_STANDARD`).
@@ -139,6 +141,8 @@ pub enum ReadEnd {
     ReadFailed { offset: u64 },
     /// Whoever was reading stopped at this byte (the frames were not all wanted).
     Stopped { offset: u64 },
+    /// A [`Pausable`] input had nothing to read for a while; reading again goes on from here.
+    Paused { offset: u64 },
 }
 
 impl fmt::Display for ReadEnd {
@@ -160,6 +164,7 @@ impl fmt::Display for ReadEnd {
                 )
             }
             ReadEnd::Stopped { offset } => write!(f, "reading was stopped at byte {offset}"),
+            ReadEnd::Paused { offset } => write!(f, "the input paused at byte {offset}"),
         }
     }
 }
@@ -179,6 +184,8 @@ pub struct CaptureReader {
     blocks: Blocks,
     /// Read buffer size to begin with; a record that does not fit grows it.
     buffer_len: usize,
+    /// Set when the input is [`Pausable`]: a failed read may be a pause, not an error.
+    pause: Option<Arc<PauseState>>,
 }
 
 /// What reading the blocks of a capture keeps: it turns each block into a frame (or nothing),
@@ -363,7 +370,26 @@ impl CaptureReader {
                 secrets: Secrets::default(),
             },
             buffer_len,
+            pause: None,
         })
+    }
+
+    /// Opens a capture arriving through a pipe: once pauses are allowed on the returned state
+    /// ([`PauseState::allow`]), reading stops with [`ReadEnd::Paused`] when the input has been
+    /// quiet for a while, and goes on where it was when called again.
+    pub fn pausable(input: Pausable) -> Result<(CaptureReader, Arc<PauseState>), OpenError> {
+        let state = input.state();
+        let mut reader = CaptureReader::new(input)?;
+        reader.pause = Some(Arc::clone(&state));
+        Ok((reader, state))
+    }
+
+    /// Why a read failed: the input paused ([`ReadEnd::Paused`]) or an error.
+    fn read_failed(&self, offset: u64) -> ReadEnd {
+        match &self.pause {
+            Some(p) if p.take_paused() => ReadEnd::Paused { offset },
+            _ => ReadEnd::ReadFailed { offset },
+        }
     }
 
     pub fn format(&self) -> Format {
@@ -457,7 +483,7 @@ impl CaptureReader {
                 Step::Consume(len) => self.inner.consume_noshift(len),
                 Step::Refill => {
                     if self.inner.refill().is_err() {
-                        return ReadEnd::ReadFailed { offset };
+                        return self.read_failed(offset);
                     }
                 }
                 Step::Grow => {
@@ -476,7 +502,7 @@ impl CaptureReader {
                                 };
                             }
                             if self.inner.refill().is_err() {
-                                return ReadEnd::ReadFailed { offset };
+                                return self.read_failed(offset);
                             }
                         }
                         Some(n) => {

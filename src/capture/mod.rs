@@ -8,6 +8,7 @@
 pub mod file;
 pub mod live;
 pub mod prefetch;
+pub mod stream;
 pub mod write;
 
 /// A link-layer header type as registered at tcpdump.org (`LINKTYPE_*`), kept as its raw value.

@@ -45,11 +45,28 @@ pub fn open_capture(path: &Path) -> Result<CaptureReader, OpenError> {
     if path.as_os_str() == "-" {
         return CaptureReader::new(io::stdin());
     }
+    CaptureReader::new(open_file(path)?)
+}
+
+/// Opens a capture for `watch -r`, as [`open_capture`], able to pause when it comes through a
+/// pipe from a live capture that goes quiet (`crate::capture::stream`).
+pub fn open_stream(
+    path: &Path,
+) -> Result<(CaptureReader, Arc<crate::capture::stream::PauseState>), OpenError> {
+    use crate::capture::stream::Pausable;
+    let input = if path.as_os_str() == "-" {
+        Pausable::stdin()?
+    } else {
+        Pausable::new(open_file(path)?)
+    };
+    CaptureReader::pausable(input)
+}
+
+fn open_file(path: &Path) -> io::Result<File> {
     if path.is_dir() {
-        return Err(OpenError::Io(io::Error::other("is a directory")));
+        return Err(io::Error::other("is a directory"));
     }
-    let file = File::open(path)?;
-    CaptureReader::new(file)
+    File::open(path)
 }
 
 /// Opens a capture, or reports why it cannot be read (named as the user gave it).
@@ -128,9 +145,14 @@ fn open_with_keys(
     keys: &Arc<crate::tls::KeyStore>,
 ) -> Option<CaptureReader> {
     let mut reader = open_or_report(path, name)?;
+    take_embedded_keys(&mut reader, name, keys);
+    Some(reader)
+}
+
+/// The secrets a pcapng carries (Decryption Secrets Blocks) go to the run's key store.
+fn take_embedded_keys(reader: &mut CaptureReader, name: &str, keys: &Arc<crate::tls::KeyStore>) {
     let (k, n) = (Arc::clone(keys), name.to_string());
     reader.on_secrets(move |kind, data, frame| k.add_embedded_at(&n, kind, data, frame));
-    Some(reader)
 }
 
 /// A path as capdiag names it in its output: as the user gave it, with bytes that are not

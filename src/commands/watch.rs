@@ -5,11 +5,13 @@ use super::{
     EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, count_line_n, fail_threshold, is_broken_pipe, name_of,
     print_text, read_frames, report_error, warn_if_incomplete,
 };
-use crate::capture::file::CaptureReader;
+use crate::capture::file::{CaptureReader, ReadEnd};
+use crate::capture::stream::PauseState;
 use crate::engine::Engine;
 use crate::output::FileSummary;
 use crate::output::finding_writer::{FindingWriter, Origin, Style};
 use std::io::{self, Write};
+use std::sync::Arc;
 
 #[derive(serde::Serialize)]
 struct WatchSummary<'a> {
@@ -45,21 +47,29 @@ const POLL_MS: u64 = 200;
 /// The longest a captured packet waits in the kernel's buffer before it is handed over (ms).
 const BLOCK_TIMEOUT_MS: i32 = 100;
 
+/// How long `watch -r` waits for a pipe's next bytes before letting time move on (ms).
+const PIPE_PAUSE_MS: u64 = 500;
+
+/// How long a capture feeding a pipe may hold a packet back before writing it: tcpdump's
+/// buffer timeout, 1 s. Time moves on only that far behind the silence, so a packet it still
+/// holds is not overtaken by a deadline.
+const PIPE_HOLD_NS: i64 = 1_000_000_000;
+
 /// The smallest snap length `watch` captures with: link, IP and TCP headers with options.
 const MIN_SNAPLEN: i32 = 64;
 
 /// Where `watch` reads frames from.
 enum Source {
     Live(crate::capture::live::LiveCapture),
-    /// A capture file (`-r`), read as if its frames were arriving.
-    File(CaptureReader),
+    /// A capture file (`-r`), read as if its frames were arriving; it may pause (a pipe).
+    File(CaptureReader, Arc<PauseState>),
 }
 
 impl Source {
     fn link_types(&self) -> String {
         match self {
             Source::Live(c) => c.link_type().to_string(),
-            Source::File(r) => r
+            Source::File(r, _) => r
                 .link_types()
                 .iter()
                 .map(ToString::to_string)
@@ -71,7 +81,7 @@ impl Source {
     fn flush(&mut self) -> Result<(), String> {
         match self {
             Source::Live(c) => c.flush(),
-            Source::File(_) => Ok(()),
+            Source::File(..) => Ok(()),
         }
     }
 
@@ -79,7 +89,7 @@ impl Source {
     fn stats(&mut self) -> crate::capture::live::LiveStats {
         match self {
             Source::Live(c) => c.stats(),
-            Source::File(_) => crate::capture::live::LiveStats::default(),
+            Source::File(..) => crate::capture::live::LiveStats::default(),
         }
     }
 }
@@ -88,7 +98,6 @@ impl Source {
 pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
     use crate::capture::live::{LiveCapture, LiveOptions, Read, list_interfaces};
     use crate::cli::WatchFormat;
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicU8, Ordering};
     use std::time::{Duration, Instant, SystemTime};
 
@@ -120,9 +129,15 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
     };
     // Where the frames come from: an interface, or a capture file read as if it were one.
     let mut source = match &args.read {
-        Some(path) => match super::open_with_keys(path, &name_of(path), &keys) {
-            Some(r) => Source::File(r),
-            None => return EXIT_ERROR,
+        Some(path) => match super::open_stream(path) {
+            Ok((mut r, pause)) => {
+                super::take_embedded_keys(&mut r, &name_of(path), &keys);
+                Source::File(r, pause)
+            }
+            Err(e) => {
+                report_error(&name_of(path), &e);
+                return EXIT_ERROR;
+            }
         },
         None => {
             let Some(iface) = args.interface.clone() else {
@@ -315,13 +330,44 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
                 }
             }
         },
-        Source::File(reader) => {
-            let end = read_frames(reader, 1, &mut engine, &mut set, |_| {
-                frames.set(frames.get() + 1);
-                stop.load(Ordering::SeqCst) == 0
-                    && args.count.is_none_or(|c| frames.get() < c)
-                    && !output_gone.get()
-            });
+        Source::File(reader, pause) => {
+            // Through a pipe from a live capture that goes quiet, time moves on as in a live
+            // watch: from the latest frame's time by the time gone since the input paused,
+            // less what the capture may still hold back (`PIPE_HOLD_NS`).
+            pause.allow(
+                PIPE_PAUSE_MS,
+                wake_rx.try_clone().ok().map(std::os::fd::OwnedFd::from),
+            );
+            let mut quiet_since: Option<(u64, Instant)> = None;
+            let end = loop {
+                let end = read_frames(reader, 1, &mut engine, &mut set, |_| {
+                    frames.set(frames.get() + 1);
+                    stop.load(Ordering::SeqCst) == 0
+                        && args.count.is_none_or(|c| frames.get() < c)
+                        && !output_gone.get()
+                });
+                let ReadEnd::Paused { offset } = end else {
+                    break end;
+                };
+                if stop.load(Ordering::SeqCst) != 0 || output_gone.get() {
+                    break ReadEnd::Stopped { offset };
+                }
+                let since = match quiet_since {
+                    Some((n, t)) if n == frames.get() => t,
+                    _ => {
+                        let t = Instant::now()
+                            .checked_sub(Duration::from_millis(PIPE_PAUSE_MS))
+                            .unwrap_or_else(Instant::now);
+                        quiet_since = Some((frames.get(), t));
+                        t
+                    }
+                };
+                if let Some(latest) = engine.stats().last_ts {
+                    let quiet = i64::try_from(since.elapsed().as_nanos()).unwrap_or(i64::MAX);
+                    let now = latest.saturating_add(quiet.saturating_sub(PIPE_HOLD_NS).max(0));
+                    engine.idle(now, &mut set);
+                }
+            };
             read_end = Some(end);
         }
     }
