@@ -946,11 +946,26 @@ fn version_says_the_commit_and_the_libpcap_it_was_built_with() {
         .nth(1)
         .and_then(|r| r.split(',').next())
         .unwrap_or_default();
+    let (hash, changed) = match commit.strip_suffix(" with local changes") {
+        Some(h) => (h, true),
+        None => (commit, false),
+    };
     assert!(
-        commit == "unknown"
-            || (commit.len() == 12 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
+        hash == "unknown" || (hash.len() == 12 && hash.bytes().all(|b| b.is_ascii_hexdigit())),
         "{v}"
     );
+    // "with local changes" exactly when the sources differ from the commit (git asked again).
+    let status = Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no", "--"])
+        .args(["src", "build.rs", "Cargo.toml", "Cargo.lock"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output();
+    if let Ok(s) = status
+        && s.status.success()
+        && hash != "unknown"
+    {
+        assert_eq!(changed, !s.stdout.is_empty(), "{v}");
+    }
     let pcap = v
         .split("libpcap ")
         .nth(1)

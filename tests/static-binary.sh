@@ -66,7 +66,7 @@ cp "$BIN" "$root/capdiag"
 check "the chroot holds the binary and nothing else" test "$(ls -A "$root")" = capdiag
 version=$(chroot "$root" /capdiag --version 2>&1) || true
 echo "version: $version"
-check "--version names the commit and libpcap" grep -Eq '^capdiag [0-9.]+ \(commit [0-9a-f]+, libpcap [0-9]' <<<"$version"
+check "--version names the commit and libpcap" grep -Eq '^capdiag [0-9.]+ \(commit [0-9a-f]+( with local changes)?, libpcap [0-9]' <<<"$version"
 check "rules: as the ordinary build" cmp -s <(chroot "$root" /capdiag rules) <("$REF" rules)
 check "explain: as the ordinary build" \
     cmp -s <(chroot "$root" /capdiag explain presigned-url-403) <("$REF" explain presigned-url-403)
