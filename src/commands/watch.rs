@@ -51,9 +51,16 @@ const BLOCK_TIMEOUT_MS: i32 = 100;
 const PIPE_PAUSE_MS: u64 = 500;
 
 /// How long a capture feeding a pipe may hold a packet back before writing it: tcpdump's
-/// buffer timeout, 1 s. Time moves on only that far behind the silence, so a packet it still
-/// holds is not overtaken by a deadline.
-const PIPE_HOLD_NS: i64 = 1_000_000_000;
+/// buffer timeout is 1 s, and a remote pipe (`kubectl exec`, SSH) adds its own delays. Time
+/// moves on only that far behind the silence, so a packet still on its way is not overtaken by
+/// a deadline.
+const PIPE_HOLD_NS: i64 = 2_000_000_000;
+
+/// A pipe is taken for a live feed when its latest frame is at most this far from the clock
+/// (either way: the capturing host's clock may differ a little). A stored capture replayed
+/// through a slow pipe (`zcat`, `ssh cat`) is older, and its time moves on only with its frames,
+/// so the same bytes give the same findings.
+const PIPE_LIVE_WITHIN_NS: i64 = 60_000_000_000;
 
 /// The smallest snap length `watch` captures with: link, IP and TCP headers with options.
 const MIN_SNAPLEN: i32 = 64;
@@ -333,7 +340,8 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
         Source::File(reader, pause) => {
             // Through a pipe from a live capture that goes quiet, time moves on as in a live
             // watch: from the latest frame's time by the time gone since the input paused,
-            // less what the capture may still hold back (`PIPE_HOLD_NS`).
+            // less what the capture may still hold back (`PIPE_HOLD_NS`); only for a live feed
+            // (`PIPE_LIVE_WITHIN_NS`).
             pause.allow(
                 PIPE_PAUSE_MS,
                 wake_rx.try_clone().ok().map(std::os::fd::OwnedFd::from),
@@ -362,7 +370,9 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
                         t
                     }
                 };
-                if let Some(latest) = engine.stats().last_ts {
+                if let Some(latest) = engine.stats().last_ts
+                    && latest.abs_diff(wall_ns()) <= PIPE_LIVE_WITHIN_NS.unsigned_abs()
+                {
                     let quiet = i64::try_from(since.elapsed().as_nanos()).unwrap_or(i64::MAX);
                     let now = latest.saturating_add(quiet.saturating_sub(PIPE_HOLD_NS).max(0));
                     engine.idle(now, &mut set);
