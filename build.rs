@@ -19,7 +19,13 @@ fn main() {
         output("git", &["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
     // Built from a tree that differs from its commit: say so, so that a binary handed on is
     // not taken for the commit's own.
-    let mut status = vec!["status", "--porcelain", "--untracked-files=no", "--"];
+    let mut status = vec![
+        "--no-optional-locks",
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+    ];
     status.extend(BUILT_FROM);
     if commit != "unknown" && output("git", &status).is_some() {
         commit.push_str(" with local changes");
@@ -33,9 +39,12 @@ fn main() {
     for p in BUILT_FROM {
         println!("cargo:rerun-if-changed={p}");
     }
-    for p in [".git/HEAD", ".git/refs/heads", ".git/packed-refs"] {
-        if std::path::Path::new(p).exists() {
-            println!("cargo:rerun-if-changed={p}");
+    // Where git keeps them (in a worktree, `.git` is a file naming another directory).
+    for p in ["HEAD", "refs/heads", "packed-refs"] {
+        if let Some(path) = output("git", &["rev-parse", "--git-path", p])
+            && std::path::Path::new(&path).exists()
+        {
+            println!("cargo:rerun-if-changed={path}");
         }
     }
     println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
