@@ -4,18 +4,27 @@
 # netshoot, distroless, scratch) and on any node. tests/static-binary.sh proves it: copied alone
 # into an empty directory, it analyzes and captures under `chroot`.
 #
-#   scripts/build-static.sh OUTDIR          static glibc with Debian's own libpcap.a (the default)
-#   scripts/build-static.sh --musl OUTDIR   musl, libpcap built from Debian's source of the same
-#                                           version without D-Bus/RDMA/libnl/Bluetooth/USB
+#   scripts/build-static.sh OUTDIR           musl, with libpcap built from Debian's source of the
+#                                            version installed, without D-Bus/RDMA/libnl/Bluetooth/
+#                                            USB capture (the default)
+#   scripts/build-static.sh --glibc OUTDIR   static glibc with Debian's own libpcap.a: Debian's
+#                                            binary packages only, no source to fetch
 #
-# Debian/Ubuntu x86_64. Installs what it needs with apt-get when it is missing (run as root then).
+# musl is the default because a static glibc still loads the host's NSS modules (libnss_*.so,
+# with the host's own libc) when a name must be resolved: for capdiag only a host or port *named*
+# in a capture filter (`-f 'host registry'`, `port http`), and only where /etc/nsswitch.conf
+# lists modules beyond files and dns (mdns, sss, systemd, resolve); musl reads /etc/hosts,
+# /etc/services and DNS itself. With numbers in filters both builds behave the same.
+#
+# Debian x86_64 (the glibc build also on Ubuntu; the musl build fetches Debian's source and is
+# untested on Ubuntu). Installs what it needs with apt-get when it is missing (run as root then).
 # Environment:
 #   SRC               the checkout to build (default: the checkout this script is in)
 #   CARGO_TARGET_DIR  cargo's target directory (default: SRC/target); the binary is built under
 #                     TARGET/<triple>/release, apart from the ordinary build
-#   WORK              scratch directory for the libsystemd stand-in or the musl libpcap
+#   WORK              scratch directory for the musl libpcap or the libsystemd stand-in
 #                     (default: TARGET/static-build)
-#   STRIP=0           keep the line tables in the copy in OUTDIR (about 21 MB instead of about
+#   STRIP=0           keep the line tables in the copy in OUTDIR (about 20 MB instead of 4 to
 #                     5 MB: backtraces with file and line; the copy is stripped by default)
 #
 # Why the glibc build needs more than +crt-static:
@@ -28,10 +37,13 @@
 #   NEEDED entries and an interpreter, not only by `file`.
 set -euo pipefail
 
-MODE=gnu
-if [ "${1:-}" = "--musl" ]; then MODE=musl; shift; fi
+MODE=musl
+case "${1:-}" in
+--musl) shift ;;
+--glibc) MODE=gnu; shift ;;
+esac
 if [ $# -ne 1 ]; then
-    echo "usage: $0 [--musl] OUTDIR" >&2
+    echo "usage: $0 [--glibc] OUTDIR" >&2
     exit 2
 fi
 OUT=$1
@@ -39,12 +51,9 @@ die() { echo "build-static: $*" >&2; exit 1; }
 say() { echo "build-static: $*" >&2; }
 
 [ "$(uname -m)" = x86_64 ] || die "x86_64 only"
-if [ -z "${SRC:-}" ]; then
-    SRC=$(git -C "$(dirname "$0")" rev-parse --show-toplevel 2>/dev/null) ||
-        die "not inside a capdiag checkout: set SRC=/path/to/checkout"
-fi
+SRC=${SRC:-$(dirname "$0")/..}
 SRC=$(cd "$SRC" && pwd)
-grep -q '^name = "capdiag"' "$SRC/Cargo.toml" 2>/dev/null || die "$SRC is not a capdiag checkout"
+grep -q '^name = "capdiag"' "$SRC/Cargo.toml" 2>/dev/null || die "$SRC is not a capdiag checkout (set SRC)"
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$SRC/target}
@@ -130,8 +139,17 @@ else
         # (the system's sources and lists are left as they are).
         apt_dir=$WORK/apt
         rm -rf "$apt_dir" && mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/parts"
-        apt-cache policy | awk '$NF == "Packages" && $2 ~ /:\/\// { split($3, s, "/"); print "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] " $2 " " s[1] " " s[2] }' |
-            sort -u >"$apt_dir/sources.list"
+        keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+        [ -f "$keyring" ] || die "no $keyring (not Debian?): build with --glibc"
+        mirrors() {
+            apt-cache policy | awk -v k="$keyring" '$NF == "Packages" && $2 ~ /:\/\// { split($3, s, "/"); print "deb-src [signed-by=" k "] " $2 " " s[1] " " s[2] }' |
+                sort -u
+        }
+        mirrors >"$apt_dir/sources.list"
+        if [ ! -s "$apt_dir/sources.list" ]; then
+            # No package lists yet (a fresh image): apt-cache knows no mirror until they exist.
+            apt-get update -q >/dev/null && mirrors >"$apt_dir/sources.list"
+        fi
         [ -s "$apt_dir/sources.list" ] || die "no Debian mirror found in apt-cache policy"
         apt_opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o "Dir::Etc::SourceParts=$apt_dir/parts"
             -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache")

@@ -19,11 +19,11 @@
 # Environment: REF (an ordinary build to compare with; default target/debug/capdiag, else
 # target/release/capdiag), PODMAN=0 to leave the container part out.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 [ $# -eq 1 ] || { echo "usage: $0 BIN" >&2; exit 2; }
 BIN=$(realpath "$1")
+REF=${REF:+$(realpath "$REF")}
+cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "static-binary: needs root (chroot, namespaces)" >&2; exit 2; }
-REF=${REF:-}
 if [ -z "$REF" ]; then
     for r in target/debug/capdiag target/release/capdiag; do [ -x "$r" ] && REF=$(realpath "$r") && break; done
 fi
@@ -42,13 +42,14 @@ id=$$
 A=cdsa$id B=cdsb$id
 root=$(mktemp -d /tmp/capdiag-static.XXXXXX)
 chmod 755 "$root"
+scratch=$(mktemp -d /tmp/capdiag-static-logs.XXXXXX)
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     ip netns del "$A" 2>/dev/null || true
     ip netns del "$B" 2>/dev/null || true
-    rm -rf "$root"
+    rm -rf "$root" "$scratch"
     if [ -n "${image:-}" ]; then podman "${podman_opts[@]}" rmi -f "$image" >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
@@ -58,8 +59,11 @@ ldd_says=$(ldd "$BIN" 2>&1 || true)
 echo "ldd: $ldd_says"
 check "ldd: not a dynamic executable" \
     grep -Eq 'not a dynamic executable|statically linked' <<<"$ldd_says"
-check "readelf: no NEEDED entry" bash -c "! readelf -d '$BIN' | grep -q NEEDED"
-check "readelf: no program interpreter" bash -c "! readelf -l '$BIN' | grep -q 'program interpreter'"
+dynamic=$(readelf -d "$BIN" 2>&1) || dynamic="readelf failed: $dynamic"
+headers=$(readelf -l "$BIN" 2>&1) || headers="readelf failed: $headers"
+check "readelf: no NEEDED entry" bash -c '! grep -Eq "NEEDED|readelf failed" <<<"$1"' _ "$dynamic"
+check "readelf: no program interpreter" \
+    bash -c '! grep -Eq "program interpreter|readelf failed" <<<"$1"' _ "$headers"
 
 # ---- 2. alone in an empty directory --------------------------------------------------------
 cp "$BIN" "$root/capdiag"
@@ -105,15 +109,30 @@ ip netns exec "$A" python3 -m http.server 8080 --bind 10.78.0.1 --directory "$ro
 pids+=($!)
 for _ in $(seq 50); do ip netns exec "$A" bash -c 'exec 3<>/dev/tcp/10.78.0.1/8080' 2>/dev/null && break; sleep 0.1; done
 
-traffic() { # from B, after the watch has started: one exchange, and a connection refused
-    sleep 1.5
+traffic() { # from B: one exchange, and a connection refused
     ip netns exec "$B" curl -s -o /dev/null http://10.78.0.1:8080/index.html || true
     ip netns exec "$B" bash -c 'exec 3<>/dev/tcp/10.78.0.1/1' 2>/dev/null || true
 }
 
-traffic &
-live=$(ip netns exec "$A" chroot "$root" /capdiag watch -i any --format ndjson -w /live.pcap --duration 5) || true
-wait $! || true
+# with_traffic READY COMMAND...: runs the command (its stdout and stderr in $out), and sends
+# the traffic once its standard error says READY (the capture is open), not before.
+with_traffic() {
+    local ready=$1 log
+    shift
+    log=$(mktemp -p "$scratch")
+    "$@" >"$log.out" 2>"$log" &
+    local p=$! n=0
+    until grep -q "$ready" "$log" || ! kill -0 $p 2>/dev/null || [ $n -ge 300 ]; do
+        sleep 0.1
+        n=$((n + 1))
+    done
+    traffic
+    wait $p || true
+    out=$(cat "$log.out" "$log")
+}
+
+with_traffic 'capdiag: watching' ip netns exec "$A" chroot "$root" /capdiag watch -i any --format ndjson -w /live.pcap --duration 4
+live=$out
 echo "$live" | sed 's/^/  watch: /' | cut -c1-200
 check "watch -i any in the chroot: the refused connection" grep -q '"rule":"tcp-connect-refused"' <<<"$live"
 check "watch -i any in the chroot: the exchange" grep -q '"type":"summary".*"exchanges":1,' <<<"$live"
@@ -129,19 +148,24 @@ check "as user 65534 without the capability: exit 2 and how to get it" \
     grep -q 'needs privileges.*setcap cap_net_raw=eip' <<<"$denied"
 [ $rc = 2 ] || fail "exit code $rc"
 setcap cap_net_raw=eip "$root/capdiag"
-traffic &
-live=$(ip netns exec "$A" chroot --userspec=65534:65534 "$root" /capdiag watch -i eth0 --duration 5 2>&1) || true
-wait $! || true
+with_traffic 'capdiag: watching' ip netns exec "$A" chroot --userspec=65534:65534 "$root" /capdiag watch -i eth0 --duration 4
 check "as user 65534 with cap_net_raw=eip only: captures and finds the refusal" \
-    grep -q 'tcp-connect-refused' <<<"$live"
+    grep -q 'tcp-connect-refused' <<<"$out"
 setcap -r "$root/capdiag"
 
-# tcpdump already there: its capture piped in.
-traffic &
-piped=$(ip netns exec "$A" timeout 5 tcpdump -U -i eth0 -w - 2>/dev/null |
-    ip netns exec "$A" chroot "$root" /capdiag watch -r - 2>&1) || true
-wait $! || true
-check "tcpdump -w - | capdiag watch -r - (in the chroot): the refusal" grep -q 'tcp-connect-refused' <<<"$piped"
+# tcpdump already there: its capture piped in. The finding comes while the pipe is open (the
+# link quiet, time moves on), well before tcpdump is stopped: each line is stamped as it comes.
+stamp() { while IFS= read -r l; do printf '%s %s\n' "$(date +%s%3N)" "$l"; done; }
+piped() {
+    ip netns exec "$A" timeout 10 tcpdump -U -i eth0 -w - |
+        ip netns exec "$A" chroot "$root" /capdiag watch --format ndjson -r - | stamp
+}
+with_traffic 'listening on' piped
+found=$(grep '"rule":"tcp-connect-refused"' <<<"$out" | cut -d' ' -f1 | head -1)
+ended=$(grep '"type":"summary"' <<<"$out" | cut -d' ' -f1)
+check "tcpdump -U -w - | capdiag watch -r - (in the chroot): the refusal" test -n "$found" -a -n "$ended"
+check "... made while the pipe was open, $(((${ended:-0} - ${found:-0}) / 1000)) s before it ended" \
+    test $((${ended:-0} - ${found:-0})) -gt 1500
 
 # ---- 4. the container image ----------------------------------------------------------------
 if [ "${PODMAN:-1}" != 0 ] && command -v podman >/dev/null; then
@@ -150,7 +174,7 @@ if [ "${PODMAN:-1}" != 0 ] && command -v podman >/dev/null; then
     podman_opts=(--runtime runc --cgroup-manager cgroupfs)
     run=(podman "${podman_opts[@]}" run --rm --ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
     image=localhost/capdiag-static-test:$id
-    ctx=$(mktemp -d -p "$root")
+    ctx=$(mktemp -d -p "$scratch")
     cp "$BIN" "$ctx/capdiag"
     check "podman build -f Containerfile (FROM scratch)" \
         bash -c 'podman "$@" >/dev/null' podman "${podman_opts[@]}" build -q -f Containerfile -t "$image" "$ctx"
@@ -158,10 +182,8 @@ if [ "${PODMAN:-1}" != 0 ] && command -v podman >/dev/null; then
     check "the image runs as a user that is not root ($user)" test -n "$user" -a "${user%%:*}" != 0 -a "${user%%:*}" != root
     out=$("${run[@]}" -v "$root/samples:/data:ro" "$image" analyze --no-diagram /data/registry/presigned-403.pcap 2>&1) || true
     check "in the container: analyze of a mounted capture" grep -q 'presigned-url-403' <<<"$out"
-    traffic &
-    out=$("${run[@]}" --network "ns:/run/netns/$A" --cap-drop ALL --cap-add NET_RAW "$image" \
-        watch -i any --duration 5 2>&1) || true
-    wait $! || true
+    with_traffic 'capdiag: watching' "${run[@]}" --network "ns:/run/netns/$A" --cap-drop ALL \
+        --cap-add NET_RAW "$image" watch -i any --duration 4
     check "in the container, not root, NET_RAW only: watch -i any finds the refusal" \
         grep -q 'tcp-connect-refused' <<<"$out"
 else
