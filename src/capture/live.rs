@@ -16,7 +16,7 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
     #[error(
-        "capturing on {iface} needs privileges: run as root, or give the binary the capability once with `sudo setcap cap_net_raw=eip {exe}` (in a container: add the NET_RAW capability)"
+        "capturing on {iface} needs privileges: run as root, or give the binary the capability once with `sudo setcap cap_net_raw=eip {exe}` (in a container: add the NET_RAW capability; Docker and Kubernetes give added capabilities to root only, so run the capture as user 0 there)"
     )]
     Permission { iface: String, exe: String },
     #[error("no interface named '{iface}'; interfaces: {known}")]
