@@ -374,14 +374,22 @@ impl CaptureReader {
         })
     }
 
-    /// Opens a capture arriving through a pipe: once pauses are allowed on the returned state
-    /// ([`PauseState::allow`]), reading stops with [`ReadEnd::Paused`] when the input has been
-    /// quiet for a while, and goes on where it was when called again.
-    pub fn pausable(input: Pausable) -> Result<(CaptureReader, Arc<PauseState>), OpenError> {
+    /// Opens a capture arriving through a pipe: once pauses are allowed
+    /// ([`CaptureReader::allow_pauses`]), reading stops with [`ReadEnd::Paused`] when the input
+    /// has been quiet for a while, and goes on where it was when called again.
+    pub fn pausable(input: Pausable) -> Result<CaptureReader, OpenError> {
         let state = input.state();
         let mut reader = CaptureReader::new(input)?;
-        reader.pause = Some(Arc::clone(&state));
-        Ok((reader, state))
+        reader.pause = Some(state);
+        Ok(reader)
+    }
+
+    /// From now on a read of a [`Pausable`] input that finds no byte within `wait_ms` (or as
+    /// soon as `wake` becomes readable) ends with [`ReadEnd::Paused`]; other inputs never pause.
+    pub fn allow_pauses(&self, wait_ms: u64, wake: Option<std::os::fd::OwnedFd>) {
+        if let Some(p) = &self.pause {
+            p.allow(wait_ms, wake);
+        }
     }
 
     /// Why a read failed: the input paused ([`ReadEnd::Paused`]) or an error.

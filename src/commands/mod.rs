@@ -50,9 +50,7 @@ pub fn open_capture(path: &Path) -> Result<CaptureReader, OpenError> {
 
 /// Opens a capture for `watch -r`, as [`open_capture`], able to pause when it comes through a
 /// pipe from a live capture that goes quiet (`crate::capture::stream`).
-pub fn open_stream(
-    path: &Path,
-) -> Result<(CaptureReader, Arc<crate::capture::stream::PauseState>), OpenError> {
+pub fn open_stream(path: &Path) -> Result<CaptureReader, OpenError> {
     use crate::capture::stream::Pausable;
     let input = if path.as_os_str() == "-" {
         Pausable::stdin()?

@@ -6,7 +6,6 @@ use super::{
     print_text, read_frames, report_error, warn_if_incomplete,
 };
 use crate::capture::file::{CaptureReader, ReadEnd};
-use crate::capture::stream::PauseState;
 use crate::engine::Engine;
 use crate::output::FileSummary;
 use crate::output::finding_writer::{FindingWriter, Origin, Style};
@@ -69,14 +68,14 @@ const MIN_SNAPLEN: i32 = 64;
 enum Source {
     Live(crate::capture::live::LiveCapture),
     /// A capture file (`-r`), read as if its frames were arriving; it may pause (a pipe).
-    File(CaptureReader, Arc<PauseState>),
+    File(CaptureReader),
 }
 
 impl Source {
     fn link_types(&self) -> String {
         match self {
             Source::Live(c) => c.link_type().to_string(),
-            Source::File(r, _) => r
+            Source::File(r) => r
                 .link_types()
                 .iter()
                 .map(ToString::to_string)
@@ -88,7 +87,7 @@ impl Source {
     fn flush(&mut self) -> Result<(), String> {
         match self {
             Source::Live(c) => c.flush(),
-            Source::File(..) => Ok(()),
+            Source::File(_) => Ok(()),
         }
     }
 
@@ -96,7 +95,7 @@ impl Source {
     fn stats(&mut self) -> crate::capture::live::LiveStats {
         match self {
             Source::Live(c) => c.stats(),
-            Source::File(..) => crate::capture::live::LiveStats::default(),
+            Source::File(_) => crate::capture::live::LiveStats::default(),
         }
     }
 }
@@ -137,9 +136,9 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
     // Where the frames come from: an interface, or a capture file read as if it were one.
     let mut source = match &args.read {
         Some(path) => match super::open_stream(path) {
-            Ok((mut r, pause)) => {
+            Ok(mut r) => {
                 super::take_embedded_keys(&mut r, &name_of(path), &keys);
-                Source::File(r, pause)
+                Source::File(r)
             }
             Err(e) => {
                 report_error(&name_of(path), &e);
@@ -337,12 +336,12 @@ pub fn watch(args: &crate::cli::WatchArgs) -> u8 {
                 }
             }
         },
-        Source::File(reader, pause) => {
+        Source::File(reader) => {
             // Through a pipe from a live capture that goes quiet, time moves on as in a live
             // watch: from the latest frame's time by the time gone since the input paused,
             // less what the capture may still hold back (`PIPE_HOLD_NS`); only for a live feed
             // (`PIPE_LIVE_WITHIN_NS`).
-            pause.allow(
+            reader.allow_pauses(
                 PIPE_PAUSE_MS,
                 wake_rx.try_clone().ok().map(std::os::fd::OwnedFd::from),
             );
